@@ -1,0 +1,25 @@
+"""Hub's public API: everything a plugin imports comes from here (and hub.testing for its tests)."""
+
+from __future__ import annotations
+
+from hub.channel import Channel, PresenceChanged, allow_everyone, deny_anonymous, only_room_owner
+from hub.context import Context
+from hub.errors import Disconnect, HubError
+from hub.hookspecs import hookimpl
+from hub.limits import RateLimit
+from hub.types import Identity, PresenceMember
+
+__all__ = [
+    "Channel",
+    "Context",
+    "Disconnect",
+    "HubError",
+    "Identity",
+    "PresenceChanged",
+    "PresenceMember",
+    "RateLimit",
+    "allow_everyone",
+    "deny_anonymous",
+    "hookimpl",
+    "only_room_owner",
+]

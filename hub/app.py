@@ -1,0 +1,89 @@
+"""create_app(settings) -> the ASGI app: the socket at /ws, HTTP endpoints beside it, lifespan for backends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.routing import WebSocketRoute
+
+from hub.connection import WebSocketEndpoint
+from hub.plugin_manager import PluginManager
+from hub.runtime import Hub
+from hub.settings import HubSettings
+
+STATIC_DIR = Path(__file__).parent / "static"
+access_log = logging.getLogger("hub.access")
+
+
+def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | None = None) -> FastAPI:
+    settings = settings or HubSettings()
+    plugins = plugins or PluginManager.from_entry_points(settings.plugins)
+    hub = Hub(settings, plugins)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(title="Hub", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.hub = hub
+    app.router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(hub)))
+
+    @app.middleware("http")
+    async def log_access(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        # The path only: a query string may carry a token.
+        access_log.info(
+            '%s "%s %s" %d %.1fms',
+            request.client.host if request.client else "-",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready = hub.started
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/api/info")
+    async def info() -> dict[str, Any]:
+        return {
+            "plugins": plugins.names,
+            "channels": {
+                namespace: {
+                    "plugin": hub.router.owner(namespace),
+                    "messages": sorted(channel.inbound),
+                    "events": sorted(channel.events),
+                    "recoverable": channel.recoverable,
+                    "presence": channel.presence,
+                }
+                for namespace, channel in hub.router.channels.items()
+            },
+            "connections": len(hub.sessions),
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    for router in plugins.http_routes(hub):
+        app.include_router(router)
+    return app

@@ -1,0 +1,65 @@
+"""Broker protocol (fan-out between nodes, history, presence, dedup) and open_broker(url) by URL scheme."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import urlparse
+
+from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+
+Deliver = Callable[[str, str, "int | None"], None]
+"""The node's local sink: (channel, encoded ev frame, offset or None). The broker calls it for every event."""
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
+
+
+class Broker(Protocol):
+    """What the core needs from a broker. Every implementation passes tests/test_broker_conformance.py."""
+
+    async def start(self, deliver: Deliver) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None
+    ) -> int | None:
+        """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
+        deliver it on this node and every other one. Returns the offset (None without history)."""
+        ...
+
+    async def subscribe(self, channel: str) -> None:
+        """This node gained its first local subscriber of ``channel``."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None:
+        """This node lost its last local subscriber of ``channel``."""
+        ...
+
+    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition: ...
+
+    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
+        """Every event after ``since`` (recovered=True), or none and recovered=False — never a partial list."""
+        ...
+
+    async def claim_mid(self, key: str, ttl: float) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds, False for a repeat."""
+        ...
+
+    async def presence_join(self, channel: str, member: PresenceMember) -> None: ...
+
+    async def presence_leave(self, channel: str, client: str) -> None: ...
+
+    async def presence_members(self, channel: str) -> list[PresenceMember]: ...
+
+
+def open_broker(url: str, *, dedup_window: float, presence_ttl: float, sweep_interval: float) -> Broker:
+    """Build the broker a URL names: ``memory://`` (one process)."""
+    scheme = urlparse(url).scheme
+    if scheme == "memory":
+        from hub.broker.memory import MemoryBroker
+
+        return MemoryBroker(sweep_interval=sweep_interval)
+    raise ValueError(f"unsupported broker URL {url!r}; expected memory://")

@@ -1,0 +1,135 @@
+"""MemoryBroker: fan-out, history rings, presence and dedup inside one process (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from hub.broker import Deliver
+from hub.protocol import encode_event
+from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One recoverable channel's history: a ring of (offset, frame) under an epoch."""
+
+    epoch: str
+    size: int
+    ttl: float
+    expires_at: float
+    offset: int = 0
+    frames: deque[tuple[int, str]] = field(default_factory=deque)
+
+
+class MemoryBroker:
+    def __init__(self, *, sweep_interval: float = 30.0) -> None:
+        self._deliver: Deliver | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._mids: dict[str, float] = {}
+        self._presence: dict[str, dict[str, PresenceMember]] = {}
+        self._sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-memory-broker-sweep")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    def _stream(self, channel: str, history: HistoryPolicy, now: float) -> _Stream:
+        stream = self._streams.get(channel)
+        if stream is None or stream.expires_at <= now:
+            # A lost or expired stream starts over under a new epoch, so no client mistakes it for the old one.
+            stream = _Stream(
+                epoch=secrets.token_hex(6),
+                size=history.size,
+                ttl=history.ttl,
+                expires_at=now + history.ttl,
+                frames=deque(maxlen=history.size),
+            )
+            self._streams[channel] = stream
+        return stream
+
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None
+    ) -> int | None:
+        offset: int | None = None
+        if history is None:
+            frame = encode_event(channel, event_type, data, None)
+        else:
+            now = time.monotonic()
+            stream = self._stream(channel, history, now)
+            stream.offset += 1
+            offset = stream.offset
+            frame = encode_event(channel, event_type, data, offset)
+            stream.frames.append((offset, frame))
+            stream.expires_at = now + stream.ttl
+        assert self._deliver is not None, "publish before start"
+        self._deliver(channel, frame, offset)
+        return offset
+
+    async def subscribe(self, channel: str) -> None:
+        """Nothing to do: every subscriber is on this node."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Nothing to do: every subscriber is on this node."""
+
+    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
+        stream = self._stream(channel, history, time.monotonic())
+        return StreamPosition(stream.epoch, stream.offset)
+
+    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
+        stream = self._stream(channel, history, time.monotonic())
+        position = StreamPosition(stream.epoch, stream.offset)
+        if since.epoch != stream.epoch or since.offset > stream.offset:
+            return Recovery(False, position)
+        if since.offset == stream.offset:
+            return Recovery(True, position)
+        oldest = stream.frames[0][0] if stream.frames else stream.offset + 1
+        if since.offset + 1 < oldest:
+            return Recovery(False, position)
+        return Recovery(True, position, tuple(frame for offset, frame in stream.frames if offset > since.offset))
+
+    async def claim_mid(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        expires_at = self._mids.get(key)
+        if expires_at is not None and expires_at > now:
+            return False
+        self._mids[key] = now + ttl
+        return True
+
+    async def presence_join(self, channel: str, member: PresenceMember) -> None:
+        self._presence.setdefault(channel, {})[member.client] = member
+
+    async def presence_leave(self, channel: str, client: str) -> None:
+        members = self._presence.get(channel)
+        if members is not None:
+            members.pop(client, None)
+            if not members:
+                del self._presence[channel]
+
+    async def presence_members(self, channel: str) -> list[PresenceMember]:
+        return list(self._presence.get(channel, {}).values())
+
+    def sweep(self) -> None:
+        """Free expired streams and dedup keys; streams and keys also expire lazily when touched."""
+        now = time.monotonic()
+        for channel in [ch for ch, stream in self._streams.items() if stream.expires_at <= now]:
+            del self._streams[channel]
+        for key in [key for key, expires_at in self._mids.items() if expires_at <= now]:
+            del self._mids[key]
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            self.sweep()

@@ -1,0 +1,139 @@
+"""Channel: what a plugin declares — inbound message models and handlers, outbound events, options, snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from hub.limits import RateLimit
+from hub.protocol import NAMESPACE_RE, TYPE_RE
+from hub.types import HistoryPolicy, Identity
+
+if TYPE_CHECKING:
+    from hub.context import Context
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[["Context", Any], Awaitable[BaseModel | None]]
+SnapshotProvider = Callable[["Context"], Awaitable[BaseModel | None]]
+Policy = Callable[[Identity, str], bool]
+"""An access rule: (identity, room) -> allowed?"""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One inbound message type: its pydantic model, its handler, and its own rate limit."""
+
+    type: str
+    model: type[BaseModel]
+    handler: Handler
+    rate_limit: RateLimit | None
+
+
+class PresenceChanged(BaseModel):
+    """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence."""
+
+    client: str
+    user: str
+    name: str
+
+
+def allow_everyone(identity: Identity, room: str) -> bool:
+    return True
+
+
+def deny_anonymous(identity: Identity, room: str) -> bool:
+    return not identity.anonymous
+
+
+def only_room_owner(identity: Identity, room: str) -> bool:
+    """For per-user channels such as ``notifications:<user>``."""
+    return not identity.anonymous and identity.user == room
+
+
+class Channel:
+    """A family of channels ``<namespace>:<room>`` owned by one plugin.
+
+    Declare it at import time, register handlers with :meth:`on`, events with :meth:`event`, the late-joiner
+    snapshot with :meth:`snapshot`, and return it from the plugin's ``hub_channels`` hook.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        description: str = "",
+        recoverable: bool = False,
+        history_size: int = 0,
+        history_ttl: float | None = None,
+        presence: bool = False,
+        can_subscribe: Policy = allow_everyone,
+        can_publish: Policy = allow_everyone,
+    ) -> None:
+        if not NAMESPACE_RE.match(namespace):
+            raise ValueError(f"namespace {namespace!r} must be lower_snake_case ASCII, at most 32 characters")
+        if recoverable and history_size < 1:
+            raise ValueError("a recoverable channel needs history_size >= 1")
+        self.namespace = namespace
+        self.description = description
+        self.recoverable = recoverable
+        self.history_size = history_size
+        self.history_ttl = history_ttl
+        self.presence = presence
+        self.can_subscribe = can_subscribe
+        self.can_publish = can_publish
+        self._inbound: dict[str, Inbound] = {}
+        self._events: dict[str, type[BaseModel]] = {}
+        self._snapshot: SnapshotProvider | None = None
+        if presence:
+            self._events[f"{namespace}.joined"] = PresenceChanged
+            self._events[f"{namespace}.left"] = PresenceChanged
+
+    def _check_type(self, message_type: str) -> None:
+        if not TYPE_RE.match(message_type) or not message_type.startswith(self.namespace + "."):
+            raise ValueError(f"message type {message_type!r} must look like '{self.namespace}.<verb>'")
+
+    def on(
+        self, message_type: str, model: type[ModelT], *, rate_limit: RateLimit | None = None
+    ) -> Callable[[Callable[[Context, ModelT], Awaitable[BaseModel | None]]], Any]:
+        """Register the handler of an inbound message type; ``data`` is validated against ``model`` first."""
+        self._check_type(message_type)
+        if message_type in self._inbound:
+            raise ValueError(f"{message_type!r} already has a handler")
+
+        def register(handler: Callable[[Context, ModelT], Awaitable[BaseModel | None]]) -> Any:
+            self._inbound[message_type] = Inbound(message_type, model, handler, rate_limit)
+            return handler
+
+        return register
+
+    def event(self, event_type: str, model: type[BaseModel]) -> None:
+        """Declare an outbound event type and its model; publishing an undeclared type is an error."""
+        self._check_type(event_type)
+        if event_type in self._events:
+            raise ValueError(f"event {event_type!r} is already declared")
+        self._events[event_type] = model
+
+    def snapshot(self, provider: SnapshotProvider) -> SnapshotProvider:
+        """Register what a late joiner gets in its ``sub`` reply."""
+        self._snapshot = provider
+        return provider
+
+    @property
+    def inbound(self) -> Mapping[str, Inbound]:
+        return self._inbound
+
+    @property
+    def events(self) -> Mapping[str, type[BaseModel]]:
+        return self._events
+
+    @property
+    def snapshot_provider(self) -> SnapshotProvider | None:
+        return self._snapshot
+
+    def history_policy(self, default_ttl: float) -> HistoryPolicy | None:
+        if not self.recoverable:
+            return None
+        return HistoryPolicy(self.history_size, self.history_ttl or default_ttl)

@@ -1,0 +1,108 @@
+"""The ``hub`` command line: serve, plugins, token — and whatever commands plugins add."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.plugin_manager import PluginManager, UnknownPlugin, available_plugins
+from hub.settings import HubSettings
+
+cli = typer.Typer(name="hub", help="A real-time hub: one WebSocket, many live features.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _plugin_list(value: str | None) -> list[str] | None:
+    return None if value is None else [name.strip() for name in value.split(",") if name.strip()]
+
+
+@cli.command()
+def serve(
+    plugins: Annotated[str | None, typer.Option(help="Comma-separated plugins to enable (default: all).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
+    broker: Annotated[str | None, typer.Option(help="Broker URL, e.g. memory://.")] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL, e.g. sqlite:///.hub/hub.sqlite3.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite store and secret live.")] = None,
+    secret: Annotated[str | None, typer.Option(help="HS256 secret for JWTs (or HUB_SECRET).")] = None,
+    allowed_origins: Annotated[
+        str | None, typer.Option(help="Comma-separated origins allowed besides the hub's own; * for any.")
+    ] = None,
+    anonymous: Annotated[
+        bool | None, typer.Option("--anonymous/--no-anonymous", help="Let clients without a token in as guests.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the hub. Settings come from HUB_* environment variables; these flags override them."""
+    overrides = {
+        "plugins": _plugin_list(plugins),
+        "host": host,
+        "port": port,
+        "broker_url": broker,
+        "store_url": store,
+        "data_dir": data_dir,
+        "secret": secret,
+        "allowed_origins": allowed_origins,
+        "anonymous": anonymous,
+        "log_level": log_level,
+    }
+    settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
+    if settings.plugins is not None:
+        known = available_plugins()
+        for name in settings.plugins:
+            if name not in known:
+                raise _fail(str(UnknownPlugin(name, known)))
+    from hub.server import serve as run_server
+
+    run_server(settings)
+
+
+@cli.command("plugins")
+def list_plugins() -> None:
+    """List installed plugins with their channels and message types."""
+    from hub.router import Router
+
+    manager = PluginManager.from_entry_points(None)
+    router = Router(manager.channels(), max_channel_length=1024)
+    rows = [("PLUGIN", "CHANNELS", "MESSAGE TYPES (in)", "EVENTS (out)")]
+    for name in manager.names:
+        for namespace, channel in router.channels.items():
+            if router.owner(namespace) != name:
+                continue
+            rows.append((name, f"{namespace}:*", ", ".join(sorted(channel.inbound)), ", ".join(sorted(channel.events))))
+        if not any(router.owner(ns) == name for ns in router.channels):
+            rows.append((name, "-", "-", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+
+
+@cli.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (the JWT 'sub').")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the user id).")] = None,
+    ttl: Annotated[float, typer.Option(help="Lifetime in seconds.")] = 3600.0,
+    scope: Annotated[list[str] | None, typer.Option(help="Scopes to grant; repeat for several.")] = None,
+    secret: Annotated[str | None, typer.Option(help="HS256 secret (default: HUB_SECRET or the data dir's).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding the generated secret.")] = None,
+) -> None:
+    """Print a development JWT signed with the hub's secret."""
+    from hub.auth import Authenticator
+
+    overrides = {"secret": secret, "data_dir": data_dir}
+    settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
+    typer.echo(Authenticator(settings.resolved_secret()).issue(user, name=name, ttl=ttl, scopes=tuple(scope or ())))
+
+
+def main() -> None:
+    try:
+        PluginManager.from_entry_points(None).cli_commands(cli)
+    except UnknownPlugin as exc:  # pragma: no cover - an installed plugin vanished between listing and loading
+        raise SystemExit(f"error: {exc}") from None
+    cli()

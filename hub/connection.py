@@ -1,0 +1,240 @@
+"""The socket loop: handshake checks, auth, receive -> decode -> limit -> route; every error becomes a frame here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from hub import operations
+from hub.auth import AuthError, anonymous_identity, origin_allowed, token_from_handshake
+from hub.broker import BrokerUnavailable
+from hub.errors import Disconnect, HubError
+from hub.limits import ConnectionLimiter, RateLimit
+from hub.protocol import (
+    PROTOCOL_VERSION,
+    AuthRequest,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    FrameError,
+    PingRequest,
+    PongReply,
+    PresenceRequest,
+    PubRequest,
+    SubRequest,
+    UnsubRequest,
+    decode_frame,
+    encode_err,
+    encode_hello,
+    encode_ok,
+    encode_pong,
+)
+from hub.runtime import Hub
+from hub.session import Session
+from hub.store import StoreUnavailable
+from hub.types import JSON, Identity
+
+log = logging.getLogger("hub.connection")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ABORT_EXTENSION = "hub.abort"  # set by hub.server's uvicorn protocol: drop a socket whose peer stopped reading
+
+
+class WebSocketEndpoint:
+    """The ASGI app at /ws. One instance serves every connection of the node."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._ops: dict[type[ClientFrame], Callable[[Session, Any], Awaitable[None]]] = {
+            SubRequest: self._sub,
+            UnsubRequest: self._unsub,
+            PubRequest: self._pub,
+            PresenceRequest: self._presence,
+            PingRequest: self._ping,
+            PongReply: self._pong,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        settings = self.hub.settings
+        headers = dict(scope.get("headers") or [])
+        if not origin_allowed(headers, settings.allowed_origins):
+            log.warning("refused a socket from origin %r", headers.get(b"origin", b"").decode("latin-1"))
+            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+            return
+        token, subprotocol = token_from_handshake(list(scope.get("subprotocols") or []), scope["query_string"])
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+
+        identity: Identity | None = None
+        if token is not None:
+            try:
+                identity = self.hub.authenticator.verify(token)
+            except AuthError as exc:
+                await send({"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": str(exc)})
+                return
+        elif settings.anonymous:
+            identity = anonymous_identity()
+
+        now = time.monotonic()
+        abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION, {}).get("abort")
+        session = Session(
+            secrets.token_hex(8),
+            identity,
+            send,
+            ConnectionLimiter(
+                RateLimit(settings.rate_limit, settings.rate_burst), settings.abuse_strikes, settings.abuse_window, now
+            ),
+            max_frames=settings.send_queue_max_frames,
+            max_bytes=settings.send_queue_max_bytes,
+            abort=abort,
+        )
+        self.hub.sessions[session.client_id] = session
+        self.hub.heartbeat.watch(session)
+        session.start()
+        session.push(encode_hello(self._hello(session)))
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        if identity is None:
+            timer = loop.call_later(
+                settings.auth_timeout, session.close, CloseCode.AUTH_TIMEOUT, "No auth within the auth timeout."
+            )
+        else:
+            timer = self._expiry_timer(session, identity)
+        try:
+            timer = await self._receive_loop(session, receive, timer)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.hub.heartbeat.forget(session)
+            self.hub.sessions.pop(session.client_id, None)
+            await self._leave_all(session)
+            await session.stop()
+
+    def _hello(self, session: Session) -> dict[str, JSON]:
+        settings = self.hub.settings
+        identity = session.identity
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "client": session.client_id,
+            "user": identity.public() | {"anonymous": identity.anonymous} if identity else None,
+            "heartbeat": {"interval": settings.heartbeat_interval, "timeout": settings.heartbeat_timeout},
+            "limits": {
+                "max_frame_bytes": settings.max_frame_bytes,
+                "max_channels": settings.max_channels_per_connection,
+                "max_channel_length": settings.max_channel_length,
+            },
+            "plugins": sorted(self.hub.router.channels),
+        }
+
+    def _expiry_timer(self, session: Session, identity: Identity) -> asyncio.TimerHandle | None:
+        if identity.expires_at is None:
+            return None
+        delay = max(0.0, identity.expires_at + self.hub.settings.token_leeway - time.time())
+        return asyncio.get_running_loop().call_later(
+            delay, session.close, CloseCode.TOKEN_EXPIRED, "The token expired; reconnect with a fresh one."
+        )
+
+    async def _receive_loop(
+        self, session: Session, receive: Receive, timer: asyncio.TimerHandle | None
+    ) -> asyncio.TimerHandle | None:
+        max_frame = self.hub.settings.max_frame_bytes
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return timer
+            now = time.monotonic()
+            session.last_seen = now
+            if session.close_code is not None:
+                continue  # closing: drain input until the peer's disconnect arrives
+            text = message.get("text")
+            if text is None:
+                session.push(encode_err(None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text."))
+                continue
+            if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
+                session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
+                continue
+            request_id: JSON = None
+            try:
+                if not session.limiter.allow_frame(now):
+                    raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
+                frame = decode_frame(text)
+                request_id = frame.id
+                if isinstance(frame, AuthRequest):
+                    timer = self._auth(session, frame, timer)
+                else:
+                    await self._ops[type(frame)](session, frame)
+            except FrameError as exc:
+                session.push(encode_err(exc.request_id, exc.code, exc.msg, exc.details))
+            except HubError as exc:
+                session.push(encode_err(request_id, exc.code, exc.msg, exc.details))
+                if exc.code == ErrorCode.RATE_LIMITED and session.limiter.strike(now):
+                    session.close(CloseCode.RATE_ABUSE, "Kept sending past the rate limit.")
+            except Disconnect as exc:
+                session.close(exc.code, exc.reason)
+            except (StoreUnavailable, BrokerUnavailable) as exc:
+                log.warning("backend unavailable for %r: %s", session, exc)
+                session.push(encode_err(request_id, ErrorCode.UNAVAILABLE, "A backend is unavailable; retry shortly."))
+            except Exception:  # a bug in a handler must not take down the connection (request boundary)
+                log.exception("request %r of %r failed", request_id, session)
+                session.push(encode_err(request_id, ErrorCode.INTERNAL, "Internal error; it has been logged."))
+
+    # ---- ops ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _identity(session: Session) -> Identity:
+        if session.identity is None:
+            raise HubError(ErrorCode.UNAUTHORIZED, "Authenticate first: send {\"op\":\"auth\",\"token\":...}.")
+        return session.identity
+
+    def _auth(self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+        try:
+            identity = self.hub.authenticator.verify(req.token)
+        except AuthError as exc:
+            session.close(CloseCode.AUTH_FAILED, str(exc))
+            return timer
+        current = session.identity
+        if current is not None and session.subscriptions and current.user != identity.user:
+            raise HubError(ErrorCode.FORBIDDEN, "Unsubscribe everything before switching to another user.")
+        session.identity = identity
+        if timer is not None:
+            timer.cancel()
+        session.push(encode_ok(req.id, {"user": identity.public() | {"anonymous": False}}))
+        return self._expiry_timer(session, identity)
+
+    async def _sub(self, session: Session, req: SubRequest) -> None:
+        data, start_offset = await operations.subscribe(self.hub, session, self._identity(session), req)
+        session.push(encode_ok(req.id, data))
+        session.finish_join(req.ch, start_offset)
+
+    async def _unsub(self, session: Session, req: UnsubRequest) -> None:
+        self._identity(session)
+        await operations.unsubscribe(self.hub, session, req.ch)
+        session.push(encode_ok(req.id))
+
+    async def _pub(self, session: Session, req: PubRequest) -> None:
+        result = await operations.publish(self.hub, session, self._identity(session), req)
+        session.push(encode_ok(req.id, result))
+
+    async def _presence(self, session: Session, req: PresenceRequest) -> None:
+        session.push(encode_ok(req.id, await operations.presence(self.hub, self._identity(session), req.ch)))
+
+    async def _ping(self, session: Session, req: PingRequest) -> None:
+        session.push(encode_pong(req.id))
+
+    async def _pong(self, session: Session, req: PongReply) -> None:
+        """The client answered a server ping; receiving it already refreshed last_seen."""
+
+    async def _leave_all(self, session: Session) -> None:
+        for channel in tuple(session.subscriptions):
+            try:
+                await operations.leave(self.hub, session, channel)
+            except Exception:  # one failed cleanup must not stop the others (task boundary)
+                log.exception("leaving %r for %r failed", channel, session)

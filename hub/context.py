@@ -1,0 +1,54 @@
+"""Context: what a handler or snapshot provider gets — identity, channel, store, publish, reply, presence."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from hub.channel import Channel
+from hub.protocol import encode_event
+from hub.store import PluginStore
+from hub.types import Identity, PresenceMember
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+    from hub.session import Session
+
+
+class Context:
+    """One request (or one subscribe) on one channel by one client."""
+
+    __slots__ = ("channel", "client_id", "hub", "identity", "room", "spec", "_session")
+
+    def __init__(self, hub: Hub, session: Session, identity: Identity, channel: str, room: str, spec: Channel):
+        self.hub = hub
+        self.identity = identity
+        self.client_id = session.client_id
+        self.channel = channel
+        self.room = room
+        self.spec = spec
+        self._session = session
+
+    @property
+    def store(self) -> PluginStore:
+        """The plugin's own slice of the durable store."""
+        return self.hub.store_for(self.spec.namespace)
+
+    async def publish(
+        self, event_type: str, data: BaseModel, *, room: str | None = None, ephemeral: bool = False
+    ) -> int | None:
+        """Publish an event to this channel (or another room of the same namespace) on every node.
+
+        ``ephemeral`` events (typing indicators) skip history and get no offset.
+        """
+        channel = self.channel if room is None else f"{self.spec.namespace}:{room}"
+        return await self.hub.publish(channel, event_type, data, ephemeral=ephemeral)
+
+    def reply(self, event_type: str, data: BaseModel) -> None:
+        """Send an event to the calling client only."""
+        self.hub.check_event(self.spec, event_type, data)
+        self._session.push(encode_event(self.channel, event_type, data.model_dump_json(), None))
+
+    async def presence(self) -> list[PresenceMember]:
+        return await self.hub.broker.presence_members(self.channel)

@@ -1,0 +1,49 @@
+"""Fanout: this node's channel -> sessions table; hands each event's one encoded frame to every subscriber."""
+
+from __future__ import annotations
+
+from hub.broker import Broker
+from hub.session import Session
+
+
+class Fanout:
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._channels: dict[str, dict[Session, None]] = {}
+
+    async def add(self, channel: str, session: Session) -> None:
+        sessions = self._channels.get(channel)
+        if sessions is None:
+            sessions = self._channels[channel] = {}
+            sessions[session] = None
+            # The node's interest in a channel is reference-counted: one broker subscription per channel.
+            try:
+                await self._broker.subscribe(channel)
+            except BaseException:
+                await self.remove(channel, session, unsubscribe=False)
+                raise
+        else:
+            sessions[session] = None
+
+    async def remove(self, channel: str, session: Session, *, unsubscribe: bool = True) -> None:
+        sessions = self._channels.get(channel)
+        if sessions is None or session not in sessions:
+            return
+        del sessions[session]
+        if not sessions:
+            del self._channels[channel]
+            if unsubscribe:
+                await self._broker.unsubscribe(channel)
+
+    def deliver(self, channel: str, frame: str, offset: int | None) -> None:
+        sessions = self._channels.get(channel)
+        if sessions:
+            for session in tuple(sessions):
+                session.push_event(channel, frame, offset)
+
+    def subscriber_count(self, channel: str) -> int:
+        return len(self._channels.get(channel, ()))
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)

@@ -1,0 +1,88 @@
+"""Hub: the running core — settings, router, backends, fan-out, sessions — and the publish path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pydantic import BaseModel
+
+from hub.auth import Authenticator
+from hub.broker import Broker, open_broker
+from hub.channel import Channel
+from hub.fanout import Fanout
+from hub.heartbeat import HeartbeatMonitor
+from hub.plugin_manager import PluginManager
+from hub.protocol import CloseCode
+from hub.router import Router
+from hub.session import Session
+from hub.settings import HubSettings
+from hub.store import PluginStore, Store, open_store
+
+log = logging.getLogger("hub")
+
+
+class Hub:
+    """Everything a node runs. Plugins receive it in ``hub_startup`` to publish from background tasks."""
+
+    def __init__(self, settings: HubSettings, plugins: PluginManager) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.router = Router(plugins.channels(), max_channel_length=settings.max_channel_length)
+        self.broker: Broker = open_broker(
+            settings.broker_url,
+            dedup_window=settings.dedup_window,
+            presence_ttl=settings.presence_ttl,
+            sweep_interval=settings.sweep_interval,
+        )
+        self.store: Store = open_store(settings.resolved_store_url())
+        self.fanout = Fanout(self.broker)
+        self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
+        self.authenticator = Authenticator(settings.resolved_secret(), leeway=settings.token_leeway)
+        self.sessions: dict[str, Session] = {}
+        self._plugin_stores: dict[str, PluginStore] = {}
+        self.started = False
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.broker.start(self.fanout.deliver)
+        self.heartbeat.start()
+        await self.plugins.startup(self)
+        self.started = True
+        log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
+
+    async def stop(self) -> None:
+        self.started = False
+        for session in tuple(self.sessions.values()):
+            session.close(CloseCode.GOING_AWAY, "The hub is shutting down.")
+        closing = [session.closed.wait() for session in self.sessions.values()]
+        if closing:
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
+        await self.plugins.shutdown(self)
+        await self.heartbeat.stop()
+        await self.broker.close()
+        await self.store.close()
+
+    def store_for(self, namespace: str) -> PluginStore:
+        store = self._plugin_stores.get(namespace)
+        if store is None:
+            store = self._plugin_stores[namespace] = PluginStore(self.store, namespace)
+        return store
+
+    @staticmethod
+    def check_event(spec: Channel, event_type: str, data: BaseModel) -> None:
+        """Publishing an undeclared event type, or the wrong model for it, is a bug in the plugin."""
+        model = spec.events.get(event_type)
+        if model is None:
+            raise ValueError(f"event type {event_type!r} is not declared on channel '{spec.namespace}:*'")
+        if not isinstance(data, model):
+            raise TypeError(f"event {event_type!r} needs a {model.__name__}, got {type(data).__name__}")
+
+    async def publish(
+        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False
+    ) -> int | None:
+        """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any."""
+        spec, _room = self.router.resolve(channel)
+        self.check_event(spec, event_type, data)
+        history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
+        return await self.broker.publish(channel, event_type, data.model_dump_json(), history)

@@ -1,0 +1,108 @@
+"""Serving with uvicorn, hardened: bounded WebSocket frames without deflate, a handshake deadline, a way to
+drop sockets whose peer stopped reading, and logs that never show a query string (tokens travel there)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from hub.settings import HubSettings
+
+_QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class RedactQueryFilter(logging.Filter):
+    """uvicorn logs '"WebSocket /ws?token=..." [accepted]'; strip every query string from log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = _QUERY.sub("?…", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "hub"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
+            logger.addFilter(RedactQueryFilter())
+
+
+class HubWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol plus the ``hub.abort`` scope extension.
+
+    A peer that stops reading fills the socket buffer; then even a close frame cannot be written and
+    ``transport.close()`` waits for a flush that never comes. The hub calls ``abort`` to drop such a socket.
+    """
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the ASGI task has been created but has not run yet, so this is seen by the app
+            scope["extensions"]["hub.abort"] = {"abort": self.transport.abort}
+
+
+class HubHTTPProtocol(H11Protocol):
+    """h11 plus a handshake deadline: a client that connects and never completes a request is dropped."""
+
+    handshake_timeout = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._handshake_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.handshake_timeout, self._handshake_expired
+        )
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._handshake_timer is not None and self.cycle is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        super().connection_lost(exc)
+
+
+def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn.Config:
+    http_protocol = type("ConfiguredHubHTTPProtocol", (HubHTTPProtocol,), {"handshake_timeout": settings.handshake_timeout})
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": http_protocol,
+        "ws": HubWebSocketProtocol,
+        "ws_max_size": settings.max_frame_bytes,
+        # Deflate lets a small frame inflate to hundreds of MB; the hub never negotiates it.
+        "ws_per_message_deflate": False,
+        # The hub's own heartbeats detect dead peers (and browsers cannot see protocol pings).
+        "ws_ping_interval": None,
+        "ws_ping_timeout": None,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # replaced by hub.app's access log, which leaves out query strings
+        "lifespan": "on",
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def serve(settings: HubSettings) -> None:
+    from hub.app import create_app
+
+    config = uvicorn_config(create_app(settings), settings)
+    server = uvicorn.Server(config)
+    install_log_redaction()
+    server.run()

@@ -1,0 +1,156 @@
+"""Session: one client's identity, subscriptions, bounded send queue and the writer task that drains it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from hub.limits import ConnectionLimiter
+from hub.protocol import CloseCode
+from hub.types import Identity
+
+log = logging.getLogger("hub.session")
+
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Session:
+    """A connected client.
+
+    Every frame to the client goes through :meth:`push`, which never blocks: frames wait in a queue bounded by
+    count and bytes, and a client that lets it overflow is closed with 4009 (slow consumer). The writer task
+    is the only coroutine that awaits the socket.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        identity: Identity | None,
+        send: ASGISend,
+        limiter: ConnectionLimiter,
+        *,
+        max_frames: int,
+        max_bytes: int,
+        close_timeout: float = 2.0,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.identity = identity
+        self.limiter = limiter
+        # channel -> buffered (frame, offset) while its sub reply is being prepared, or None once live
+        self.subscriptions: dict[str, list[tuple[str, int | None]] | None] = {}
+        self.last_seen = time.monotonic()
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+        self._send = send
+        self._abort = abort
+        self._queue: deque[str] = deque()
+        self._queued_bytes = 0
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        self._close_timeout = close_timeout
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        user = self.identity.user if self.identity else None
+        return f"<Session {self.client_id} user={user}>"
+
+    # ---- sending -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name=f"hub-writer-{self.client_id}")
+
+    def push(self, frame: str) -> None:
+        """Queue one frame for the client; overflow closes the session as a slow consumer."""
+        if self.close_code is not None:
+            return
+        if len(self._queue) >= self._max_frames or self._queued_bytes + len(frame) > self._max_bytes:
+            log.warning("closing %r: send queue overflow (%d frames queued)", self, len(self._queue))
+            self.close(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client does not read fast enough.")
+            return
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+        self._wakeup.set()
+
+    def push_event(self, channel: str, frame: str, offset: int | None) -> None:
+        """Called by the fan-out for each event on a channel this session follows."""
+        buffer = self.subscriptions.get(channel)
+        if buffer is None:
+            self.push(frame)
+        elif len(buffer) < self._max_frames:
+            buffer.append((frame, offset))
+        else:
+            self.close(CloseCode.SLOW_CONSUMER, "Too many events arrived while subscribing.")
+
+    def begin_join(self, channel: str) -> None:
+        """Hold this channel's events until the sub reply has been queued (so ok comes before ev)."""
+        self.subscriptions[channel] = []
+
+    def finish_join(self, channel: str, start_offset: int | None) -> None:
+        """Release held events, dropping those the reply already covered (offset <= start_offset)."""
+        buffer = self.subscriptions.get(channel)
+        self.subscriptions[channel] = None
+        for frame, offset in buffer or ():
+            if start_offset is None or offset is None or offset > start_offset:
+                self.push(frame)
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._queue)
+
+    async def _write_forever(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while queue:
+                frame = queue.popleft()
+                self._queued_bytes -= len(frame)
+                await self._send({"type": "websocket.send", "text": frame})
+
+    # ---- closing -----------------------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with a code; idempotent. Pending frames are dropped."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._writer is not None:
+            self._writer.cancel()
+        self._closer = asyncio.create_task(self._send_close(code, reason), name=f"hub-close-{self.client_id}")
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        try:
+            # A peer that stopped reading never drains the socket, so the close frame may never be written.
+            await asyncio.wait_for(
+                self._send({"type": "websocket.close", "code": code, "reason": reason}), self._close_timeout
+            )
+        except TimeoutError:
+            if self._abort is not None:
+                self._abort()
+        except Exception:  # the peer went away first: nothing left to close (task boundary)
+            log.debug("close of %r after the peer left", self, exc_info=True)
+        finally:
+            self.closed.set()
+
+    async def stop(self) -> None:
+        """Release the writer (after the peer disconnected)."""
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._closer

@@ -1,0 +1,75 @@
+"""HubSettings: every knob of the hub, read from HUB_* environment variables; CLI flags override them."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class HubSettings(BaseSettings):
+    """All timers are settings so tests run heartbeats and TTLs in milliseconds."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_nested_delimiter="__", extra="ignore")
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+    plugins: Annotated[list[str] | None, NoDecode] = None  # None: every installed plugin
+    data_dir: Path = Path(".hub")
+    broker_url: str = "memory://"
+    store_url: str | None = None  # None: sqlite:///<data_dir>/hub.sqlite3
+
+    # auth
+    secret: str | None = None  # None: a random secret kept in <data_dir>/secret
+    anonymous: bool = True  # connections without a token get a generated guest identity
+    token_leeway: float = 0.0
+    auth_timeout: float = Field(default=10.0, gt=0)  # seconds to authenticate when anonymous is off
+    allowed_origins: Annotated[list[str], NoDecode] = []  # besides the hub's own origin; "*" allows every site
+
+    # limits
+    max_frame_bytes: int = Field(default=64 * 1024, ge=256)
+    max_channels_per_connection: int = Field(default=100, ge=1)
+    max_channel_length: int = Field(default=128, ge=8, le=1024)
+    rate_limit: float = Field(default=50.0, gt=0)  # messages per second per connection
+    rate_burst: int = Field(default=100, ge=1)
+    abuse_strikes: int = Field(default=50, ge=1)  # rate_limited errors within abuse_window before closing
+    abuse_window: float = Field(default=10.0, gt=0)
+    send_queue_max_frames: int = Field(default=1000, ge=1)
+    send_queue_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    handshake_timeout: float = Field(default=10.0, gt=0)  # seconds to send a complete HTTP request/upgrade
+
+    # timers
+    heartbeat_interval: float = Field(default=25.0, gt=0)
+    heartbeat_timeout: float = Field(default=60.0, gt=0)
+    history_ttl: float = Field(default=600.0, gt=0)  # default for recoverable channels that set none
+    dedup_window: float = Field(default=120.0, gt=0)  # how long a publish "mid" is remembered
+    presence_ttl: float = Field(default=60.0, gt=0)
+    sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
+
+    @field_validator("plugins", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'hub.sqlite3').resolve()}"
+
+    def resolved_secret(self) -> str:
+        """The JWT secret: the configured one, else one generated once and kept in the data directory."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value

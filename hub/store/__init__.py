@@ -1,0 +1,73 @@
+"""Store protocol for durable plugin state, and open_store(url) which picks a backend by URL scheme."""
+
+from __future__ import annotations
+
+from typing import Protocol
+from urllib.parse import urlparse
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached; callers turn this into an ``unavailable`` error."""
+
+
+class Store(Protocol):
+    """Ordered key/value records grouped in namespaces (one per plugin). Keys sort as strings.
+
+    That one shape covers chat logs (``room/<sortable id>``), inboxes, canvases (objects keyed by id) and
+    documents (update logs plus snapshots), on SQLite and on Redis alike.
+    """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, ns: str, key: str) -> bytes | None: ...
+
+    async def put(self, ns: str, key: str, value: bytes) -> None: ...
+
+    async def delete(self, ns: str, key: str) -> bool: ...
+
+    async def scan(
+        self, ns: str, prefix: str = "", *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, bytes]]:
+        """Records whose key starts with ``prefix``, in key order (or reverse), at most ``limit`` of them."""
+        ...
+
+    async def delete_prefix(self, ns: str, prefix: str) -> int: ...
+
+
+class PluginStore:
+    """A plugin's view of the store: every call is confined to the plugin's namespace."""
+
+    __slots__ = ("_ns", "_store")
+
+    def __init__(self, store: Store, ns: str) -> None:
+        self._store = store
+        self._ns = ns
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._store.get(self._ns, key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._store.put(self._ns, key, value)
+
+    async def delete(self, key: str) -> bool:
+        return await self._store.delete(self._ns, key)
+
+    async def scan(
+        self, prefix: str = "", *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, bytes]]:
+        return await self._store.scan(self._ns, prefix, limit=limit, reverse=reverse)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return await self._store.delete_prefix(self._ns, prefix)
+
+
+def open_store(url: str) -> Store:
+    """Build the store a URL names: ``sqlite:///path/to/file`` (or ``sqlite://:memory:``)."""
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        from hub.store.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path")

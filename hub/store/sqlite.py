@@ -1,0 +1,125 @@
+"""SQLiteStore: the embedded default store, one file, one writer thread so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from hub.store import StoreUnavailable
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+"""
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix`` (for a range scan)."""
+    return prefix + "\U0010ffff"
+
+
+class SQLiteStore:
+    """Records in one WITHOUT ROWID table keyed by (ns, key), so prefix scans are index range scans."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        # One thread owns the connection: SQLite serialises writers anyway, and ordering stays simple.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        parsed = urlparse(url)
+        path = parsed.path if parsed.netloc in ("", "localhost") else parsed.netloc + parsed.path
+        if parsed.netloc == ":memory:" or path in ("/:memory:", ":memory:"):
+            return cls(":memory:")
+        if not path:
+            raise ValueError(f"sqlite URL {url!r} names no file; use sqlite:///path/to/file")
+        return cls(path)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        if db is None:
+            raise StoreUnavailable("the store is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, db)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def start(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def open_db() -> sqlite3.Connection:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            return db
+
+        loop = asyncio.get_running_loop()
+        self._db = await loop.run_in_executor(self._executor, open_db)
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=True)
+
+    async def get(self, ns: str, key: str) -> bytes | None:
+        def get(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT value FROM records WHERE ns = ? AND key = ?", (ns, key)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._run(get)
+
+    async def put(self, ns: str, key: str, value: bytes) -> None:
+        def put(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+                (ns, key, value),
+            )
+
+        await self._run(put)
+
+    async def delete(self, ns: str, key: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM records WHERE ns = ? AND key = ?", (ns, key)).rowcount > 0
+
+        return await self._run(delete)
+
+    async def scan(
+        self, ns: str, prefix: str = "", *, limit: int | None = None, reverse: bool = False
+    ) -> list[tuple[str, bytes]]:
+        order = "DESC" if reverse else "ASC"
+        sql = f"SELECT key, value FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key {order} LIMIT ?"
+
+        def scan(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows = db.execute(sql, (ns, prefix, _prefix_end(prefix), -1 if limit is None else limit))
+            return [(key, bytes(value)) for key, value in rows]
+
+        return await self._run(scan)
+
+    async def delete_prefix(self, ns: str, prefix: str) -> int:
+        def delete_prefix(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "DELETE FROM records WHERE ns = ? AND key >= ? AND key < ?", (ns, prefix, _prefix_end(prefix))
+            )
+            return cursor.rowcount
+
+        return await self._run(delete_prefix)

@@ -1,0 +1,109 @@
+"""chat's channel declaration and handlers: send, edit, delete, typing; history lives in the store."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub import Channel, Context, HubError, RateLimit
+from plugins.chat.messages import (
+    Author,
+    ChatSnapshot,
+    DeleteMessage,
+    EditMessage,
+    MessageDeleted,
+    MessagePosted,
+    SendMessage,
+    Typing,
+    UserTyping,
+)
+
+
+class ChatSettings(BaseSettings):
+    """chat's options, from HUB_CHAT_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_CHAT_", extra="ignore")
+
+    snapshot_size: int = 50  # messages a late joiner gets in its sub reply
+    history_size: int = 500  # events kept for recovery after a short disconnect
+
+
+settings = ChatSettings()
+
+chat = Channel(
+    "chat",
+    description="Chat rooms with history, typing indicators and presence.",
+    recoverable=True,
+    history_size=settings.history_size,
+    presence=True,
+)
+chat.event("chat.posted", MessagePosted)
+chat.event("chat.edited", MessagePosted)
+chat.event("chat.deleted", MessageDeleted)
+chat.event("chat.typing", UserTyping)
+
+_last_ms = 0
+
+
+def new_message_id() -> str:
+    """Sortable by time (12 hex digits of milliseconds, strictly increasing in this process) then random."""
+    global _last_ms
+    _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+    return f"{_last_ms:012x}-{secrets.token_hex(4)}"
+
+
+def _key(room: str, message_id: str) -> str:
+    return f"{room}/{message_id}"
+
+
+async def _load(ctx: Context, message_id: str) -> MessagePosted:
+    raw = await ctx.store.get(_key(ctx.room, message_id))
+    if raw is None:
+        raise HubError("not_found", f"No message {message_id!r} in {ctx.channel!r}.")
+    message = MessagePosted.model_validate_json(raw)
+    if message.author.user != ctx.identity.user:
+        raise HubError("forbidden", "Only the author may change a message.")
+    return message
+
+
+@chat.on("chat.send", SendMessage, rate_limit=RateLimit(rate=5, burst=10))
+async def send(ctx: Context, msg: SendMessage) -> MessagePosted:
+    message = MessagePosted(
+        id=new_message_id(),
+        author=Author(user=ctx.identity.user, name=ctx.identity.name),
+        text=msg.text,
+        ts=time.time(),
+    )
+    await ctx.store.put(_key(ctx.room, message.id), message.model_dump_json().encode())
+    await ctx.publish("chat.posted", message)
+    return message
+
+
+@chat.on("chat.edit", EditMessage, rate_limit=RateLimit(rate=2, burst=5))
+async def edit(ctx: Context, msg: EditMessage) -> MessagePosted:
+    message = await _load(ctx, msg.id)
+    edited = message.model_copy(update={"text": msg.text, "edited_ts": time.time()})
+    await ctx.store.put(_key(ctx.room, msg.id), edited.model_dump_json().encode())
+    await ctx.publish("chat.edited", edited)
+    return edited
+
+
+@chat.on("chat.delete", DeleteMessage, rate_limit=RateLimit(rate=2, burst=5))
+async def delete(ctx: Context, msg: DeleteMessage) -> None:
+    await _load(ctx, msg.id)
+    await ctx.store.delete(_key(ctx.room, msg.id))
+    await ctx.publish("chat.deleted", MessageDeleted(id=msg.id))
+
+
+@chat.on("chat.typing", Typing, rate_limit=RateLimit(rate=1, burst=3))
+async def typing(ctx: Context, msg: Typing) -> None:
+    event = UserTyping(user=ctx.identity.user, name=ctx.identity.name, active=msg.active)
+    await ctx.publish("chat.typing", event, ephemeral=True)
+
+
+@chat.snapshot
+async def recent_messages(ctx: Context) -> ChatSnapshot:
+    records = await ctx.store.scan(f"{ctx.room}/", limit=settings.snapshot_size, reverse=True)
+    return ChatSnapshot(messages=[MessagePosted.model_validate_json(value) for _key, value in reversed(records)])
