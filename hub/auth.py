@@ -28,9 +28,7 @@ class Authenticator:
         self._secret = secret
         self._leeway = leeway
 
-    def issue(
-        self, user: str, *, name: str | None = None, ttl: float = 3600.0, scopes: tuple[str, ...] = ()
-    ) -> str:
+    def issue(self, user: str, *, name: str | None = None, ttl: float = 3600.0, scopes: tuple[str, ...] = ()) -> str:
         now = int(time.time())
         claims: dict[str, object] = {"sub": user, "name": name or user, "iat": now, "exp": now + int(ttl)}
         if scopes:

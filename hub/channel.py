@@ -26,7 +26,7 @@ Policy = Callable[[Identity, str], bool]
 class Inbound:
     """One inbound message type: its pydantic model, its handler, and its own rate limit."""
 
-    type: str
+    message_type: str
     model: type[BaseModel]
     handler: Handler
     rate_limit: RateLimit | None

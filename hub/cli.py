@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,12 +35,13 @@ def serve(
         str | None, typer.Option(help="Comma-separated origins allowed besides the hub's own; * for any.")
     ] = None,
     anonymous: Annotated[
-        bool | None, typer.Option("--anonymous/--no-anonymous", help="Let clients without a token in as guests.")
+        bool | None,
+        typer.Option("--anonymous/--no-anonymous", help="Let clients without a token in as guests."),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
     """Run the hub. Settings come from HUB_* environment variables; these flags override them."""
-    overrides = {
+    overrides: dict[str, Any] = {
         "plugins": _plugin_list(plugins),
         "host": host,
         "port": port,
@@ -75,7 +76,14 @@ def list_plugins() -> None:
         for namespace, channel in router.channels.items():
             if router.owner(namespace) != name:
                 continue
-            rows.append((name, f"{namespace}:*", ", ".join(sorted(channel.inbound)), ", ".join(sorted(channel.events))))
+            rows.append(
+                (
+                    name,
+                    f"{namespace}:*",
+                    ", ".join(sorted(channel.inbound)),
+                    ", ".join(sorted(channel.events)),
+                )
+            )
         if not any(router.owner(ns) == name for ns in router.channels):
             rows.append((name, "-", "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -95,7 +103,7 @@ def token(
     """Print a development JWT signed with the hub's secret."""
     from hub.auth import Authenticator
 
-    overrides = {"secret": secret, "data_dir": data_dir}
+    overrides: dict[str, Any] = {"secret": secret, "data_dir": data_dir}
     settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
     typer.echo(Authenticator(settings.resolved_secret()).issue(user, name=name, ttl=ttl, scopes=tuple(scope or ())))
 

@@ -90,7 +90,10 @@ class WebSocketEndpoint:
             identity,
             send,
             ConnectionLimiter(
-                RateLimit(settings.rate_limit, settings.rate_burst), settings.abuse_strikes, settings.abuse_window, now
+                RateLimit(settings.rate_limit, settings.rate_burst),
+                settings.abuse_strikes,
+                settings.abuse_window,
+                now,
             ),
             max_frames=settings.send_queue_max_frames,
             max_bytes=settings.send_queue_max_bytes,
@@ -104,7 +107,10 @@ class WebSocketEndpoint:
         timer: asyncio.TimerHandle | None = None
         if identity is None:
             timer = loop.call_later(
-                settings.auth_timeout, session.close, CloseCode.AUTH_TIMEOUT, "No auth within the auth timeout."
+                settings.auth_timeout,
+                session.close,
+                CloseCode.AUTH_TIMEOUT,
+                "No auth within the auth timeout.",
             )
         else:
             timer = self._expiry_timer(session, identity)
@@ -156,7 +162,9 @@ class WebSocketEndpoint:
                 continue  # closing: drain input until the peer's disconnect arrives
             text = message.get("text")
             if text is None:
-                session.push(encode_err(None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text."))
+                session.push(
+                    encode_err(None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text.")
+                )
                 continue
             if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
                 session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
@@ -191,10 +199,12 @@ class WebSocketEndpoint:
     @staticmethod
     def _identity(session: Session) -> Identity:
         if session.identity is None:
-            raise HubError(ErrorCode.UNAUTHORIZED, "Authenticate first: send {\"op\":\"auth\",\"token\":...}.")
+            raise HubError(ErrorCode.UNAUTHORIZED, 'Authenticate first: send {"op":"auth","token":...}.')
         return session.identity
 
-    def _auth(self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    def _auth(
+        self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None
+    ) -> asyncio.TimerHandle | None:
         try:
             identity = self.hub.authenticator.verify(req.token)
         except AuthError as exc:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Context:
     """One request (or one subscribe) on one channel by one client."""
 
-    __slots__ = ("channel", "client_id", "hub", "identity", "room", "spec", "_session")
+    __slots__ = ("_session", "channel", "client_id", "hub", "identity", "room", "spec")
 
     def __init__(self, hub: Hub, session: Session, identity: Identity, channel: str, room: str, spec: Channel):
         self.hub = hub

@@ -99,9 +99,7 @@ def hub_shutdown(hub: Hub) -> Awaitable[None] | None:
 
 
 @hookspec
-def hub_authorize(
-    identity: Identity, action: Action, channel: str, message_type: str | None
-) -> bool | None:
+def hub_authorize(identity: Identity, action: Action, channel: str, message_type: str | None) -> bool | None:
     """Decide whether ``identity`` may subscribe to or publish on ``channel``.
 
     Called after the channel's own ``can_subscribe`` / ``can_publish`` policy allowed the request.

@@ -18,7 +18,7 @@ class RateLimit:
 
 
 class TokenBucket:
-    __slots__ = ("_rate", "_capacity", "_tokens", "_updated")
+    __slots__ = ("_capacity", "_rate", "_tokens", "_updated")
 
     def __init__(self, limit: RateLimit, now: float) -> None:
         self._rate = limit.rate
@@ -44,7 +44,7 @@ class ConnectionLimiter:
     backs off after ``rate_limited`` errors is never closed, while one that keeps flooding runs out.
     """
 
-    __slots__ = ("_frames", "_types", "_strikes")
+    __slots__ = ("_frames", "_strikes", "_types")
 
     def __init__(self, frames: RateLimit, strikes: int, window: float, now: float) -> None:
         self._frames = TokenBucket(frames, now)

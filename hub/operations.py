@@ -13,23 +13,21 @@ from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
 
 
-def _authorize(
-    hub: Hub, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None
-) -> None:
+def _authorize(hub: Hub, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None) -> None:
     """The channel's own policy first, then every plugin's hub_authorize; any refusal is ``forbidden``."""
     if message_type is None:
         allowed = spec.can_subscribe(identity, room) and hub.plugins.authorize(identity, "subscribe", channel, None)
         verb = "subscribe to"
     else:
-        allowed = spec.can_publish(identity, room) and hub.plugins.authorize(
-            identity, "publish", channel, message_type
-        )
+        allowed = spec.can_publish(identity, room) and hub.plugins.authorize(identity, "publish", channel, message_type)
         verb = f"publish {message_type!r} on"
     if not allowed:
         raise HubError(ErrorCode.FORBIDDEN, f"{identity.name} may not {verb} {channel!r}.")
 
 
-async def subscribe(hub: Hub, session: Session, identity: Identity, req: SubRequest) -> tuple[dict[str, JSON], int | None]:
+async def subscribe(
+    hub: Hub, session: Session, identity: Identity, req: SubRequest
+) -> tuple[dict[str, JSON], int | None]:
     """Join a channel. Returns the ``ok`` data and the offset the reply covers (events up to it are in it).
 
     The session holds the channel's live events until the caller has queued the reply, then releases them
@@ -44,6 +42,10 @@ async def subscribe(hub: Hub, session: Session, identity: Identity, req: SubRequ
             f"A connection may follow at most {hub.settings.max_channels_per_connection} channels.",
         )
     _authorize(hub, spec, identity, req.ch, room, None)
+    member = PresenceMember(session.client_id, identity.user, identity.name)
+    if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
+        await hub.broker.presence_join(req.ch, member)
+        await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
     session.begin_join(req.ch)
     try:
         await hub.fanout.add(req.ch, session)
@@ -66,13 +68,10 @@ async def subscribe(hub: Hub, session: Session, identity: Identity, req: SubRequ
             snapshot = await provider(Context(hub, session, identity, req.ch, room, spec))
             data["snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
         if spec.presence:
-            member = PresenceMember(session.client_id, identity.user, identity.name)
-            await hub.broker.presence_join(req.ch, member)
-            await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
             data["presence"] = [m.as_dict() for m in await hub.broker.presence_members(req.ch)]
     except BaseException:
-        session.subscriptions.pop(req.ch, None)
-        await hub.fanout.remove(req.ch, session)
+        session.subscriptions[req.ch] = None  # so leave() finds and undoes everything done so far
+        await leave(hub, session, req.ch)
         raise
     return data, start_offset
 
@@ -99,7 +98,9 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
     """Validate and run the handler of one inbound message; returns the handler's reply data."""
     spec, room = hub.router.resolve(req.ch)
     inbound = hub.router.inbound(spec, req.type)
-    if inbound.rate_limit is not None and not session.limiter.allow_type(req.type, inbound.rate_limit, time.monotonic()):
+    if inbound.rate_limit is not None and not session.limiter.allow_type(
+        req.type, inbound.rate_limit, time.monotonic()
+    ):
         raise HubError(ErrorCode.RATE_LIMITED, f"Too many {req.type!r} messages; slow down.")
     _authorize(hub, spec, identity, req.ch, room, req.type)
     message = hub.router.validate(inbound, req.data)

@@ -83,7 +83,10 @@ class PluginManager:
         """(plugin name, channel) for every channel of every enabled plugin, in registration order."""
         found: list[tuple[str, Channel]] = []
         for impl in self._pm.hook.hub_channels.get_hookimpls():
-            for channel in impl.function():
+            declared = impl.function()
+            if not isinstance(declared, list | tuple):
+                raise TypeError(f"plugin {impl.plugin_name!r}: hub_channels must return a list of Channel")
+            for channel in declared:
                 if not isinstance(channel, Channel):
                     raise TypeError(f"plugin {impl.plugin_name!r} returned {channel!r} from hub_channels")
                 found.append((impl.plugin_name, channel))

@@ -78,9 +78,7 @@ class Hub:
         if not isinstance(data, model):
             raise TypeError(f"event {event_type!r} needs a {model.__name__}, got {type(data).__name__}")
 
-    async def publish(
-        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False
-    ) -> int | None:
+    async def publish(self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False) -> int | None:
         """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any."""
         spec, _room = self.router.resolve(channel)
         self.check_event(spec, event_type, data)

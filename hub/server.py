@@ -79,7 +79,9 @@ class HubHTTPProtocol(H11Protocol):
 
 
 def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn.Config:
-    http_protocol = type("ConfiguredHubHTTPProtocol", (HubHTTPProtocol,), {"handshake_timeout": settings.handshake_timeout})
+    http_protocol = type(
+        "ConfiguredHubHTTPProtocol", (HubHTTPProtocol,), {"handshake_timeout": settings.handshake_timeout}
+    )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -23,9 +23,7 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None
-    ) -> int | None:
+    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
         """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
         deliver it on this node and every other one. Returns the offset (None without history)."""
         ...

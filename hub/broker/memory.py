@@ -60,9 +60,7 @@ class MemoryBroker:
             self._streams[channel] = stream
         return stream
 
-    async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None
-    ) -> int | None:
+    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
         offset: int | None = None
         if history is None:
             frame = encode_event(channel, event_type, data, None)
