@@ -136,9 +136,7 @@ class PongReply(_Frame):
 
 
 ClientFrame = AuthRequest | SubRequest | UnsubRequest | PubRequest | PresenceRequest | PingRequest | PongReply
-_CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(
-    Annotated[ClientFrame, Field(discriminator="op")]
-)
+_CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(Annotated[ClientFrame, Field(discriminator="op")])
 CLIENT_OPS = frozenset({"auth", "sub", "unsub", "pub", "presence", "ping", "pong"})
 
 

@@ -66,4 +66,6 @@ class Router:
         try:
             return inbound.model.model_validate(data)
         except ValidationError as exc:
-            raise HubError(ErrorCode.INVALID, f"Invalid data for {inbound.message_type!r}.", validation_details(exc)) from None
+            raise HubError(
+                ErrorCode.INVALID, f"Invalid data for {inbound.message_type!r}.", validation_details(exc)
+            ) from None
