@@ -65,16 +65,23 @@ class HubHTTPProtocol(H11Protocol):
         if self.cycle is None and not self.transport.is_closing():
             self.transport.close()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._handshake_timer is not None and self.cycle is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _handshake_done(self) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.cycle is not None:  # a complete request arrived; keep-alive timing is uvicorn's from here
+            self._handshake_done()
+
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        # The socket now belongs to the WebSocket protocol; this deadline must not close it later.
+        self._handshake_done()
+        super().handle_websocket_upgrade(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._handshake_done()
         super().connection_lost(exc)
 
 

@@ -1,0 +1,30 @@
+"""hub.server's hardening of uvicorn, seen from outside: deadlines that must not hit healthy sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def test_handshake_deadline_never_closes_an_upgraded_socket(hub_server, hub_client):
+    server = hub_server(handshake_timeout=0.3, heartbeat_interval=0.1, heartbeat_timeout=1.0)
+    alice = await hub_client(server, user="alice")
+    await alice.sub("chat:lobby")
+    await asyncio.sleep(1.0)  # well past the handshake deadline
+    posted = await alice.pub("chat:lobby", "chat.send", {"text": "still here"})
+    assert (await alice.next_event("chat:lobby", "chat.posted"))["data"]["id"] == posted["id"]
+
+
+async def test_http_keep_alive_connection_outlives_the_handshake_deadline(hub_server):
+    server = hub_server(handshake_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert b"200 OK" in await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.6)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        body = await asyncio.wait_for(reader.read(4096), 2)
+        assert b'{"status":"ok"}' in body or b"200 OK" in body
+    finally:
+        writer.close()
