@@ -28,6 +28,20 @@ class RedactQueryFilter(logging.Filter):
         return True
 
 
+def configure_hub_logging(level: str) -> None:
+    """Send the hub's own loggers (hub, hub.access, ...) to stderr in uvicorn's format."""
+    from uvicorn.logging import DefaultFormatter
+
+    logger = logging.getLogger("hub")
+    if not any(getattr(handler, "_hub", False) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+        handler._hub = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
 def install_log_redaction() -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "hub"):
         logger = logging.getLogger(name)
@@ -113,5 +127,6 @@ def serve(settings: HubSettings) -> None:
 
     config = uvicorn_config(create_app(settings), settings)
     server = uvicorn.Server(config)
+    configure_hub_logging(settings.log_level)
     install_log_redaction()
     server.run()

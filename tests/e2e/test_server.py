@@ -28,3 +28,13 @@ async def test_http_keep_alive_connection_outlives_the_handshake_deadline(hub_se
         assert b'{"status":"ok"}' in body or b"200 OK" in body
     finally:
         writer.close()
+
+
+async def test_per_message_deflate_is_never_negotiated(hub_server):
+    import websockets
+
+    server = hub_server()
+    async with websockets.connect(server.ws_url, subprotocols=["hub.v1"], compression="deflate") as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.response.headers["Sec-WebSocket-Protocol"] == "hub.v1"
