@@ -63,6 +63,10 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
         ready = hub.started
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
+
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
         return {

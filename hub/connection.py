@@ -100,6 +100,7 @@ class WebSocketEndpoint:
             abort=abort,
         )
         self.hub.sessions[session.client_id] = session
+        self.hub.metrics.connections_opened += 1
         self.hub.heartbeat.watch(session)
         session.start()
         session.push(encode_hello(self._hello(session)))
@@ -121,6 +122,8 @@ class WebSocketEndpoint:
                 timer.cancel()
             self.hub.heartbeat.forget(session)
             self.hub.sessions.pop(session.client_id, None)
+            if session.close_code is not None:
+                self.hub.metrics.closes[session.close_code] += 1
             await self._leave_all(session)
             await session.stop()
 
@@ -152,19 +155,19 @@ class WebSocketEndpoint:
         self, session: Session, receive: Receive, timer: asyncio.TimerHandle | None
     ) -> asyncio.TimerHandle | None:
         max_frame = self.hub.settings.max_frame_bytes
+        metrics = self.hub.metrics
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return timer
             now = time.monotonic()
             session.last_seen = now
+            metrics.frames_received += 1
             if session.close_code is not None:
                 continue  # closing: drain input until the peer's disconnect arrives
             text = message.get("text")
             if text is None:
-                session.push(
-                    encode_err(None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text.")
-                )
+                self._error(session, None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text.")
                 continue
             if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
                 session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
@@ -180,19 +183,26 @@ class WebSocketEndpoint:
                 else:
                     await self._ops[type(frame)](session, frame)
             except FrameError as exc:
-                session.push(encode_err(exc.request_id, exc.code, exc.msg, exc.details))
+                self._error(session, exc.request_id, exc.code, exc.msg, exc.details)
             except HubError as exc:
-                session.push(encode_err(request_id, exc.code, exc.msg, exc.details))
+                self._error(session, request_id, exc.code, exc.msg, exc.details)
                 if exc.code == ErrorCode.RATE_LIMITED and session.limiter.strike(now):
                     session.close(CloseCode.RATE_ABUSE, "Kept sending past the rate limit.")
             except Disconnect as exc:
                 session.close(exc.code, exc.reason)
             except (StoreUnavailable, BrokerUnavailable) as exc:
                 log.warning("backend unavailable for %r: %s", session, exc)
-                session.push(encode_err(request_id, ErrorCode.UNAVAILABLE, "A backend is unavailable; retry shortly."))
+                self._error(session, request_id, ErrorCode.UNAVAILABLE, "A backend is unavailable; retry shortly.")
             except Exception:  # a bug in a handler must not take down the connection (request boundary)
                 log.exception("request %r of %r failed", request_id, session)
-                session.push(encode_err(request_id, ErrorCode.INTERNAL, "Internal error; it has been logged."))
+                self._error(session, request_id, ErrorCode.INTERNAL, "Internal error; it has been logged.")
+
+    def _error(
+        self, session: Session, request_id: JSON, code: str, msg: str, details: list[JSON] | None = None
+    ) -> None:
+        """The one place err frames are made."""
+        self.hub.metrics.errors[code] += 1
+        session.push(encode_err(request_id, code, msg, details))
 
     # ---- ops ---------------------------------------------------------------------------------------------
 

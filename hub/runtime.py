@@ -12,6 +12,7 @@ from hub.broker import Broker, open_broker
 from hub.channel import Channel
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
+from hub.metrics import Metrics
 from hub.plugin_manager import PluginManager
 from hub.protocol import CloseCode
 from hub.router import Router
@@ -42,6 +43,16 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._plugin_stores: dict[str, PluginStore] = {}
         self.started = False
+        self.metrics = Metrics()
+        self.metrics.gauge("hub_connections", "Open WebSocket connections.", lambda: len(self.sessions))
+        self.metrics.gauge(
+            "hub_channels", "Channels with a subscriber on this node.", lambda: self.fanout.channel_count
+        )
+        self.metrics.gauge(
+            "hub_send_queue_frames",
+            "Frames waiting in send queues, all sessions.",
+            lambda: sum(session.queued_frames for session in self.sessions.values()),
+        )
 
     async def start(self) -> None:
         await self.store.start()
@@ -83,4 +94,5 @@ class Hub:
         spec, _room = self.router.resolve(channel)
         self.check_event(spec, event_type, data)
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
+        self.metrics.events_published += 1
         return await self.broker.publish(channel, event_type, data.model_dump_json(), history)

@@ -38,3 +38,20 @@ async def test_per_message_deflate_is_never_negotiated(hub_server):
         assert ws.response is not None
         assert "Sec-WebSocket-Extensions" not in ws.response.headers
         assert ws.response.headers["Sec-WebSocket-Protocol"] == "hub.v1"
+
+
+async def test_metrics_count_connections_errors_and_events(hub_server, hub_client):
+    import httpx
+
+    server = hub_server()
+    alice = await hub_client(server, user="alice")
+    await alice.sub("chat:lobby")
+    await alice.pub("chat:lobby", "chat.send", {"text": "counted"})
+    await alice.send_raw("not json")
+    assert (await alice.next_unsolicited())["code"] == "bad_request"
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    assert "hub_connections 1" in text
+    assert 'hub_errors_total{code="bad_request"} 1' in text
+    assert "hub_events_published_total 2" in text  # chat.joined and chat.posted
+    assert "hub_channels 1" in text
