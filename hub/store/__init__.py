@@ -35,6 +35,10 @@ class Store(Protocol):
 
     async def delete_prefix(self, ns: str, prefix: str) -> int: ...
 
+    async def trim(self, ns: str, prefix: str, keep: int) -> int:
+        """Delete all but the last ``keep`` records (in key order) under ``prefix``; returns how many went."""
+        ...
+
 
 class PluginStore:
     """A plugin's view of the store: every call is confined to the plugin's namespace."""
@@ -61,6 +65,9 @@ class PluginStore:
 
     async def delete_prefix(self, prefix: str) -> int:
         return await self._store.delete_prefix(self._ns, prefix)
+
+    async def trim(self, prefix: str, keep: int) -> int:
+        return await self._store.trim(self._ns, prefix, keep)
 
 
 def open_store(url: str) -> Store:

@@ -123,3 +123,22 @@ class SQLiteStore:
             return cursor.rowcount
 
         return await self._run(delete_prefix)
+
+    async def trim(self, ns: str, prefix: str, keep: int) -> int:
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+        end = _prefix_end(prefix)
+
+        def trim(db: sqlite3.Connection) -> int:
+            # The key of the oldest record to keep; everything before it under the prefix goes.
+            row = db.execute(
+                "SELECT key FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key DESC LIMIT 1 OFFSET ?",
+                (ns, prefix, end, max(keep - 1, 0)),
+            ).fetchone()
+            if row is None:
+                return 0
+            bound_sql = "key <= ?" if keep == 0 else "key < ?"
+            cursor = db.execute(f"DELETE FROM records WHERE ns = ? AND key >= ? AND {bound_sql}", (ns, prefix, row[0]))
+            return cursor.rowcount
+
+        return await self._run(trim)

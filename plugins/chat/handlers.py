@@ -28,6 +28,7 @@ class ChatSettings(BaseSettings):
 
     snapshot_size: int = 50  # messages a late joiner gets in its sub reply
     history_size: int = 500  # events kept for recovery after a short disconnect
+    retention: int = 10_000  # messages kept per room in the store; older ones are deleted
 
 
 settings = ChatSettings()
@@ -45,6 +46,8 @@ chat.event("chat.deleted", MessageDeleted)
 chat.event("chat.typing", UserTyping)
 
 _last_ms = 0
+_sends = 0
+TRIM_EVERY = 100  # sends between two trims of a room's stored log
 
 
 def new_message_id() -> str:
@@ -78,6 +81,10 @@ async def send(ctx: Context, msg: SendMessage) -> MessagePosted:
     )
     await ctx.store.put(_key(ctx.room, message.id), message.model_dump_json().encode())
     await ctx.publish("chat.posted", message)
+    global _sends
+    _sends += 1
+    if _sends % TRIM_EVERY == 0:
+        await ctx.store.trim(f"{ctx.room}/", settings.retention)
     return message
 
 
