@@ -23,8 +23,9 @@ class AuthError(Exception):
 
 class Authenticator:
     def __init__(self, secret: str, *, leeway: float = 0.0) -> None:
-        if len(secret) < 16:
-            raise ValueError("the JWT secret must be at least 16 characters")
+        # RFC 7518 3.2: an HS256 key must be at least 256 bits (PyJWT warns on shorter ones).
+        if len(secret.encode()) < 32:
+            raise ValueError("the JWT secret must be at least 32 bytes long")
         self._secret = secret
         self._leeway = leeway
 

@@ -72,7 +72,7 @@ class Channel:
         can_subscribe: Policy = allow_everyone,
         can_publish: Policy = allow_everyone,
     ) -> None:
-        if not NAMESPACE_RE.match(namespace):
+        if not NAMESPACE_RE.fullmatch(namespace):
             raise ValueError(f"namespace {namespace!r} must be lower_snake_case ASCII, at most 32 characters")
         if recoverable and history_size < 1:
             raise ValueError("a recoverable channel needs history_size >= 1")
@@ -92,7 +92,7 @@ class Channel:
             self._events[f"{namespace}.left"] = PresenceChanged
 
     def _check_type(self, message_type: str) -> None:
-        if not TYPE_RE.match(message_type) or not message_type.startswith(self.namespace + "."):
+        if not TYPE_RE.fullmatch(message_type) or not message_type.startswith(self.namespace + "."):
             raise ValueError(f"message type {message_type!r} must look like '{self.namespace}.<verb>'")
 
     def on(

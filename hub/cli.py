@@ -105,7 +105,11 @@ def token(
 
     overrides: dict[str, Any] = {"secret": secret, "data_dir": data_dir}
     settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
-    typer.echo(Authenticator(settings.resolved_secret()).issue(user, name=name, ttl=ttl, scopes=tuple(scope or ())))
+    try:
+        authenticator = Authenticator(settings.resolved_secret())
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(authenticator.issue(user, name=name, ttl=ttl, scopes=tuple(scope or ())))
 
 
 def main() -> None:

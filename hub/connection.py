@@ -173,21 +173,24 @@ class WebSocketEndpoint:
                 session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
                 continue
             request_id: JSON = None
+            # Spend the token before decoding (garbage counts too), but decode first to echo the request id.
+            allowed = session.limiter.allow_frame(now)
             try:
-                if not session.limiter.allow_frame(now):
-                    raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 frame = decode_frame(text)
                 request_id = frame.id
+                if not allowed:
+                    raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 if isinstance(frame, AuthRequest):
                     timer = self._auth(session, frame, timer)
                 else:
                     await self._ops[type(frame)](session, frame)
             except FrameError as exc:
-                self._error(session, exc.request_id, exc.code, exc.msg, exc.details)
+                if allowed:
+                    self._error(session, exc.request_id, exc.code, exc.msg, exc.details)
+                else:
+                    self._error(session, exc.request_id, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
             except HubError as exc:
                 self._error(session, request_id, exc.code, exc.msg, exc.details)
-                if exc.code == ErrorCode.RATE_LIMITED and session.limiter.strike(now):
-                    session.close(CloseCode.RATE_ABUSE, "Kept sending past the rate limit.")
             except Disconnect as exc:
                 session.close(exc.code, exc.reason)
             except (StoreUnavailable, BrokerUnavailable) as exc:
@@ -200,9 +203,11 @@ class WebSocketEndpoint:
     def _error(
         self, session: Session, request_id: JSON, code: str, msg: str, details: list[JSON] | None = None
     ) -> None:
-        """The one place err frames are made."""
+        """The one place err frames are made; rate_limited ones count as strikes toward a 4008 close."""
         self.hub.metrics.errors[code] += 1
         session.push(encode_err(request_id, code, msg, details))
+        if code == ErrorCode.RATE_LIMITED and session.limiter.strike(time.monotonic()):
+            session.close(CloseCode.RATE_ABUSE, "Kept sending past the rate limit.")
 
     # ---- ops ---------------------------------------------------------------------------------------------
 

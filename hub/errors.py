@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from hub.types import JSON
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+_CODE = re.compile(r"[a-z][a-z0-9_]{1,31}")
 
 
 class HubError(Exception):
@@ -17,7 +17,7 @@ class HubError(Exception):
     """
 
     def __init__(self, code: str, msg: str, details: Sequence[JSON] | None = None) -> None:
-        if not _CODE.match(code):
+        if not _CODE.fullmatch(code):
             raise ValueError(f"error code must be lower_snake_case, got {code!r}")
         super().__init__(msg)
         self.code = code

@@ -13,6 +13,7 @@ from hub.errors import HubError
 from hub.types import JSON, StreamPosition
 
 PROTOCOL_VERSION = 1
+MAX_DEPTH = 64  # nesting of arrays/objects in a client frame; orjson reads 1024 levels but writes only 254
 SUBPROTOCOL = "hub.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 
@@ -55,9 +56,9 @@ class CloseCode(IntEnum):
 
 
 # Channels are "<namespace>:<room>". Namespaces are a plugin's lower-case name; rooms are a safe ASCII subset.
-NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-ROOM_RE = re.compile(r"^[A-Za-z0-9_.@=+\-]+$")
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,31}$")
+NAMESPACE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # always used with fullmatch
+ROOM_RE = re.compile(r"[A-Za-z0-9_.@=+\-]+")
+TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,31}")
 
 
 def split_channel(channel: str, max_length: int) -> tuple[str, str]:
@@ -65,7 +66,7 @@ def split_channel(channel: str, max_length: int) -> tuple[str, str]:
     if len(channel) > max_length:
         raise HubError(ErrorCode.BAD_CHANNEL, f"Channel names are at most {max_length} characters.")
     namespace, sep, room = channel.partition(":")
-    if not sep or not NAMESPACE_RE.match(namespace) or not room or not ROOM_RE.match(room):
+    if not sep or not NAMESPACE_RE.fullmatch(namespace) or not ROOM_RE.fullmatch(room):
         raise HubError(
             ErrorCode.BAD_CHANNEL,
             "Channel names look like 'plugin:room': a lower-case plugin name, a colon, and a room of "
@@ -160,6 +161,8 @@ def decode_frame(text: str | bytes) -> ClientFrame:
         raise FrameError(ErrorCode.BAD_REQUEST, f"Frame is not valid JSON: {exc}.") from None
     if not isinstance(raw, dict):
         raise FrameError(ErrorCode.BAD_REQUEST, "A frame must be a JSON object.")
+    if not _within_depth(raw, MAX_DEPTH):
+        raise FrameError(ErrorCode.BAD_REQUEST, f"Frames may nest arrays and objects at most {MAX_DEPTH} deep.")
     request_id = raw.get("id")
     if not isinstance(request_id, int | str) or isinstance(request_id, bool):
         request_id = None
@@ -179,6 +182,20 @@ def decode_frame(text: str | bytes) -> ClientFrame:
         for detail in details:  # drop the discriminator ("pub") that pydantic puts first in every location
             detail["loc"] = detail["loc"][1:]
         raise FrameError(ErrorCode.BAD_REQUEST, f"Malformed {op!r} frame.", request_id, details) from None
+
+
+def _within_depth(value: JSON, limit: int) -> bool:
+    """True when ``value`` nests at most ``limit`` containers deep; iterative, so it cannot overflow."""
+    stack: list[tuple[JSON, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
 
 
 def validation_details(exc: ValidationError) -> list[JSON]:

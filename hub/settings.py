@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -66,10 +67,16 @@ class HubSettings(BaseSettings):
         if self.secret:
             return self.secret
         path = self.data_dir / "secret"
-        if path.exists():
-            return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
-        path.write_text(value)
-        path.chmod(0o600)
-        return value
+        try:
+            # O_EXCL: of two processes starting at once, one writes and both read the same secret;
+            # the mode is set at creation, so the file is never readable by others.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            value = path.read_text().strip()
+            if not value:
+                raise ValueError(f"{path} is empty; delete it to generate a new secret") from None
+            return value
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()

@@ -34,7 +34,7 @@ class StreamPosition:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPolicy:
-    """How much of a recoverable channel's stream a broker keeps, in events and in seconds since last use."""
+    """How much of a recoverable channel's stream a broker keeps: events, and seconds after the last publish."""
 
     size: int
     ttl: float

@@ -61,6 +61,7 @@ class MemoryBroker:
         return stream
 
     async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
+        assert self._deliver is not None, "publish before start"
         offset: int | None = None
         if history is None:
             frame = encode_event(channel, event_type, data, None)
@@ -72,7 +73,6 @@ class MemoryBroker:
             frame = encode_event(channel, event_type, data, offset)
             stream.frames.append((offset, frame))
             stream.expires_at = now + stream.ttl
-        assert self._deliver is not None, "publish before start"
         self._deliver(channel, frame, offset)
         return offset
 

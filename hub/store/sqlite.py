@@ -24,9 +24,21 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
-def _prefix_end(prefix: str) -> str:
-    """The smallest string greater than every string starting with ``prefix`` (for a range scan)."""
-    return prefix + "\U0010ffff"
+def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:
+    """SQL and parameters selecting keys that start with ``prefix``, as an index range scan.
+
+    The upper bound is the smallest string above every extension of the prefix: the prefix with its last
+    character incremented (dropping trailing U+10FFFF); SQLite compares TEXT as UTF-8 bytes, which sorts
+    by code point. A prefix of only U+10FFFF characters (or an empty one) has no upper bound.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:  # surrogates cannot be stored; the next character is U+E000
+                code = 0xE000
+            return "key >= ? AND key < ?", (prefix, "".join(chars) + chr(code))
+    return "key >= ?", (prefix,)
 
 
 class SQLiteStore:
@@ -107,38 +119,39 @@ class SQLiteStore:
         self, ns: str, prefix: str = "", *, limit: int | None = None, reverse: bool = False
     ) -> list[tuple[str, bytes]]:
         order = "DESC" if reverse else "ASC"
-        sql = f"SELECT key, value FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key {order} LIMIT ?"
+        where, bounds = _prefix_range(prefix)
+        sql = f"SELECT key, value FROM records WHERE ns = ? AND {where} ORDER BY key {order} LIMIT ?"
 
         def scan(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
-            rows = db.execute(sql, (ns, prefix, _prefix_end(prefix), -1 if limit is None else limit))
+            rows = db.execute(sql, (ns, *bounds, -1 if limit is None else limit))
             return [(key, bytes(value)) for key, value in rows]
 
         return await self._run(scan)
 
     async def delete_prefix(self, ns: str, prefix: str) -> int:
+        where, bounds = _prefix_range(prefix)
+
         def delete_prefix(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "DELETE FROM records WHERE ns = ? AND key >= ? AND key < ?", (ns, prefix, _prefix_end(prefix))
-            )
-            return cursor.rowcount
+            return db.execute(f"DELETE FROM records WHERE ns = ? AND {where}", (ns, *bounds)).rowcount
 
         return await self._run(delete_prefix)
 
     async def trim(self, ns: str, prefix: str, keep: int) -> int:
         if keep < 0:
             raise ValueError("keep must be >= 0")
-        end = _prefix_end(prefix)
+        where, bounds = _prefix_range(prefix)
 
         def trim(db: sqlite3.Connection) -> int:
             # The key of the oldest record to keep; everything before it under the prefix goes.
             row = db.execute(
-                "SELECT key FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key DESC LIMIT 1 OFFSET ?",
-                (ns, prefix, end, max(keep - 1, 0)),
+                f"SELECT key FROM records WHERE ns = ? AND {where} ORDER BY key DESC LIMIT 1 OFFSET ?",
+                (ns, *bounds, max(keep - 1, 0)),
             ).fetchone()
             if row is None:
                 return 0
             bound_sql = "key <= ?" if keep == 0 else "key < ?"
-            cursor = db.execute(f"DELETE FROM records WHERE ns = ? AND key >= ? AND {bound_sql}", (ns, prefix, row[0]))
-            return cursor.rowcount
+            return db.execute(
+                f"DELETE FROM records WHERE ns = ? AND key >= ? AND {bound_sql}", (ns, prefix, row[0])
+            ).rowcount
 
         return await self._run(trim)

@@ -1,0 +1,111 @@
+"""cli.py: ``hub plugins``, ``hub serve`` refusing unknown plugins before serving, and ``hub token``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import hub.server
+from hub.auth import Authenticator
+from hub.cli import cli
+
+SECRET = "cli-test-secret-0123456789abcdefghij"  # 32+ bytes: PyJWT's recommended HS256 key length
+SHORTEST_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes: the shortest secret Authenticator accepts
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No HUB_* variable from the developer's shell, and a data dir that is not the working copy's .hub."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("HUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Replaces the real server: a test that reaches it records the call instead of binding a port."""
+    calls: list[object] = []
+    monkeypatch.setattr(hub.server, "serve", calls.append)
+    return calls
+
+
+def test_plugins_lists_channels_and_message_types() -> None:
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    [header, *rows] = result.output.splitlines()
+    assert header.split()[:2] == ["PLUGIN", "CHANNELS"]
+    [chat] = [row for row in rows if row.split()[0] == "chat"]
+    assert "chat:*" in chat.split()
+    assert "chat.send" in chat
+    assert "chat.posted" in chat
+    assert "chat.joined" in chat  # presence events are listed too
+
+
+def test_serve_refuses_an_unknown_plugin_before_serving(served: list[object]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--plugins", "chat,nope"])
+    assert result.exit_code == 2
+    assert served == []
+    error = result.stderr.strip()
+    assert "\n" not in error
+    assert error.startswith("error:")
+    assert "'nope'" in error
+    assert "chat" in error
+    assert result.stdout == ""
+
+
+def test_serve_with_known_plugins_reaches_the_server(served: list[object]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--plugins", " chat ,", "--port", "0", "--no-anonymous"])
+    assert result.exit_code == 0, result.output
+    [settings] = served
+    assert settings.plugins == ["chat"]  # type: ignore[attr-defined]
+    assert settings.port == 0  # type: ignore[attr-defined]
+    assert settings.anonymous is False  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("secret", [SECRET, SHORTEST_SECRET])
+def test_token_prints_a_verifiable_jwt(secret: str) -> None:
+    before = time.time()
+    result = CliRunner().invoke(cli, ["token", "--user", "alice", "--secret", secret, "--ttl", "120"])
+    assert result.exit_code == 0, repr(result.exception)
+    token = result.stdout.strip()
+    assert token.count(".") == 2
+    identity = Authenticator(secret).verify(token)
+    assert identity.user == "alice"
+    assert identity.name == "alice"
+    assert identity.expires_at is not None
+    assert before + 100 <= identity.expires_at <= time.time() + 121
+
+
+def test_token_with_name_and_scopes() -> None:
+    args = ["token", "--user", "bob", "--name", "Bob B", "--scope", "admin", "--scope", "read", "--secret", SECRET]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, repr(result.exception)
+    identity = Authenticator(SECRET).verify(result.stdout.strip())
+    assert (identity.user, identity.name, identity.scopes) == ("bob", "Bob B", frozenset({"admin", "read"}))
+
+
+def test_token_is_refused_by_another_secret() -> None:
+    from hub.auth import AuthError
+
+    result = CliRunner().invoke(cli, ["token", "--user", "alice", "--secret", SECRET])
+    with pytest.raises(AuthError):
+        Authenticator("another-secret-0123456789abcdefghij").verify(result.stdout.strip())
+
+
+def test_token_without_secret_uses_the_data_dir_secret(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["token", "--user", "alice", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    secret = (tmp_path / "data" / "secret").read_text().strip()
+    assert Authenticator(secret).verify(result.stdout.strip()).user == "alice"
+
+
+def test_token_with_a_short_secret_is_a_one_line_error():
+    result = CliRunner().invoke(cli, ["token", "--user", "alice", "--secret", "too-short"])
+    assert result.exit_code == 2
+    assert "at least 32 bytes" in result.output

@@ -1,0 +1,135 @@
+"""settings.py: HUB_* environment variables, comma lists, the default store URL and the generated secret."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hub.settings import HubSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No HUB_* variable from the developer's shell, and a working directory of our own."""
+    for name in list(os.environ):
+        if name.startswith("HUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    settings = HubSettings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.plugins is None
+    assert settings.allowed_origins == []
+    assert settings.broker_url == "memory://"
+    assert settings.store_url is None
+    assert settings.secret is None
+
+
+def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_HOST", "0.0.0.0")
+    monkeypatch.setenv("HUB_PORT", "9001")
+    monkeypatch.setenv("HUB_ANONYMOUS", "false")
+    monkeypatch.setenv("HUB_HEARTBEAT_INTERVAL", "0.05")
+    monkeypatch.setenv("HUB_BROKER_URL", "memory://other")
+    monkeypatch.setenv("HUB_SECRET", "from-the-environment-0123456789abcdef")
+    monkeypatch.setenv("HUB_DATA_DIR", "/var/lib/hub")
+    settings = HubSettings()
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9001
+    assert settings.anonymous is False
+    assert settings.heartbeat_interval == 0.05
+    assert settings.broker_url == "memory://other"
+    assert settings.secret == "from-the-environment-0123456789abcdef"
+    assert settings.data_dir == Path("/var/lib/hub")
+
+
+def test_explicit_values_override_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_PORT", "9001")
+    assert HubSettings(port=9002).port == 9002
+
+
+def test_unprefixed_env_vars_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    assert HubSettings().port == 8000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("chat", ["chat"]), ("chat,draw", ["chat", "draw"]), (" chat , draw ,, ", ["chat", "draw"])],
+)
+def test_plugins_are_comma_separated(monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]) -> None:
+    monkeypatch.setenv("HUB_PLUGINS", value)
+    assert HubSettings().plugins == expected
+
+
+def test_allowed_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_ALLOWED_ORIGINS", "https://a.example, https://b.example:8443")
+    assert HubSettings().allowed_origins == ["https://a.example", "https://b.example:8443"]
+
+
+def test_allowed_origins_wildcard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_ALLOWED_ORIGINS", "*")
+    assert HubSettings().allowed_origins == ["*"]
+
+
+def test_comma_strings_passed_directly_are_split() -> None:
+    settings = HubSettings(plugins="chat,draw", allowed_origins="https://a.example")  # type: ignore[arg-type]
+    assert settings.plugins == ["chat", "draw"]
+    assert settings.allowed_origins == ["https://a.example"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("HUB_PORT", "70000"), ("HUB_RATE_LIMIT", "0"), ("HUB_PORT", "x")])
+def test_invalid_env_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        HubSettings()
+
+
+# ---- store URL --------------------------------------------------------------------------------------------
+
+
+def test_resolved_store_url_is_under_the_data_dir(tmp_path: Path) -> None:
+    settings = HubSettings(data_dir=tmp_path / "data")
+    assert settings.resolved_store_url() == f"sqlite:///{(tmp_path / 'data' / 'hub.sqlite3').resolve()}"
+
+
+def test_resolved_store_url_of_a_relative_data_dir_is_absolute(tmp_path: Path) -> None:
+    url = HubSettings(data_dir=Path("rel")).resolved_store_url()
+    assert url == f"sqlite:///{(tmp_path / 'rel' / 'hub.sqlite3').resolve()}"
+
+
+def test_resolved_store_url_uses_the_configured_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_STORE_URL", "sqlite:///:memory:")
+    assert HubSettings().resolved_store_url() == "sqlite:///:memory:"
+
+
+# ---- secret -----------------------------------------------------------------------------------------------
+
+
+def test_resolved_secret_is_generated_once_and_reused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = HubSettings(data_dir=data_dir).resolved_secret()
+    assert len(first) >= 32
+    secret_file = data_dir / "secret"
+    assert secret_file.read_text() == first
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert HubSettings(data_dir=data_dir).resolved_secret() == first  # a second process gets the same one
+    assert HubSettings(data_dir=tmp_path / "elsewhere").resolved_secret() != first
+
+
+def test_resolved_secret_reads_an_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("  a-secret-kept-by-the-operator-0123456789\n")
+    assert HubSettings(data_dir=tmp_path).resolved_secret() == "a-secret-kept-by-the-operator-0123456789"
+
+
+def test_configured_secret_wins_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_SECRET", "configured-secret-0123456789abcdef")
+    settings = HubSettings(data_dir=tmp_path / "data")
+    assert settings.resolved_secret() == "configured-secret-0123456789abcdef"
+    assert not (tmp_path / "data").exists()
