@@ -7,12 +7,14 @@ from hub.context import Context
 from hub.errors import Disconnect, HubError
 from hub.hookspecs import hookimpl
 from hub.limits import RateLimit
+from hub.runtime import Hub
 from hub.types import Identity, PresenceMember
 
 __all__ = [
     "Channel",
     "Context",
     "Disconnect",
+    "Hub",
     "HubError",
     "Identity",
     "PresenceChanged",

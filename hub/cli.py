@@ -28,7 +28,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
     broker: Annotated[str | None, typer.Option(help="Broker URL, e.g. memory://.")] = None,
-    store: Annotated[str | None, typer.Option(help="Store URL, e.g. sqlite:///.hub/hub.sqlite3.")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Store URL: sqlite:///relative/file or sqlite:////absolute/file.")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite store and secret live.")] = None,
     secret: Annotated[str | None, typer.Option(help="HS256 secret for JWTs (or HUB_SECRET).")] = None,
     allowed_origins: Annotated[

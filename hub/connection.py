@@ -97,6 +97,7 @@ class WebSocketEndpoint:
             ),
             max_frames=settings.send_queue_max_frames,
             max_bytes=settings.send_queue_max_bytes,
+            close_timeout=settings.close_timeout,
             abort=abort,
         )
         self.hub.sessions[session.client_id] = session
@@ -140,7 +141,8 @@ class WebSocketEndpoint:
                 "max_channels": settings.max_channels_per_connection,
                 "max_channel_length": settings.max_channel_length,
             },
-            "plugins": sorted(self.hub.router.channels),
+            "plugins": self.hub.plugins.names,
+            "namespaces": sorted(self.hub.router.channels),
         }
 
     def _expiry_timer(self, session: Session, identity: Identity) -> asyncio.TimerHandle | None:

@@ -48,7 +48,10 @@ class Context:
     def reply(self, event_type: str, data: BaseModel) -> None:
         """Send an event to the calling client only."""
         self.hub.check_event(self.spec, event_type, data)
-        self._session.push(encode_event(self.channel, event_type, data.model_dump_json(), None))
+        # Through push_event, so a reply made while subscribing waits for the sub's ok like live events do.
+        self._session.push_event(
+            self.channel, encode_event(self.channel, event_type, data.model_dump_json(), None), None
+        )
 
     async def presence(self) -> list[PresenceMember]:
         return await self.hub.broker.presence_members(self.channel)

@@ -104,11 +104,15 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
         raise HubError(ErrorCode.RATE_LIMITED, f"Too many {req.type!r} messages; slow down.")
     _authorize(hub, spec, identity, req.ch, room, req.type)
     message = hub.router.validate(inbound, req.data)
-    if req.mid is not None and not await hub.broker.claim_mid(
-        f"{req.ch}\x00{identity.user}\x00{req.mid}", hub.settings.dedup_window
-    ):
+    mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
+    if mid_key is not None and not await hub.broker.claim_mid(mid_key, hub.settings.dedup_window):
         return {"duplicate": True}
-    result = await inbound.handler(Context(hub, session, identity, req.ch, room, spec), message)
+    try:
+        result = await inbound.handler(Context(hub, session, identity, req.ch, room, spec), message)
+    except BaseException:
+        if mid_key is not None:  # nothing was done, so a retry with this mid must run
+            await hub.broker.release_mid(mid_key)
+        raise
     return result.model_dump(mode="json") if result is not None else None
 
 

@@ -64,6 +64,14 @@ class PluginManager:
 
     def register(self, plugin: ModuleType | object, name: str) -> None:
         self._pm.register(plugin, name=name)
+        known = set(vars(hookspecs))
+        for attr in dir(plugin):
+            if not attr.startswith("hub_") or not callable(getattr(plugin, attr)):
+                continue
+            if attr not in known:
+                raise ValueError(f"plugin {name!r}: {attr!r} is not a hub hook (see docs/hooks.md)")
+            if self._pm.parse_hookimpl_opts(plugin, attr) is None:
+                raise ValueError(f"plugin {name!r}: {attr!r} looks like a hook but lacks @hookimpl")
 
     def check(self) -> None:
         """Turn a misspelled hook implementation into an error at start-up."""
@@ -115,4 +123,9 @@ class PluginManager:
         results = self._pm.hook.hub_authorize(
             identity=identity, action=action, channel=channel, message_type=message_type
         )
+        for result in results:
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError("hub_authorize must be a plain function returning bool | None, not async")
         return all(result is not False for result in results)

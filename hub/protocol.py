@@ -7,7 +7,7 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from hub.errors import HubError
 from hub.types import JSON, StreamPosition
@@ -46,7 +46,6 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001  # the server is shutting down; reconnect elsewhere
     FRAME_TOO_LARGE = 1009  # a frame exceeded max_frame_bytes (sent by the WebSocket layer)
     INTERNAL_ERROR = 1011
-    PROTOCOL_ERROR = 4000  # sustained malformed input
     AUTH_FAILED = 4001  # token missing, forged, expired or otherwise invalid
     AUTH_TIMEOUT = 4002  # no successful auth within auth_timeout
     TOKEN_EXPIRED = 4003  # the token expired during the session and was not refreshed
@@ -77,7 +76,7 @@ def split_channel(channel: str, max_length: int) -> tuple[str, str]:
 
 # ---- client -> server -------------------------------------------------------------------------------------
 
-RequestId = Annotated[int, Field(ge=0, le=2**53)] | Annotated[str, Field(max_length=64)]
+RequestId = Annotated[StrictInt, Field(ge=0, le=2**53)] | Annotated[StrictStr, Field(max_length=64)]
 
 
 class _Frame(BaseModel):

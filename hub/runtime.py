@@ -30,12 +30,7 @@ class Hub:
         self.settings = settings
         self.plugins = plugins
         self.router = Router(plugins.channels(), max_channel_length=settings.max_channel_length)
-        self.broker: Broker = open_broker(
-            settings.broker_url,
-            dedup_window=settings.dedup_window,
-            presence_ttl=settings.presence_ttl,
-            sweep_interval=settings.sweep_interval,
-        )
+        self.broker: Broker = open_broker(settings.broker_url, sweep_interval=settings.sweep_interval)
         self.store: Store = open_store(settings.resolved_store_url())
         self.fanout = Fanout(self.broker)
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)

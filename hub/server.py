@@ -15,16 +15,25 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from hub.settings import HubSettings
 
 _QUERY = re.compile(r"\?[^\s\"']*")
+_BEARER = re.compile(r"(bearer[.\s])[^\s,\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Drop query strings and bearer tokens (subprotocol ``bearer.<jwt>``, ``Authorization: Bearer``)."""
+    return _BEARER.sub(r"\1…", _QUERY.sub("?…", text))
 
 
 class RedactQueryFilter(logging.Filter):
-    """uvicorn logs '"WebSocket /ws?token=..." [accepted]'; strip every query string from log records."""
+    """uvicorn logs '"WebSocket /ws?token=..." [accepted]', and at debug level the websockets library logs
+    every handshake header; strip query strings and bearer tokens from every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args)
-        if isinstance(record.msg, str) and "?" in record.msg:
-            record.msg = _QUERY.sub("?…", record.msg)
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: redact(v) if isinstance(v, str) else v for key, v in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True
 
 
@@ -43,10 +52,12 @@ def configure_hub_logging(level: str) -> None:
 
 
 def install_log_redaction() -> None:
+    """On the loggers (records they create) and on their handlers (records their children pass up)."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "hub"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
-            logger.addFilter(RedactQueryFilter())
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, RedactQueryFilter) for f in target.filters):
+                target.addFilter(RedactQueryFilter())
 
 
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -42,6 +42,7 @@ class HubSettings(BaseSettings):
     abuse_window: float = Field(default=10.0, gt=0)
     send_queue_max_frames: int = Field(default=1000, ge=1)
     send_queue_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    close_timeout: float = Field(default=2.0, gt=0)  # seconds a close frame may take before the socket is dropped
     handshake_timeout: float = Field(default=10.0, gt=0)  # seconds to send a complete HTTP request/upgrade
 
     # timers
@@ -49,7 +50,6 @@ class HubSettings(BaseSettings):
     heartbeat_timeout: float = Field(default=60.0, gt=0)
     history_ttl: float = Field(default=600.0, gt=0)  # default for recoverable channels that set none
     dedup_window: float = Field(default=120.0, gt=0)  # how long a publish "mid" is remembered
-    presence_ttl: float = Field(default=60.0, gt=0)
     sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
 
     @field_validator("plugins", "allowed_origins", mode="before")

@@ -81,7 +81,7 @@ class HubServer:
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         app = create_app(self.settings, plugins=self._manager())
-        config = uvicorn_config(app, self.settings, port=self.port, log_level="warning")
+        config = uvicorn_config(app, self.settings, port=self.port)
         install_log_redaction()
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -95,7 +95,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
-        """Stop gracefully (clients get 1001), like SIGTERM; the port is kept for a restart."""
+        """Stop gracefully, like SIGTERM (uvicorn closes sockets with 1012); the port is kept for a restart."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
@@ -313,7 +313,9 @@ async def hub_client() -> AsyncIterator[Callable[..., Any]]:
     clients: list[HubClient] = []
 
     async def connect(server: HubServer, user: str | None = None, **kwargs: Any) -> HubClient:
-        token = server.token(user) if user is not None else kwargs.pop("token", None)
+        token = kwargs.pop("token", None)
+        if user is not None:
+            token = server.token(user)
         client = await HubClient.connect(server.ws_url, token=token, **kwargs)
         clients.append(client)
         return client

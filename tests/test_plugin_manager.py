@@ -11,7 +11,7 @@ import typer
 from fastapi import APIRouter
 from typer.testing import CliRunner
 
-from hub import Channel, hookimpl
+from hub import Channel, hookimpl, hookspecs
 from hub.plugin_manager import PluginManager, UnknownPlugin, available_plugins
 from hub.types import Identity
 
@@ -64,16 +64,48 @@ def test_unknown_plugin_with_nothing_installed() -> None:
     assert "none installed" in str(UnknownPlugin("x", []))
 
 
-def test_misspelled_hook_fails_at_check() -> None:
+def test_misspelled_hook_fails_at_register() -> None:
     class Misspelled:
         @hookimpl
         def hub_chanels(self) -> list[Channel]:
             return []
 
-    manager = PluginManager()
-    manager.register(Misspelled(), "typo")
+    with pytest.raises(ValueError, match="'hub_chanels' is not a hub hook"):
+        PluginManager().register(Misspelled(), "typo")
+
+
+def test_misspelled_hook_fails_at_check_in_plain_pluggy_too() -> None:
+    class Misspelled:
+        @hookimpl
+        def hub_chanels(self) -> list[Channel]:
+            return []
+
+    pm = pluggy.PluginManager("hub")
+    pm.add_hookspecs(hookspecs)
+    pm.register(Misspelled(), name="typo")
     with pytest.raises(pluggy.PluginValidationError, match="hub_chanels"):
-        manager.check()
+        pm.check_pending()
+
+
+def test_hook_without_hookimpl_marker_is_an_error() -> None:
+    class Unmarked:
+        def hub_channels(self) -> list[Channel]:
+            return []
+
+    with pytest.raises(ValueError, match="lacks @hookimpl"):
+        PluginManager().register(Unmarked(), "unmarked")
+
+
+def test_async_authorize_is_refused() -> None:
+    class AsyncAuthorize:
+        @hookimpl
+        async def hub_authorize(self, identity, action, channel, message_type):  # type: ignore[no-untyped-def]
+            return False
+
+    manager = PluginManager()
+    manager.register(AsyncAuthorize(), "async")
+    with pytest.raises(TypeError, match="not async"):
+        manager.authorize(Identity(user="u", name="u"), "subscribe", "chat:x", None)
 
 
 def test_hook_with_an_unknown_argument_fails_at_register() -> None:

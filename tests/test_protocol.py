@@ -434,3 +434,13 @@ def test_fuzz_decode_frame_like_objects(value: dict[str, Any]) -> None:
     frame = check_decode(json.dumps(value))
     if isinstance(frame, PubRequest):
         orjson.loads(encode_ok(frame.id, frame.data))
+
+
+@pytest.mark.parametrize("bad_id", ["true", "false", "2.0", "-1", "null"])
+def test_request_ids_are_strict_non_negative_integers_or_strings(bad_id: str) -> None:
+    if bad_id == "null":
+        assert decode_frame('{"op":"ping","id":null}').id is None
+        return
+    with pytest.raises(FrameError) as error:
+        decode_frame('{"op":"ping","id":' + bad_id + "}")
+    assert error.value.code == "bad_request"

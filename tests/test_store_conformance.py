@@ -255,3 +255,15 @@ def test_open_store_rejects_unknown_schemes(url: str) -> None:
 def test_open_store_rejects_a_sqlite_url_without_a_path() -> None:
     with pytest.raises(ValueError, match="names no file"):
         open_store("sqlite://")
+
+
+async def test_sqlite_urls_follow_the_sqlalchemy_convention(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///relative.sqlite3")
+    absolute = open_store(f"sqlite:///{tmp_path / 'absolute.sqlite3'}")  # four slashes: an absolute path
+    for store in (relative, absolute):
+        await store.start()
+        await store.put("ns", "k", b"v")
+        await store.close()
+    assert (tmp_path / "relative.sqlite3").exists()
+    assert (tmp_path / "absolute.sqlite3").exists()

@@ -46,6 +46,10 @@ class Broker(Protocol):
         """True the first time ``key`` is seen within ``ttl`` seconds, False for a repeat."""
         ...
 
+    async def release_mid(self, key: str) -> None:
+        """Forget ``key`` (the publish it guarded failed), so a retry is not taken for a duplicate."""
+        ...
+
     async def presence_join(self, channel: str, member: PresenceMember) -> None: ...
 
     async def presence_leave(self, channel: str, client: str) -> None: ...
@@ -53,7 +57,7 @@ class Broker(Protocol):
     async def presence_members(self, channel: str) -> list[PresenceMember]: ...
 
 
-def open_broker(url: str, *, dedup_window: float, presence_ttl: float, sweep_interval: float) -> Broker:
+def open_broker(url: str, *, sweep_interval: float) -> Broker:
     """Build the broker a URL names: ``memory://`` (one process)."""
     scheme = urlparse(url).scheme
     if scheme == "memory":

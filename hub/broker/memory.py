@@ -106,6 +106,9 @@ class MemoryBroker:
         self._mids[key] = now + ttl
         return True
 
+    async def release_mid(self, key: str) -> None:
+        self._mids.pop(key, None)
+
     async def presence_join(self, channel: str, member: PresenceMember) -> None:
         self._presence.setdefault(channel, {})[member.client] = member
 

@@ -71,7 +71,7 @@ class PluginStore:
 
 
 def open_store(url: str) -> Store:
-    """Build the store a URL names: ``sqlite:///path/to/file`` (or ``sqlite://:memory:``)."""
+    """Build the store a URL names: ``sqlite:///relative/file``, ``sqlite:////absolute/file``, ``sqlite:///:memory:``."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         from hub.store.sqlite import SQLiteStore

@@ -52,9 +52,14 @@ class SQLiteStore:
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
+        # As in SQLAlchemy: sqlite:///relative/path, sqlite:////absolute/path, sqlite:///:memory:
         parsed = urlparse(url)
-        path = parsed.path if parsed.netloc in ("", "localhost") else parsed.netloc + parsed.path
-        if parsed.netloc == ":memory:" or path in ("/:memory:", ":memory:"):
+        if parsed.netloc == ":memory:":
+            return cls(":memory:")
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"sqlite URL {url!r} has a host; use sqlite:///relative or sqlite:////absolute")
+        path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+        if path == ":memory:":
             return cls(":memory:")
         if not path:
             raise ValueError(f"sqlite URL {url!r} names no file; use sqlite:///path/to/file")
