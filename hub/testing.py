@@ -17,8 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -268,6 +273,66 @@ class HubClient:
                 await self._reader
 
 
+class RedisServer:
+    """A throwaway ``redis-server`` on 127.0.0.1 and a free port, without persistence (like a cache node).
+
+    ``restart()`` stops it and starts it again on the same port with empty memory, which is what a Redis
+    crash without AOF looks like to the hub.
+    """
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = _free_port()
+        self._dir = tempfile.mkdtemp(prefix="hub-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self._dir, "--daemonize", "no", "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str | None:
+    return os.environ.get("HUB_TEST_REDIS_SERVER") or shutil.which("redis-server")
+
+
 # ---- pytest fixtures -------------------------------------------------------------------------------------
 
 
@@ -289,6 +354,37 @@ def test_settings(data_dir: Path, **overrides: Any) -> HubSettings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test despite the name
 
 HubServerFactory = Callable[..., HubServer]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for the whole test session: a private ``redis-server`` when the binary exists, else the
+    server HUB_TEST_REDIS_URL names. Neither is a failure (not a skip): the tests that need Redis must run."""
+    binary = redis_server_binary()
+    if binary is None:
+        url = os.environ.get("HUB_TEST_REDIS_URL")
+        if not url:
+            pytest.fail("these tests need Redis: install redis-server or set HUB_TEST_REDIS_URL")
+        yield url
+        return
+    server = RedisServer(binary).start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private ``redis-server`` for one test that stops or restarts it."""
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.fail("this test needs the redis-server binary (Debian package redis-server)")
+    server = RedisServer(binary).start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

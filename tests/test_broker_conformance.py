@@ -25,8 +25,15 @@ async def make_memory_broker(request: pytest.FixtureRequest) -> Broker:
     return MemoryBroker(sweep_interval=0.05)
 
 
+async def make_redis_broker(request: pytest.FixtureRequest) -> Broker:
+    from hub.broker.redis import RedisBroker
+
+    return RedisBroker(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
 BROKER_FACTORIES: dict[str, BrokerFactory] = {
     "memory": make_memory_broker,
+    "redis": make_redis_broker,
 }
 
 HISTORY = HistoryPolicy(size=10, ttl=60.0)

@@ -27,9 +27,16 @@ async def make_sqlite_memory_store(request: pytest.FixtureRequest) -> Store:
     return open_store("sqlite:///:memory:")
 
 
+async def make_redis_store(request: pytest.FixtureRequest) -> Store:
+    from hub.store.redis import RedisStore
+
+    return RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite-file": make_sqlite_file_store,
     "sqlite-memory": make_sqlite_memory_store,
+    "redis": make_redis_store,
 }
 
 

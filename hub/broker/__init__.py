@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import urlparse
 
@@ -12,6 +12,10 @@ Deliver = Callable[[str, str, "int | None"], None]
 """The node's local sink: (channel, encoded ev frame, offset or None). The broker calls it for every event."""
 
 
+PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
+"""Called once per member whose node stopped refreshing it (the node died), to announce its departure."""
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
 
@@ -19,7 +23,12 @@ class BrokerUnavailable(Exception):
 class Broker(Protocol):
     """What the core needs from a broker. Every implementation passes tests/test_broker_conformance.py."""
 
-    async def start(self, deliver: Deliver) -> None: ...
+    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None: ...
+
+    @property
+    def healthy(self) -> bool:
+        """Whether delivery to other nodes works right now (readiness)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -57,11 +66,25 @@ class Broker(Protocol):
     async def presence_members(self, channel: str) -> list[PresenceMember]: ...
 
 
-def open_broker(url: str, *, sweep_interval: float) -> Broker:
-    """Build the broker a URL names: ``memory://`` (one process)."""
+def open_broker(
+    url: str,
+    *,
+    sweep_interval: float = 30.0,
+    presence_ttl: float = 30.0,
+    probe_interval: float = 1.0,
+    probe_timeout: float = 3.0,
+    prefix: str = "hub",
+) -> Broker:
+    """Build the broker a URL names: ``memory://`` (one process) or ``redis://`` / ``rediss://`` (many)."""
     scheme = urlparse(url).scheme
     if scheme == "memory":
         from hub.broker.memory import MemoryBroker
 
         return MemoryBroker(sweep_interval=sweep_interval)
-    raise ValueError(f"unsupported broker URL {url!r}; expected memory://")
+    if scheme in ("redis", "rediss", "unix"):
+        from hub.broker.redis import RedisBroker
+
+        return RedisBroker(
+            url, prefix=prefix, presence_ttl=presence_ttl, probe_interval=probe_interval, probe_timeout=probe_timeout
+        )
+    raise ValueError(f"unsupported broker URL {url!r}; expected memory:// or redis://host:port/db")

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker import Deliver
+from hub.broker import Deliver, PresenceExpired
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
@@ -35,9 +35,14 @@ class MemoryBroker:
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
+        """Presence never expires here: a member leaves with its connection, in this very process."""
         self._deliver = deliver
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-memory-broker-sweep")
+
+    @property
+    def healthy(self) -> bool:
+        return True
 
     async def close(self) -> None:
         if self._sweeper is not None:

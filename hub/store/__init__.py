@@ -6,6 +6,22 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix`` (None: there is none).
+
+    The prefix with its last character incremented, dropping trailing U+10FFFF first; an empty prefix, or
+    one of only U+10FFFF characters, has no upper bound.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:  # surrogates cannot be stored; the next character is U+E000
+                code = 0xE000
+            return "".join(chars) + chr(code)
+    return None
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached; callers turn this into an ``unavailable`` error."""
 
@@ -70,11 +86,15 @@ class PluginStore:
         return await self._store.trim(self._ns, prefix, keep)
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, prefix: str = "hub") -> Store:
     """Build the store a URL names: ``sqlite:///relative/file``, ``sqlite:////absolute/file``, ``sqlite:///:memory:``."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         from hub.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path")
+    if scheme in ("redis", "rediss", "unix"):
+        from hub.store.redis import RedisStore
+
+        return RedisStore(url, prefix=prefix)
+    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path or redis://host:port/db")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from hub.store import StoreUnavailable
+from hub.store import StoreUnavailable, prefix_successor
 
 T = TypeVar("T")
 
@@ -27,18 +27,12 @@ CREATE TABLE IF NOT EXISTS records (
 def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:
     """SQL and parameters selecting keys that start with ``prefix``, as an index range scan.
 
-    The upper bound is the smallest string above every extension of the prefix: the prefix with its last
-    character incremented (dropping trailing U+10FFFF); SQLite compares TEXT as UTF-8 bytes, which sorts
-    by code point. A prefix of only U+10FFFF characters (or an empty one) has no upper bound.
+    SQLite compares TEXT as UTF-8 bytes, which sorts by code point, like prefix_successor.
     """
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if code <= 0x10FFFF:
-            if 0xD800 <= code <= 0xDFFF:  # surrogates cannot be stored; the next character is U+E000
-                code = 0xE000
-            return "key >= ? AND key < ?", (prefix, "".join(chars) + chr(code))
-    return "key >= ?", (prefix,)
+    upper = prefix_successor(prefix)
+    if upper is None:
+        return "key >= ?", (prefix,)
+    return "key >= ? AND key < ?", (prefix, upper)
 
 
 class SQLiteStore:

@@ -1,0 +1,362 @@
+"""RedisBroker: fan-out between nodes over Redis pub/sub, history in Streams, presence with TTLs, dedup keys.
+
+Each node holds one pub/sub connection with one SUBSCRIBE per channel that has local subscribers (the
+Fanout reference-counts them). An event is encoded once; the node that publishes it delivers it to its own
+subscribers directly, and Redis carries it to the other nodes. Keys of one channel share a hash tag
+(``hub:{chat:lobby}:...``) so a script touching them stays in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hub.broker import BrokerUnavailable, Deliver, PresenceExpired
+from hub.protocol import encode_event
+from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+
+log = logging.getLogger("hub.broker.redis")
+T = TypeVar("T")
+
+# Publish to a recoverable channel: the next offset, the frame kept in the stream, and PUBLISH, atomically,
+# so the stream's order and the pub/sub order are the same. A missing epoch (expired, or Redis lost its
+# data) starts a new stream under a new epoch.
+_PUBLISH = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+local offset = redis.call('INCR', KEYS[2])
+local frame = ARGV[2] .. offset .. ARGV[3]
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-1', 'f', frame)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. frame)
+return offset
+"""
+
+# The current (epoch, offset) of a stream, creating the epoch when there is none.
+_POSITION = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch, 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+local offset = redis.call('GET', KEYS[2])
+return {epoch, offset or '0'}
+"""
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "hub",
+        presence_ttl: float = 30.0,
+        probe_interval: float = 1.0,
+        probe_timeout: float = 3.0,
+        reconnect_delay: float = 0.5,
+        node_id: str | None = None,
+    ) -> None:
+        self.url = url
+        self.node_id = node_id or secrets.token_hex(6)
+        self._prefix = prefix
+        self._presence_ttl = presence_ttl
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._reconnect_delay = reconnect_delay
+        # Typed Any: redis-py types every reply as the union of all reply shapes; we decode each one explicitly.
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_timeout=max(probe_timeout, 1.0), socket_connect_timeout=max(probe_timeout, 1.0)
+        )
+        self._publish_script = self._redis.register_script(_PUBLISH)
+        self._position_script = self._redis.register_script(_POSITION)
+        self._deliver: Deliver | None = None
+        self._on_presence_expired: PresenceExpired | None = None
+        self._channels: set[str] = set()  # channels with local subscribers
+        self._pubsub: Any = None  # a redis.asyncio PubSub while connected
+        self._probe_channel = f"{prefix}:probe:{self.node_id}"
+        self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
+        self._local_presence: dict[str, dict[str, PresenceMember]] = {}
+        self._locks = _ChannelLocks()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- keys ----------------------------------------------------------------------------------------
+
+    def _key(self, channel: str, kind: str) -> str:
+        return f"{self._prefix}:{{{channel}}}:{kind}"
+
+    def _pubsub_name(self, channel: str) -> str:
+        return f"{self._prefix}:ch:{channel}"
+
+    async def _call(self, operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
+        self._deliver = deliver
+        self._on_presence_expired = on_presence_expired
+        self._tasks = [
+            asyncio.create_task(self._read_forever(), name="hub-redis-reader"),
+            asyncio.create_task(self._probe_forever(), name="hub-redis-probe"),
+            asyncio.create_task(self._presence_forever(), name="hub-redis-presence"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(RedisError, OSError):
+            for channel, members in self._local_presence.items():
+                if members:
+                    await self._redis.hdel(self._key(channel, "presence"), *members)
+                    await self._redis.zrem(self._key(channel, "presence-exp"), *members)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    @property
+    def healthy(self) -> bool:
+        """True while our probes make the round trip through pub/sub: cross-node delivery is alive."""
+        return time.monotonic() - self._last_probe < self._probe_timeout
+
+    # ---- fan-out -------------------------------------------------------------------------------------
+
+    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
+        assert self._deliver is not None, "publish before start"
+        if history is None:
+            frame = encode_event(channel, event_type, data, None)
+            await self._call(self._redis.publish(self._pubsub_name(channel), f"{self.node_id}||{frame}"))
+            self._deliver(channel, frame, None)
+            return None
+        head, _, tail = encode_event(channel, event_type, data, 0).rpartition('"offset":0')
+        head += '"offset":'
+        # One publish per channel at a time on this node, so local delivery follows the offsets.
+        async with self._locks.hold(channel):
+            offset = int(
+                await self._call(
+                    self._publish_script(
+                        keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
+                        args=[
+                            secrets.token_hex(6),
+                            head,
+                            tail,
+                            history.size,
+                            int(history.ttl * 1000),
+                            self._pubsub_name(channel),
+                            self.node_id,
+                        ],
+                    )
+                )
+            )
+            self._deliver(channel, f"{head}{offset}{tail}", offset)
+        return offset
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):  # the reader resubscribes after a reconnect
+                await pubsub.subscribe(self._pubsub_name(channel))
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(self._pubsub_name(channel))
+
+    async def _connect_pubsub(self) -> Any:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._probe_channel, *(self._pubsub_name(ch) for ch in self._channels))
+        return pubsub
+
+    async def _read_forever(self) -> None:
+        prefix_length = len(self._pubsub_name(""))
+        while True:
+            try:
+                self._pubsub = pubsub = await self._connect_pubsub()
+                log.info("redis pub/sub connected (%d channels)", len(self._channels))
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None or message["type"] != "message":
+                        continue
+                    name = message["channel"].decode()
+                    if name == self._probe_channel:
+                        self._last_probe = time.monotonic()
+                        continue
+                    node, _, rest = message["data"].decode().partition("|")
+                    if node == self.node_id:
+                        continue  # delivered locally when it was published
+                    offset_text, _, frame = rest.partition("|")
+                    channel = name[prefix_length:]
+                    if self._deliver is not None:
+                        self._deliver(channel, frame, int(offset_text) if offset_text else None)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("redis pub/sub lost (%s); reconnecting", exc)
+            finally:
+                if self._pubsub is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._pubsub.aclose()
+                    self._pubsub = None
+            await asyncio.sleep(self._reconnect_delay)
+
+    async def _probe_forever(self) -> None:
+        while True:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.publish(self._probe_channel, b"probe")
+            await asyncio.sleep(self._probe_interval)
+
+    # ---- history -------------------------------------------------------------------------------------
+
+    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
+        epoch, offset = await self._call(
+            self._position_script(
+                keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
+                args=[secrets.token_hex(6), int(history.ttl * 1000)],
+            )
+        )
+        return StreamPosition(epoch.decode(), int(offset))
+
+    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
+        position = await self.position(channel, history)
+        if since.epoch != position.epoch or since.offset > position.offset:
+            return Recovery(False, position)
+        missed = position.offset - since.offset
+        if missed == 0:
+            return Recovery(True, position)
+        if missed > history.size:
+            return Recovery(False, position)
+        entries = await self._call(
+            self._redis.xrange(self._key(channel, "stream"), f"{since.offset + 1}-1", f"{position.offset}-1")
+        )
+        if len(entries) != missed or int(entries[0][0].decode().partition("-")[0]) != since.offset + 1:
+            return Recovery(False, position)  # part of it fell out of the window: never a partial list
+        return Recovery(True, position, tuple(fields[b"f"].decode() for _id, fields in entries))
+
+    # ---- dedup ---------------------------------------------------------------------------------------
+
+    async def claim_mid(self, key: str, ttl: float) -> bool:
+        claimed = await self._call(self._redis.set(f"{self._prefix}:mid:{key}", b"1", nx=True, px=int(ttl * 1000)))
+        return bool(claimed)
+
+    async def release_mid(self, key: str) -> None:
+        await self._call(self._redis.delete(f"{self._prefix}:mid:{key}"))
+
+    # ---- presence ------------------------------------------------------------------------------------
+
+    def _expiry(self) -> int:
+        return int((time.time() + self._presence_ttl) * 1000)
+
+    async def presence_join(self, channel: str, member: PresenceMember) -> None:
+        self._local_presence.setdefault(channel, {})[member.client] = member
+        ttl_ms = int(self._presence_ttl * 2000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(channel, "presence"), member.client, orjson.dumps(member.as_dict()))
+            pipe.zadd(self._key(channel, "presence-exp"), {member.client: self._expiry()})
+            pipe.pexpire(self._key(channel, "presence"), ttl_ms)
+            pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
+            await self._call(pipe.execute())
+
+    async def presence_leave(self, channel: str, client: str) -> None:
+        members = self._local_presence.get(channel)
+        if members is not None:
+            members.pop(client, None)
+            if not members:
+                del self._local_presence[channel]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(channel, "presence"), client)
+            pipe.zrem(self._key(channel, "presence-exp"), client)
+            await self._call(pipe.execute())
+
+    async def presence_members(self, channel: str) -> list[PresenceMember]:
+        now_ms = int(time.time() * 1000)
+        clients = await self._call(self._redis.zrangebyscore(self._key(channel, "presence-exp"), now_ms, "+inf"))
+        if not clients:
+            return []
+        values = await self._call(self._redis.hmget(self._key(channel, "presence"), clients))
+        return [_member(value) for value in values if value is not None]
+
+    async def _presence_forever(self) -> None:
+        """Refresh this node's members before they expire; expire the members of nodes that died."""
+        while True:
+            await asyncio.sleep(self._presence_ttl / 3)
+            try:
+                await self._refresh_presence()
+                await self._expire_presence()
+            except (RedisError, OSError) as exc:
+                log.warning("presence upkeep failed: %s", exc)
+
+    async def _refresh_presence(self) -> None:
+        expiry = self._expiry()
+        ttl_ms = int(self._presence_ttl * 2000)
+        for channel, members in list(self._local_presence.items()):
+            if not members:
+                continue
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._key(channel, "presence-exp"), dict.fromkeys(members, expiry))
+                pipe.pexpire(self._key(channel, "presence"), ttl_ms)
+                pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
+                await pipe.execute()
+
+    async def _expire_presence(self) -> None:
+        now_ms = int(time.time() * 1000)
+        for channel in list(self._channels):
+            expired = await self._redis.zrangebyscore(self._key(channel, "presence-exp"), "-inf", now_ms - 1)
+            for client in expired:
+                # Whichever node removes the entry first announces the departure, exactly once.
+                if await self._redis.zrem(self._key(channel, "presence-exp"), client):
+                    value = await self._redis.hget(self._key(channel, "presence"), client)
+                    await self._redis.hdel(self._key(channel, "presence"), client)
+                    if value is not None and self._on_presence_expired is not None:
+                        await self._on_presence_expired(channel, _member(value))
+
+
+class _ChannelLocks:
+    """A lock per channel that exists only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, channel: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(channel) or (asyncio.Lock(), 0)
+        self._locks[channel] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[channel]
+            if users == 1:
+                del self._locks[channel]
+            else:
+                self._locks[channel] = (lock, users - 1)
+
+
+def _member(value: Any) -> PresenceMember:
+    fields = orjson.loads(value)
+    return PresenceMember(client=fields["client"], user=fields["user"], name=fields["name"])
