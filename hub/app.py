@@ -60,8 +60,9 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = hub.started
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        ready = hub.ready
+        body = {"ready": ready, "started": hub.started, "broker": "ok" if hub.broker.healthy else "unavailable"}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

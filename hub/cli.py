@@ -27,7 +27,11 @@ def serve(
     plugins: Annotated[str | None, typer.Option(help="Comma-separated plugins to enable (default: all).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
-    broker: Annotated[str | None, typer.Option(help="Broker URL, e.g. memory://.")] = None,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL for both broker and store, e.g. redis://127.0.0.1:6379/0.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port (needs --redis when > 1).")] = 1,
+    broker: Annotated[str | None, typer.Option(help="Broker URL: memory:// or redis://host:port/db.")] = None,
     store: Annotated[
         str | None, typer.Option(help="Store URL: sqlite:///relative/file or sqlite:////absolute/file.")
     ] = None,
@@ -47,6 +51,7 @@ def serve(
         "plugins": _plugin_list(plugins),
         "host": host,
         "port": port,
+        "redis_url": redis,
         "broker_url": broker,
         "store_url": store,
         "data_dir": data_dir,
@@ -61,9 +66,11 @@ def serve(
         for name in settings.plugins:
             if name not in known:
                 raise _fail(str(UnknownPlugin(name, known)))
+    if workers > 1 and settings.resolved_broker_url().startswith("memory:"):
+        raise _fail("--workers > 1 needs a shared broker: add --redis redis://host:port/db")
     from hub.server import serve as run_server
 
-    run_server(settings)
+    run_server(settings, workers=workers)
 
 
 @cli.command("plugins")

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from hub.auth import Authenticator
 from hub.broker import Broker, open_broker
-from hub.channel import Channel
+from hub.channel import Channel, PresenceChanged
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
 from hub.metrics import Metrics
@@ -19,6 +19,7 @@ from hub.router import Router
 from hub.session import Session
 from hub.settings import HubSettings
 from hub.store import PluginStore, Store, open_store
+from hub.types import PresenceMember
 
 log = logging.getLogger("hub")
 
@@ -30,8 +31,15 @@ class Hub:
         self.settings = settings
         self.plugins = plugins
         self.router = Router(plugins.channels(), max_channel_length=settings.max_channel_length)
-        self.broker: Broker = open_broker(settings.broker_url, sweep_interval=settings.sweep_interval)
-        self.store: Store = open_store(settings.resolved_store_url())
+        self.broker: Broker = open_broker(
+            settings.resolved_broker_url(),
+            sweep_interval=settings.sweep_interval,
+            presence_ttl=settings.presence_ttl,
+            probe_interval=settings.probe_interval,
+            probe_timeout=settings.probe_timeout,
+            prefix=settings.redis_prefix,
+        )
+        self.store: Store = open_store(settings.resolved_store_url(), prefix=settings.redis_prefix)
         self.fanout = Fanout(self.broker)
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator(settings.resolved_secret(), leeway=settings.token_leeway)
@@ -51,7 +59,7 @@ class Hub:
 
     async def start(self) -> None:
         await self.store.start()
-        await self.broker.start(self.fanout.deliver)
+        await self.broker.start(self.fanout.deliver, self._presence_expired)
         self.heartbeat.start()
         await self.plugins.startup(self)
         self.started = True
@@ -68,6 +76,15 @@ class Hub:
         await self.heartbeat.stop()
         await self.broker.close()
         await self.store.close()
+
+    async def _presence_expired(self, channel: str, member: PresenceMember) -> None:
+        """A member's node died; announce its departure as its own node would have."""
+        spec, _room = self.router.resolve(channel)
+        await self.publish(channel, f"{spec.namespace}.left", PresenceChanged(**member.as_dict()), ephemeral=True)
+
+    @property
+    def ready(self) -> bool:
+        return self.started and self.broker.healthy
 
     def store_for(self, namespace: str) -> PluginStore:
         store = self._plugin_stores.get(namespace)

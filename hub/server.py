@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from typing import Any
 
@@ -77,13 +78,11 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
 class HubHTTPProtocol(H11Protocol):
     """h11 plus a handshake deadline: a client that connects and never completes a request is dropped."""
 
-    handshake_timeout = 10.0
-
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._handshake_timer: asyncio.TimerHandle | None = self.loop.call_later(
-            self.handshake_timeout, self._handshake_expired
-        )
+        # Read from the config (not a class attribute) so the class stays importable for worker processes.
+        timeout = getattr(self.config, "hub_handshake_timeout", 10.0)
+        self._handshake_timer: asyncio.TimerHandle | None = self.loop.call_later(timeout, self._handshake_expired)
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
@@ -111,13 +110,10 @@ class HubHTTPProtocol(H11Protocol):
 
 
 def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn.Config:
-    http_protocol = type(
-        "ConfiguredHubHTTPProtocol", (HubHTTPProtocol,), {"handshake_timeout": settings.handshake_timeout}
-    )
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "http": http_protocol,
+        "http": HubHTTPProtocol,
         "ws": HubWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,
         # Deflate lets a small frame inflate to hundreds of MB; the hub never negotiates it.
@@ -130,14 +126,38 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
         "lifespan": "on",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    config.hub_handshake_timeout = settings.handshake_timeout  # type: ignore[attr-defined]
+    return config
 
 
-def serve(settings: HubSettings) -> None:
+SETTINGS_ENV = "HUB_SETTINGS_JSON"
+
+
+def app_from_environment() -> Any:
+    """The app factory each worker process calls: settings travel from the parent as JSON in the env."""
     from hub.app import create_app
 
-    config = uvicorn_config(create_app(settings), settings)
-    server = uvicorn.Server(config)
+    settings = HubSettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_hub_logging(settings.log_level)
     install_log_redaction()
-    server.run()
+    return create_app(settings)
+
+
+def serve(settings: HubSettings, *, workers: int = 1) -> None:
+    """Run the hub in this process, or in ``workers`` processes sharing one listening socket."""
+    if workers == 1:
+        from hub.app import create_app
+
+        config = uvicorn_config(create_app(settings), settings)
+        configure_hub_logging(settings.log_level)
+        install_log_redaction()
+        uvicorn.Server(config).run()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    settings.resolved_secret()  # generate it once here, not once per worker
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    config = uvicorn_config("hub.server:app_from_environment", settings, factory=True, workers=workers)
+    install_log_redaction()
+    Multiprocess(config, sockets=[config.bind_socket()]).run()

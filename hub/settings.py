@@ -22,8 +22,10 @@ class HubSettings(BaseSettings):
     log_level: str = "info"
     plugins: Annotated[list[str] | None, NoDecode] = None  # None: every installed plugin
     data_dir: Path = Path(".hub")
-    broker_url: str = "memory://"
-    store_url: str | None = None  # None: sqlite:///<data_dir>/hub.sqlite3
+    redis_url: str | None = None  # moves both broker and store to this Redis unless they are set on their own
+    broker_url: str | None = None  # None: the Redis URL, else memory://
+    store_url: str | None = None  # None: the Redis URL, else sqlite:///<data_dir>/hub.sqlite3
+    redis_prefix: str = "hub"  # key prefix, so several hubs can share one Redis
 
     # auth
     secret: str | None = None  # None: a random secret kept in <data_dir>/secret
@@ -50,7 +52,12 @@ class HubSettings(BaseSettings):
     heartbeat_timeout: float = Field(default=60.0, gt=0)
     history_ttl: float = Field(default=600.0, gt=0)  # default for recoverable channels that set none
     dedup_window: float = Field(default=120.0, gt=0)  # how long a publish "mid" is remembered
-    sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
+    sweep_interval: float = Field(default=30.0, gt=0)
+    presence_ttl: float = Field(default=30.0, gt=0)  # Redis: a dead node's members expire within this
+    probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
+    probe_timeout: float = Field(
+        default=3.0, gt=0
+    )  # Redis: not ready after this long without a probe back  # how often expired history and dedup entries are freed
 
     @field_validator("plugins", "allowed_origins", mode="before")
     @classmethod
@@ -59,8 +66,11 @@ class HubSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or self.redis_url or "memory://"
+
     def resolved_store_url(self) -> str:
-        return self.store_url or f"sqlite:///{(self.data_dir / 'hub.sqlite3').resolve()}"
+        return self.store_url or self.redis_url or f"sqlite:///{(self.data_dir / 'hub.sqlite3').resolve()}"
 
     def resolved_secret(self) -> str:
         """The JWT secret: the configured one, else one generated once and kept in the data directory."""

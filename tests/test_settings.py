@@ -26,7 +26,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.plugins is None
     assert settings.allowed_origins == []
-    assert settings.broker_url == "memory://"
+    assert settings.resolved_broker_url() == "memory://"
     assert settings.store_url is None
     assert settings.secret is None
 
