@@ -167,16 +167,22 @@ class WebSocketEndpoint:
             metrics.frames_received += 1
             if session.close_code is not None:
                 continue  # closing: drain input until the peer's disconnect arrives
+            # Spend a token for every frame (garbage and binary ones too) before looking at it; decode first
+            # to echo the request id in the verdict.
+            allowed = session.limiter.allow_frame(now)
+            request_id: JSON = None
             text = message.get("text")
             if text is None:
-                self._error(session, None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text.")
+                if allowed:
+                    self._error(
+                        session, None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text."
+                    )
+                else:
+                    self._error(session, None, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 continue
             if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
                 session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
                 continue
-            request_id: JSON = None
-            # Spend the token before decoding (garbage counts too), but decode first to echo the request id.
-            allowed = session.limiter.allow_frame(now)
             try:
                 frame = decode_frame(text)
                 request_id = frame.id

@@ -68,6 +68,12 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     ``transport.close()`` waits for a flush that never comes. The hub calls ``abort`` to drop such a socket.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # websockets logs every frame (tokens in auth frames, chat text) at debug level on uvicorn's logger;
+        # frame dumps are not operational logs, so they are never emitted.
+        self.conn.debug = False
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

@@ -52,12 +52,10 @@ class HubSettings(BaseSettings):
     heartbeat_timeout: float = Field(default=60.0, gt=0)
     history_ttl: float = Field(default=600.0, gt=0)  # default for recoverable channels that set none
     dedup_window: float = Field(default=120.0, gt=0)  # how long a publish "mid" is remembered
-    sweep_interval: float = Field(default=30.0, gt=0)
+    sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
     presence_ttl: float = Field(default=30.0, gt=0)  # Redis: a dead node's members expire within this
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
-    probe_timeout: float = Field(
-        default=3.0, gt=0
-    )  # Redis: not ready after this long without a probe back  # how often expired history and dedup entries are freed
+    probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
 
     @field_validator("plugins", "allowed_origins", mode="before")
     @classmethod
@@ -78,15 +76,20 @@ class HubSettings(BaseSettings):
             return self.secret
         path = self.data_dir / "secret"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_EXCL: of two processes starting at once, one writes and both read the same secret;
-            # the mode is set at creation, so the file is never readable by others.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            value = path.read_text().strip()
-            if not value:
-                raise ValueError(f"{path} is empty; delete it to generate a new secret") from None
-            return value
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_urlsafe(32))
-        return path.read_text().strip()
+        if not path.exists():
+            # Written whole to a private temporary file (mode 0600 from creation), then linked into place:
+            # link() fails if another process got there first, so every process reads one complete secret.
+            staging = self.data_dir / f".secret-{os.getpid()}-{secrets.token_hex(4)}"
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32))
+            try:
+                os.link(staging, path)
+            except FileExistsError:
+                pass
+            finally:
+                staging.unlink()
+        value = path.read_text().strip()
+        if not value:
+            raise ValueError(f"{path} is empty; delete it to generate a new secret")
+        return value

@@ -31,8 +31,27 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def served(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Replaces the real server: a test that reaches it records the call instead of binding a port."""
     calls: list[object] = []
-    monkeypatch.setattr(hub.server, "serve", calls.append)
+
+    def record(settings: object, *, workers: int = 1) -> None:
+        calls.append(settings)
+
+    monkeypatch.setattr(hub.server, "serve", record)
     return calls
+
+
+def test_workers_without_redis_is_a_one_line_error(served: list[object]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "--workers > 1 needs a shared broker" in result.output
+    assert served == []
+
+
+def test_redis_flag_moves_broker_and_store(served: list[object]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--redis", "redis://127.0.0.1:1/0"])
+    assert result.exit_code == 0, result.output
+    [settings] = served
+    assert settings.resolved_broker_url() == "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
+    assert settings.resolved_store_url() == "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
 
 
 def test_plugins_lists_channels_and_message_types() -> None:
