@@ -29,6 +29,8 @@ class ChatSettings(BaseSettings):
     snapshot_size: int = 50  # messages a late joiner gets in its sub reply
     history_size: int = 500  # events kept for recovery after a short disconnect
     retention: int = 10_000  # messages kept per room in the store; older ones are deleted
+    send_rate: float = 5.0  # chat.send per second per connection (benchmarks lift it)
+    send_burst: int = 10
 
 
 settings = ChatSettings()
@@ -71,7 +73,7 @@ async def _load(ctx: Context, message_id: str) -> MessagePosted:
     return message
 
 
-@chat.on("chat.send", SendMessage, rate_limit=RateLimit(rate=5, burst=10))
+@chat.on("chat.send", SendMessage, rate_limit=RateLimit(rate=settings.send_rate, burst=settings.send_burst))
 async def send(ctx: Context, msg: SendMessage) -> MessagePosted:
     message = MessagePosted(
         id=new_message_id(),
