@@ -2,39 +2,10 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import pytest
-from pydantic import BaseModel
 
 import plugins.chat
-from hub import Channel, Context, hookimpl
-
-
-class Post(BaseModel):
-    n: int
-
-
-class Snapshot(BaseModel):
-    note: str
-
-
-def make_feed_plugin() -> ModuleType:
-    """A recoverable channel with a history window of 5 events."""
-    feed = Channel("feed", recoverable=True, history_size=5)
-    feed.event("feed.posted", Post)
-
-    @feed.on("feed.post", Post)
-    async def post(ctx: Context, msg: Post) -> None:
-        await ctx.publish("feed.posted", msg)
-
-    @feed.snapshot
-    async def snapshot(ctx: Context) -> Snapshot:
-        return Snapshot(note="full state")
-
-    module = ModuleType("feed_plugin")
-    module.hub_channels = hookimpl(lambda: [feed])  # type: ignore[attr-defined]
-    return module
+from tests.e2e.feed_plugin import make_feed_plugin
 
 
 @pytest.fixture
