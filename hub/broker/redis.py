@@ -88,6 +88,7 @@ class RedisBroker:
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
+        self._confirmations: dict[str, asyncio.Future[None]] = {}  # pub/sub name -> SUBSCRIBE confirmed
         self._pubsub: Any = None  # a redis.asyncio PubSub while connected
         self._probe_channel = f"{prefix}:probe:{self.node_id}"
         self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
@@ -175,11 +176,24 @@ class RedisBroker:
         return offset
 
     async def subscribe(self, channel: str) -> None:
+        """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the
+        stream position can slip past. During an outage it returns at once; the reader resubscribes later."""
         self._channels.add(channel)
         pubsub = self._pubsub
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):  # the reader resubscribes after a reconnect
-                await pubsub.subscribe(self._pubsub_name(channel))
+        if pubsub is None:
+            return
+        name = self._pubsub_name(channel)
+        confirmed = self._confirmations.get(name)
+        if confirmed is None:
+            confirmed = self._confirmations[name] = asyncio.get_running_loop().create_future()
+        try:
+            await pubsub.subscribe(name)
+            await asyncio.wait_for(asyncio.shield(confirmed), self._probe_timeout)
+        except (RedisError, OSError, TimeoutError):
+            pass  # the reader resubscribes every channel of self._channels when it reconnects
+        finally:
+            if self._confirmations.get(name) is confirmed and confirmed.done():
+                del self._confirmations[name]
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
@@ -190,6 +204,7 @@ class RedisBroker:
 
     async def _connect_pubsub(self) -> Any:
         pubsub = self._redis.pubsub()
+        self._pubsub = pubsub  # set first: a subscribe() from now on goes to this connection
         await pubsub.subscribe(self._probe_channel, *(self._pubsub_name(ch) for ch in self._channels))
         return pubsub
 
@@ -200,10 +215,17 @@ class RedisBroker:
                 self._pubsub = pubsub = await self._connect_pubsub()
                 log.info("redis pub/sub connected (%d channels)", len(self._channels))
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None or message["type"] != "message":
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
                         continue
                     name = message["channel"].decode()
+                    if message["type"] == "subscribe":
+                        confirmed = self._confirmations.get(name)
+                        if confirmed is not None and not confirmed.done():
+                            confirmed.set_result(None)
+                        continue
+                    if message["type"] != "message":
+                        continue
                     if name == self._probe_channel:
                         self._last_probe = time.monotonic()
                         continue
@@ -318,6 +340,11 @@ class RedisBroker:
             if not members:
                 continue
             async with self._redis.pipeline(transaction=False) as pipe:
+                # The member data too: after Redis lost its data, presence comes back within one refresh.
+                pipe.hset(
+                    self._key(channel, "presence"),
+                    mapping={client: orjson.dumps(member.as_dict()) for client, member in members.items()},
+                )
                 pipe.zadd(self._key(channel, "presence-exp"), dict.fromkeys(members, expiry))
                 pipe.pexpire(self._key(channel, "presence"), ttl_ms)
                 pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)

@@ -216,6 +216,12 @@ async def test_redis_restart_changes_the_epoch_and_delivery_resumes(hub_server, 
     await writer.pub("feed:live", "feed.post", {"n": 3})  # cross-node delivery resumed on the old subscription
     assert (await reader.next_event("feed:live", "feed.posted"))["data"]["n"] == 3
 
+    async def reader_present() -> bool:
+        members = (await writer.call({"op": "presence", "ch": "feed:live"}))["presence"]
+        return "reader" in [m["user"] for m in members]
+
+    await wait_until(reader_present)  # the nodes re-announce their members to the empty Redis
+
     late = await hub_client(node_b, user="late")
     position = {"epoch": before["epoch"], "offset": before["offset"] + 1}
     reply = await late.sub("feed:live", since=position)
