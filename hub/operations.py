@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+from hub.broker import BrokerUnavailable
 from hub.channel import Channel, PresenceChanged
 from hub.context import Context
 from hub.errors import HubError
@@ -11,6 +13,8 @@ from hub.protocol import ErrorCode, PubRequest, SubRequest, event_fragment
 from hub.runtime import Hub
 from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
+
+log = logging.getLogger("hub.operations")
 
 
 def _authorize(hub: Hub, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None) -> None:
@@ -89,9 +93,14 @@ async def leave(hub: Hub, session: Session, channel: str) -> None:
     spec, _room = hub.router.resolve(channel)
     identity = session.identity
     if spec.presence and identity is not None:
-        await hub.broker.presence_leave(channel, session.client_id)
-        left = PresenceChanged(client=session.client_id, user=identity.user, name=identity.name)
-        await hub.publish(channel, f"{spec.namespace}.left", left, ephemeral=True)
+        try:
+            await hub.broker.presence_leave(channel, session.client_id)
+            left = PresenceChanged(client=session.client_id, user=identity.user, name=identity.name)
+            await hub.publish(channel, f"{spec.namespace}.left", left, ephemeral=True)
+        except BrokerUnavailable:
+            # The subscription is gone either way; the node no longer refreshes this member, so it expires
+            # within the presence TTL and a surviving node announces the departure.
+            log.warning("presence leave of %s on %s deferred to expiry: broker unavailable", session, channel)
 
 
 async def publish(hub: Hub, session: Session, identity: Identity, req: PubRequest) -> JSON:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from hub.types import Identity
 
 ENTRY_POINT_GROUP = "hub.plugins"
+log = logging.getLogger("hub.plugins")
 
 
 class UnknownPlugin(Exception):
@@ -115,9 +117,12 @@ class PluginManager:
 
     async def shutdown(self, hub: Hub) -> None:
         for impl in reversed(self._pm.hook.hub_shutdown.get_hookimpls()):
-            result = _call(impl, hub=hub)
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = _call(impl, hub=hub)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one plugin failing to stop must not keep the others (or the backends) open
+                log.exception("plugin %r failed in hub_shutdown", impl.plugin_name)
 
     def authorize(self, identity: Identity, action: hookspecs.Action, channel: str, message_type: str | None) -> bool:
         results = self._pm.hook.hub_authorize(

@@ -37,6 +37,7 @@ class Hub:
             presence_ttl=settings.presence_ttl,
             probe_interval=settings.probe_interval,
             probe_timeout=settings.probe_timeout,
+            reorder_timeout=settings.reorder_timeout,
             prefix=settings.redis_prefix,
         )
         self.store: Store = open_store(settings.resolved_store_url(), prefix=settings.redis_prefix)

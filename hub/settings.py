@@ -56,6 +56,7 @@ class HubSettings(BaseSettings):
     presence_ttl: float = Field(default=30.0, gt=0)  # Redis: a dead node's members expire within this
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
+    reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
 
     @field_validator("plugins", "allowed_origins", mode="before")
     @classmethod

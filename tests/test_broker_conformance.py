@@ -317,3 +317,12 @@ async def test_presence_is_per_channel(broker: Broker, channel: str) -> None:
     assert await broker.presence_members(other) == []
     await broker.presence_leave(other, "c1")
     assert await broker.presence_members(channel) == [member]
+
+
+async def test_a_burst_of_concurrent_operations_all_succeed(broker: Broker, channel: str) -> None:
+    """Hundreds of clients leaving at once must not exhaust a connection pool."""
+    members = [PresenceMember(client=f"c{n}", user=f"u{n}", name=f"n{n}") for n in range(300)]
+    await asyncio.gather(*(broker.presence_join(channel, member) for member in members))
+    assert len(await broker.presence_members(channel)) == 300
+    await asyncio.gather(*(broker.presence_leave(channel, member.client) for member in members))
+    assert await broker.presence_members(channel) == []

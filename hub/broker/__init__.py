@@ -73,6 +73,7 @@ def open_broker(
     presence_ttl: float = 30.0,
     probe_interval: float = 1.0,
     probe_timeout: float = 3.0,
+    reorder_timeout: float = 0.5,
     prefix: str = "hub",
 ) -> Broker:
     """Build the broker a URL names: ``memory://`` (one process) or ``redis://`` / ``rediss://`` (many)."""
@@ -85,6 +86,11 @@ def open_broker(
         from hub.broker.redis import RedisBroker
 
         return RedisBroker(
-            url, prefix=prefix, presence_ttl=presence_ttl, probe_interval=probe_interval, probe_timeout=probe_timeout
+            url,
+            prefix=prefix,
+            presence_ttl=presence_ttl,
+            probe_interval=probe_interval,
+            probe_timeout=probe_timeout,
+            reorder_timeout=reorder_timeout,
         )
     raise ValueError(f"unsupported broker URL {url!r}; expected memory:// or redis://host:port/db")

@@ -13,7 +13,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -43,8 +44,8 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-1', 'f', frame)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. frame)
-return offset
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
+return {offset, epoch}
 """
 
 # The current (epoch, offset) of a stream, creating the epoch when there is none.
@@ -70,6 +71,8 @@ class RedisBroker:
         probe_interval: float = 1.0,
         probe_timeout: float = 3.0,
         reconnect_delay: float = 0.5,
+        reorder_timeout: float = 0.5,
+        max_connections: int = 64,
         node_id: str | None = None,
     ) -> None:
         self.url = url
@@ -80,21 +83,32 @@ class RedisBroker:
         self._probe_timeout = probe_timeout
         self._reconnect_delay = reconnect_delay
         # Typed Any: redis-py types every reply as the union of all reply shapes; we decode each one explicitly.
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_timeout=max(probe_timeout, 1.0), socket_connect_timeout=max(probe_timeout, 1.0)
+        # A blocking pool: a burst of operations (many clients leaving at once) waits for a connection instead
+        # of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=max(probe_timeout, 1.0),
+            socket_timeout=max(probe_timeout, 1.0),
+            socket_connect_timeout=max(probe_timeout, 1.0),
         )
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
         self._confirmations: dict[str, asyncio.Future[None]] = {}  # pub/sub name -> SUBSCRIBE confirmed
+        self._sequencers: dict[str, _Sequencer] = {}  # recoverable channels with local subscribers
+        self._reorder_timeout = reorder_timeout
         self._pubsub: Any = None  # a redis.asyncio PubSub while connected
         self._probe_channel = f"{prefix}:probe:{self.node_id}"
         self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
         self._local_presence: dict[str, dict[str, PresenceMember]] = {}
         self._locks = _ChannelLocks()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     # ---- keys ----------------------------------------------------------------------------------------
 
@@ -115,6 +129,12 @@ class RedisBroker:
     async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
         self._deliver = deliver
         self._on_presence_expired = on_presence_expired
+        # Connected before the node serves, so its first subscriptions are confirmed like all later ones.
+        try:
+            await self._connect_pubsub()
+        except (RedisError, OSError) as exc:
+            log.warning("redis pub/sub unavailable at start (%s); retrying in the background", exc)
+            await self._close_pubsub()
         self._tasks = [
             asyncio.create_task(self._read_forever(), name="hub-redis-reader"),
             asyncio.create_task(self._probe_forever(), name="hub-redis-probe"),
@@ -122,11 +142,13 @@ class RedisBroker:
         ]
 
     async def close(self) -> None:
+        self._closing = True  # the loops check it: redis-py can swallow a cancellation mid-command
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=max(self._probe_interval, 1.0) * 2)
+            for task in pending:
+                log.warning("task %s did not stop", task.get_name())
         self._tasks = []
         with contextlib.suppress(RedisError, OSError):
             for channel, members in self._local_presence.items():
@@ -156,23 +178,22 @@ class RedisBroker:
         head += '"offset":'
         # One publish per channel at a time on this node, so local delivery follows the offsets.
         async with self._locks.hold(channel):
-            offset = int(
-                await self._call(
-                    self._publish_script(
-                        keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
-                        args=[
-                            secrets.token_hex(6),
-                            head,
-                            tail,
-                            history.size,
-                            int(history.ttl * 1000),
-                            self._pubsub_name(channel),
-                            self.node_id,
-                        ],
-                    )
+            offset_reply, epoch_reply = await self._call(
+                self._publish_script(
+                    keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
+                    args=[
+                        secrets.token_hex(6),
+                        head,
+                        tail,
+                        history.size,
+                        int(history.ttl * 1000),
+                        self._pubsub_name(channel),
+                        self.node_id,
+                    ],
                 )
             )
-            self._deliver(channel, f"{head}{offset}{tail}", offset)
+            offset = int(offset_reply)
+            self._sequence(channel, f"{head}{offset}{tail}", offset, epoch_reply.decode())
         return offset
 
     async def subscribe(self, channel: str) -> None:
@@ -189,6 +210,12 @@ class RedisBroker:
         try:
             await pubsub.subscribe(name)
             await asyncio.wait_for(asyncio.shield(confirmed), self._probe_timeout)
+            # Every event after this offset reaches us through pub/sub; deliver from the next one on, in order.
+            epoch, seq = await self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq"))
+            if channel in self._channels and channel not in self._sequencers:
+                self._sequencers[channel] = _Sequencer(
+                    epoch=epoch.decode() if epoch is not None else "", expected=int(seq or 0) + 1
+                )
         except (RedisError, OSError, TimeoutError):
             pass  # the reader resubscribes every channel of self._channels when it reconnects
         finally:
@@ -197,10 +224,77 @@ class RedisBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+        sequencer = self._sequencers.pop(channel, None)
+        if sequencer is not None and sequencer.timer is not None:
+            sequencer.timer.cancel()
         pubsub = self._pubsub
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.unsubscribe(self._pubsub_name(channel))
+
+    # ---- in-order local delivery ---------------------------------------------------------------------
+
+    def _sequence(self, channel: str, frame: str, offset: int, epoch: str) -> None:
+        """Deliver a recoverable channel's events to local subscribers in offset order.
+
+        This node's own publishes return from Redis sooner than other nodes' reach it through pub/sub, so
+        events can arrive 1, 3, 2. Early ones wait here; a gap that lasts ``reorder_timeout`` is filled from
+        the stream (the event was published while our pub/sub was down), or skipped if it left the window.
+        """
+        assert self._deliver is not None
+        sequencer = self._sequencers.get(channel)
+        if sequencer is None:
+            self._deliver(channel, frame, offset)
+            return
+        if epoch != sequencer.epoch:
+            # A new stream (Redis lost the old one, or it expired): its offsets start over.
+            if sequencer.timer is not None:
+                sequencer.timer.cancel()
+            sequencer = self._sequencers[channel] = _Sequencer(epoch=epoch, expected=offset)
+        if offset < sequencer.expected:
+            return  # delivered already, or from before this node subscribed
+        sequencer.pending[offset] = frame
+        self._drain(channel, sequencer)
+        if sequencer.pending and sequencer.timer is None:
+            sequencer.timer = asyncio.get_running_loop().call_later(
+                self._reorder_timeout, lambda: self._spawn(self._fill_gap(channel, sequencer))
+            )
+
+    def _drain(self, channel: str, sequencer: _Sequencer) -> None:
+        assert self._deliver is not None
+        while sequencer.expected in sequencer.pending:
+            self._deliver(channel, sequencer.pending.pop(sequencer.expected), sequencer.expected)
+            sequencer.expected += 1
+        if not sequencer.pending and sequencer.timer is not None:
+            sequencer.timer.cancel()
+            sequencer.timer = None
+
+    async def _fill_gap(self, channel: str, sequencer: _Sequencer) -> None:
+        sequencer.timer = None
+        if self._sequencers.get(channel) is not sequencer or not sequencer.pending:
+            return
+        first_waiting = min(sequencer.pending)
+        with contextlib.suppress(RedisError, OSError):
+            entries = await self._redis.xrange(
+                self._key(channel, "stream"), f"{sequencer.expected}-1", f"{first_waiting - 1}-1"
+            )
+            for entry_id, fields in entries:
+                offset = int(entry_id.decode().partition("-")[0])
+                if offset >= sequencer.expected:
+                    sequencer.pending.setdefault(offset, fields[b"f"].decode())
+        if sequencer.expected not in sequencer.pending:
+            log.warning("channel %s: events %d..%d are gone; skipping them", channel, sequencer.expected, first_waiting)
+            sequencer.expected = min(sequencer.pending)
+        self._drain(channel, sequencer)
+        if sequencer.pending and sequencer.timer is None:
+            sequencer.timer = asyncio.get_running_loop().call_later(
+                self._reorder_timeout, lambda: self._spawn(self._fill_gap(channel, sequencer))
+            )
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _connect_pubsub(self) -> Any:
         pubsub = self._redis.pubsub()
@@ -210,11 +304,11 @@ class RedisBroker:
 
     async def _read_forever(self) -> None:
         prefix_length = len(self._pubsub_name(""))
-        while True:
+        while not self._closing:
             try:
-                self._pubsub = pubsub = await self._connect_pubsub()
+                pubsub = self._pubsub or await self._connect_pubsub()
                 log.info("redis pub/sub connected (%d channels)", len(self._channels))
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
@@ -232,23 +326,29 @@ class RedisBroker:
                     node, _, rest = message["data"].decode().partition("|")
                     if node == self.node_id:
                         continue  # delivered locally when it was published
-                    offset_text, _, frame = rest.partition("|")
+                    offset_text, _, rest = rest.partition("|")
                     channel = name[prefix_length:]
-                    if self._deliver is not None:
-                        self._deliver(channel, frame, int(offset_text) if offset_text else None)
+                    if offset_text:
+                        epoch, _, frame = rest.partition("|")
+                        self._sequence(channel, frame, int(offset_text), epoch)
+                    elif self._deliver is not None:
+                        self._deliver(channel, rest, None)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("redis pub/sub lost (%s); reconnecting", exc)
             finally:
-                if self._pubsub is not None:
-                    with contextlib.suppress(RedisError, OSError):
-                        await self._pubsub.aclose()
-                    self._pubsub = None
+                await self._close_pubsub()
             await asyncio.sleep(self._reconnect_delay)
 
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
     async def _probe_forever(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.publish(self._probe_channel, b"probe")
             await asyncio.sleep(self._probe_interval)
@@ -295,7 +395,6 @@ class RedisBroker:
         return int((time.time() + self._presence_ttl) * 1000)
 
     async def presence_join(self, channel: str, member: PresenceMember) -> None:
-        self._local_presence.setdefault(channel, {})[member.client] = member
         ttl_ms = int(self._presence_ttl * 2000)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._key(channel, "presence"), member.client, orjson.dumps(member.as_dict()))
@@ -303,6 +402,8 @@ class RedisBroker:
             pipe.pexpire(self._key(channel, "presence"), ttl_ms)
             pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
             await self._call(pipe.execute())
+        # Refreshed from now on; only once Redis has it, or a failed join would linger as a ghost member.
+        self._local_presence.setdefault(channel, {})[member.client] = member
 
     async def presence_leave(self, channel: str, client: str) -> None:
         members = self._local_presence.get(channel)
@@ -325,7 +426,7 @@ class RedisBroker:
 
     async def _presence_forever(self) -> None:
         """Refresh this node's members before they expire; expire the members of nodes that died."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._presence_ttl / 3)
             try:
                 await self._refresh_presence()
@@ -361,6 +462,14 @@ class RedisBroker:
                     await self._redis.hdel(self._key(channel, "presence"), client)
                     if value is not None and self._on_presence_expired is not None:
                         await self._on_presence_expired(channel, _member(value))
+
+
+@dataclass(slots=True)
+class _Sequencer:
+    epoch: str  # the stream whose offsets these are
+    expected: int  # the next offset to deliver locally
+    pending: dict[int, str] = field(default_factory=dict)  # arrived early: offset -> frame
+    timer: asyncio.TimerHandle | None = None
 
 
 class _ChannelLocks:

@@ -21,11 +21,14 @@ class RedisStore:
     to survive a Redis restart; see docs/operations.md.
     """
 
-    def __init__(self, url: str, *, prefix: str = "hub") -> None:
+    def __init__(self, url: str, *, prefix: str = "hub", max_connections: int = 64) -> None:
         self.url = url
         self._prefix = prefix
         # Typed Any: redis-py types every reply as the union of all reply shapes; we decode each one explicitly.
-        self._redis: Any = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=5.0, socket_timeout=5.0, socket_connect_timeout=5.0
+        )
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         self._closed = False
 
     def _keys(self, ns: str) -> str:

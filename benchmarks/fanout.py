@@ -1,0 +1,1028 @@
+#!/usr/bin/env python3
+"""Cross-node fan-out benchmark: one publisher, S subscribers in one chat room, over real sockets.
+
+Scenarios (each started from scratch by this script, on 127.0.0.1 only):
+
+  memory-1  one `hub serve` process on the embedded defaults (memory:// broker, SQLite store)
+  redis-1   one `hub serve --redis` process on a private redis-server
+  redis-2   two `hub serve --redis` processes on one private redis-server; subscribers split evenly
+            between them, the publisher on the first, so half the deliveries cross Redis pub/sub
+
+Load: S subscriber sockets (in --clients worker processes, separate from the hubs) join `chat:bench`; one
+publisher socket sends M `chat.send` messages at --rate messages/s (0: flood, each send waits for the
+previous `ok`). Every message text carries its sequence number and the publisher's time.time_ns(); each
+subscriber records receive time minus send time for every `chat.posted` it gets.
+
+Reported per scenario: deliveries/s (chat.posted frames received by all subscribers / time from the first
+send to the last receive), latency p50/p99/max, loss, duplicates, order violations, hub CPU seconds (sum
+over hub processes, from /proc/<pid>/stat) and hub CPU microseconds per delivery; with --runs N, the
+median and the min-max of N runs.
+
+    .venv/bin/python benchmarks/fanout.py                      # defaults: 200 subscribers, 2000 messages, 500/s
+    .venv/bin/python benchmarks/fanout.py --subscribers 20 --messages 200 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from array import array
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+import websockets
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOM = "chat:bench"
+
+# Limits lifted in every hub's environment: the defaults (5 chat.send/s, 50 frames/s per connection, 1000
+# queued frames per client) are meant for browsers, and would throttle or close the benchmark's clients.
+LIFTED_LIMITS = {
+    "HUB_CHAT_SEND_RATE": "100000",
+    "HUB_CHAT_SEND_BURST": "100000",
+    "HUB_RATE_LIMIT": "100000",
+    "HUB_RATE_BURST": "100000",
+    "HUB_SEND_QUEUE_MAX_FRAMES": "100000",
+}
+HUB_ENV = {**LIFTED_LIMITS, "HUB_LOG_LEVEL": "warning"}
+
+# name -> (uses Redis, number of hub processes)
+SCENARIOS: dict[str, tuple[bool, int]] = {"memory-1": (False, 1), "redis-1": (True, 1), "redis-2": (True, 2)}
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A scenario could not be run (a process did not start, a client could not subscribe, ...)."""
+
+
+# ---- small helpers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rpartition(")")[2].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def percentile(sorted_values: list[float] | array[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return float(sorted_values[rank - 1])
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ---- processes under test --------------------------------------------------------------------------------
+
+
+class Processes:
+    """Everything one run starts; ``close`` ends all of it, in reverse order, whatever happened."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.popens: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.workers: list[mp.process.BaseProcess] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.workdir / f"{name}.log"
+        with open(log, "wb") as out:
+            # Own session: a Ctrl-C in the terminal reaches only this script, which then stops them itself.
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True
+            )
+        self.popens.append((name, proc, log))
+        return proc
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.join(timeout=3)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=3)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        # Hubs first (together), Redis last: a hub that outlived its Redis would log a lost connection.
+        for group in (
+            [proc for name, proc, _log in self.popens if name != "redis"],
+            [proc for name, proc, _log in self.popens if name == "redis"],
+        ):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(timeout=8)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def start_redis(procs: Processes, binary: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(procs.workdir)]
+    proc = procs.spawn("redis", argv, dict(os.environ))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"redis-server exited with {proc.returncode}:\n{tail(procs.workdir / 'redis.log')}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(64).startswith(b"+PONG"):
+                return proc, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    raise BenchError("redis-server did not answer PING within 10 s")
+
+
+def start_hub(procs: Processes, hub_bin: str, index: int, redis_url: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    data_dir = procs.workdir / f"hub{index}"
+    argv = [hub_bin, "serve", "--port", str(port), "--plugins", "chat", "--data-dir", str(data_dir)]
+    if redis_url is not None:
+        argv += ["--redis", redis_url]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_")}
+    env.update(HUB_ENV)
+    return procs.spawn(f"hub{index}", argv, env), port
+
+
+def wait_ready(procs: Processes, hubs: list[tuple[subprocess.Popen[bytes], int]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for index, (proc, port) in enumerate(hubs):
+        while True:
+            if proc.poll() is not None:
+                log = tail(procs.workdir / f"hub{index}.log")
+                raise BenchError(f"hub{index} exited with {proc.returncode} before it was ready:\n{log}")
+            with contextlib.suppress(OSError):
+                status, _body = http_get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                if status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise BenchError(f"hub{index} not ready (/readyz != 200) within {timeout:.0f} s")
+            time.sleep(0.05)
+
+
+def hub_problems(port: int) -> dict[str, float]:
+    """Non-zero error and close counters from a hub's /metrics (err frames sent, connections it closed)."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        _status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        for line in text.splitlines():
+            if line.startswith(("hub_errors_total{", "hub_closes_total{")):
+                name, _, value = line.rpartition(" ")
+                if float(value):
+                    found[name] = float(value)
+    return found
+
+
+def log_warnings(path: Path, start: int = 0, end: int | None = None, limit: int = 10) -> list[str]:
+    """Lines a hub logged at warning level or above (it runs with HUB_LOG_LEVEL=warning, so: all of them),
+    from byte ``start`` to byte ``end`` of its log."""
+    with contextlib.suppress(OSError), open(path, "rb") as file:
+        file.seek(start)
+        text = file.read(-1 if end is None else max(0, end - start)).decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
+    return []
+
+
+# ---- subscriber worker processes ---------------------------------------------------------------------------
+
+
+def worker_main(conn: Any, spec: dict[str, Any]) -> None:
+    """Entry point of a client process: its share of the subscriber sockets, driven by the parent's commands."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
+    try:
+        asyncio.run(_worker(conn, spec))
+    except Exception as exc:  # reported to the parent, which fails the run with it
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class Subscriber(asyncio.Protocol):
+    """One subscriber socket: websockets' sans-I/O client protocol under a bare asyncio Protocol.
+
+    Frames are handled in ``data_received`` as they are parsed, without the task, queue and future per frame of
+    the library's asyncio client: the load generator shares the machine's cores with the hubs it measures, so
+    its own CPU cost is kept down."""
+
+    def __init__(self, state: WorkerState, k: int, url: str) -> None:
+        self.state = state
+        self.k = k
+        # latencies by the hub this socket is on (hub 0 holds the publisher)
+        self.latencies = state.latencies.setdefault(url, array("d"))
+        self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("hub.v1")], max_size=2**20)
+        self.transport: asyncio.Transport | None = None
+        self.stage = "handshake"  # -> hello -> subscribing -> live
+        loop = asyncio.get_running_loop()
+        self.joined: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.fragments: list[bytes] = []
+        self.seen = bytearray(state.messages)
+        self.unique = 0
+        self.last_seq = -1
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def _fail(self, reason: str) -> None:
+        if not self.joined.done():
+            self.joined.set_exception(BenchError(reason))
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time_ns()
+        self.state.last_frame = time.monotonic()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    if event.fin:
+                        self._text(bytes(event.data), now)
+                    else:
+                        self.fragments = [bytes(event.data)]
+                elif event.opcode is Opcode.CONT:
+                    self.fragments.append(bytes(event.data))
+                    if event.fin:
+                        self._text(b"".join(self.fragments), now)
+                        self.fragments = []
+                elif event.opcode is Opcode.CLOSE and not self.state.stopping:
+                    rcvd = self.ws.close_rcvd
+                    self.state.closes.append(
+                        f"subscriber {self.k}: closed by the hub with {rcvd.code if rcvd else None} "
+                        f"{rcvd.reason if rcvd else ''}".strip()
+                    )
+            elif isinstance(event, Response):
+                if self.ws.handshake_exc is not None:
+                    self._fail(f"handshake failed: {self.ws.handshake_exc}")
+                    return
+                self.stage = "hello"
+        self._flush()
+
+    def _text(self, data: bytes, now: int) -> None:
+        state = self.state
+        if self.stage == "live":
+            if b'"chat.posted"' in data:
+                _tag, seq_text, sent_text = orjson.loads(data)["data"]["text"].split()
+                seq = int(seq_text)
+                state.received += 1
+                self.latencies.append((now - int(sent_text)) / 1e6)
+                if not state.first_recv_ns:
+                    state.first_recv_ns = now
+                if now > state.last_recv_ns:
+                    state.last_recv_ns = now
+                if self.seen[seq]:
+                    state.duplicates += 1
+                    return
+                self.seen[seq] = 1
+                self.unique += 1
+                if seq < self.last_seq:
+                    state.order_violations += 1
+                else:
+                    self.last_seq = seq
+            elif data == b'{"op":"ping"}':
+                state.pings += 1
+                self.ws.send_text(b'{"op":"pong"}')
+            else:
+                state.other_frames += 1
+            return
+        frame = orjson.loads(data)
+        if self.stage == "hello":
+            if frame.get("op") != "hello":
+                self._fail(f"expected hello, got {frame}")
+                return
+            self.ws.send_text(orjson.dumps({"op": "sub", "ch": ROOM, "id": 1}))
+            self.stage = "subscribing"
+        elif self.stage == "subscribing" and frame.get("id") == 1 and frame.get("op") in ("ok", "err"):
+            if frame["op"] != "ok":
+                self._fail(f"sub refused: {frame}")
+                return
+            self.stage = "live"
+            self.joined.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.joined.done():
+            self.joined.set_exception(BenchError(f"connection lost before the sub reply: {exc}"))
+        elif not self.state.stopping and self.ws.close_rcvd is None:
+            self.state.closes.append(f"subscriber {self.k}: connection lost without a close frame ({exc})")
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(1000)
+            self._flush()
+        else:
+            self.transport.close()
+
+
+class WorkerState:
+    """What one client process has measured so far, over all its subscriber sockets."""
+
+    def __init__(self, messages: int) -> None:
+        self.messages = messages
+        self.latencies: dict[str, array[float]] = {}  # hub URL -> ms
+        self.received = self.duplicates = self.order_violations = self.other_frames = self.pings = 0
+        self.first_recv_ns = self.last_recv_ns = 0
+        self.last_frame = time.monotonic()
+        self.closes: list[str] = []
+        self.stopping = False
+
+
+async def _worker(conn: Any, spec: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    state = WorkerState(spec["messages"])
+    gate = asyncio.Semaphore(32)  # connection handshakes (and later closes) in flight
+    subscribers: list[Subscriber] = []
+    errors: list[str] = []
+
+    async def join(k: int, url: str) -> None:
+        host, _, rest = url.removeprefix("ws://").partition(":")
+        port = int(rest.partition("/")[0])
+        async with gate:
+            try:
+                _transport, sub = await asyncio.wait_for(
+                    loop.create_connection(lambda: Subscriber(state, k, url), host, port), 30
+                )
+                await asyncio.wait_for(sub.joined, 30)
+                subscribers.append(sub)
+            except Exception as exc:
+                errors.append(f"subscriber {k} ({url}): {type(exc).__name__}: {exc}")
+
+    await asyncio.wait_for(
+        asyncio.gather(*(join(k, url) for k, url in enumerate(spec["urls"]))), spec["connect_timeout"]
+    )
+    conn.send(("ready", {"subscribed": len(subscribers), "errors": errors[:5]}))
+
+    cpu_start = time.process_time()
+    while True:
+        command, argument = await loop.run_in_executor(None, conn.recv)
+        if command == "quiet":
+            # Subscribing announced every joiner to the others (chat.joined); wait until that traffic is over.
+            quiet_for, limit = argument
+            deadline = time.monotonic() + limit
+            while time.monotonic() - state.last_frame < quiet_for and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            cpu_start = time.process_time()
+            conn.send(("quiet", None))
+        elif command == "finish":
+            idle, limit = argument
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                if all(sub.unique == state.messages for sub in subscribers):
+                    break
+                if time.monotonic() - state.last_frame > idle:
+                    break
+                await asyncio.sleep(0.02)
+            conn.send(
+                (
+                    "result",
+                    {
+                        "received": state.received,
+                        "unique": sum(sub.unique for sub in subscribers),
+                        "duplicates": state.duplicates,
+                        "order_violations": state.order_violations,
+                        "other_frames": state.other_frames,
+                        "pings": state.pings,
+                        "first_recv_ns": state.first_recv_ns,
+                        "last_recv_ns": state.last_recv_ns,
+                        "latencies": {url: values.tobytes() for url, values in state.latencies.items()},
+                        "closes": state.closes[:10],
+                        "short_subscribers": sum(1 for sub in subscribers if sub.unique != state.messages),
+                        "client_cpu_s": time.process_time() - cpu_start,
+                    },
+                )
+            )
+        elif command == "close":
+            state.stopping = True
+
+            async def leave(sub: Subscriber) -> None:
+                async with gate:  # as many closes at once as handshakes
+                    sub.close()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(sub.lost), 5)
+                    if sub.transport is not None and not sub.lost.done():
+                        sub.transport.abort()
+
+            await asyncio.gather(*(leave(sub) for sub in subscribers))
+            return
+
+
+# ---- the publisher and one run -------------------------------------------------------------------------------
+
+
+async def publish(url: str, messages: int, rate: float, timeout: float) -> dict[str, Any]:
+    ws = await websockets.connect(
+        url, subprotocols=[websockets.Subprotocol("hub.v1")], compression=None, ping_interval=None, open_timeout=30
+    )
+    try:
+        hello = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        if hello.get("op") != "hello":
+            raise BenchError(f"publisher: expected hello, got {hello}")
+        replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        loop = asyncio.get_running_loop()
+        errors: list[str] = []
+        done = asyncio.Event()
+        counts = {"ok": 0, "err": 0}
+
+        async def read() -> None:
+            async for raw in ws:
+                frame = orjson.loads(raw)
+                op = frame.get("op")
+                if op == "ping":
+                    await ws.send('{"op":"pong"}')
+                    continue
+                if op not in ("ok", "err") or not isinstance(frame.get("id"), int):
+                    continue
+                counts[op] += 1
+                if op == "err" and len(errors) < 5:
+                    errors.append(f"{frame.get('code')}: {frame.get('msg')}")
+                future = replies.pop(frame["id"], None)
+                if future is not None and not future.done():
+                    future.set_result(frame)
+                if counts["ok"] + counts["err"] == messages:
+                    done.set()
+
+        reader = asyncio.create_task(read())
+        first_send_ns = 0
+        start = time.perf_counter()
+        for seq in range(messages):
+            if rate > 0:
+                delay = start + seq / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            replies[seq + 1] = future
+            now = time.time_ns()
+            await ws.send(
+                f'{{"op":"pub","ch":"{ROOM}","type":"chat.send","id":{seq + 1},"data":{{"text":"b {seq} {now}"}}}}'
+            )
+            if not first_send_ns:
+                first_send_ns = now
+            if rate == 0:
+                await asyncio.wait_for(future, timeout)
+        send_seconds = time.perf_counter() - start
+        last_send_ns = time.time_ns()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await reader
+        return {
+            "first_send_ns": first_send_ns,
+            "last_send_ns": last_send_ns,
+            "send_seconds": send_seconds,
+            "ok": counts["ok"],
+            "err": counts["err"],
+            "errors": errors,
+        }
+    finally:
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def recv(conn: Any, expected: str, timeout: float) -> Any:
+    ready = await asyncio.to_thread(conn.poll, timeout)
+    if not ready:
+        raise BenchError(f"a client process did not answer {expected!r} within {timeout:.0f} s")
+    kind, payload = conn.recv()
+    if kind == "error":
+        raise BenchError(f"client process failed: {payload}")
+    if kind != expected:
+        raise BenchError(f"client process sent {kind!r}, expected {expected!r}")
+    return payload
+
+
+async def drive(
+    args: argparse.Namespace, hub_ports: list[int], pids: dict[str, list[int]], procs: Processes
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    urls = [f"ws://127.0.0.1:{hub_ports[i % len(hub_ports)]}/ws" for i in range(args.subscribers)]
+    pipes = []
+    for w in range(args.clients):
+        parent_end, child_end = ctx.Pipe()
+        spec = {"urls": urls[w :: args.clients], "messages": args.messages, "connect_timeout": args.timeout}
+        worker = ctx.Process(target=worker_main, args=(child_end, spec), name=f"bench-client-{w}", daemon=True)
+        worker.start()
+        procs.workers.append(worker)
+        pipes.append(parent_end)
+    try:
+        subscribed = 0
+        for conn in pipes:
+            ready = await recv(conn, "ready", args.timeout + 30)
+            subscribed += ready["subscribed"]
+            if ready["errors"]:
+                raise BenchError("subscribers failed: " + "; ".join(ready["errors"]))
+        if subscribed != args.subscribers:
+            raise BenchError(f"only {subscribed} of {args.subscribers} subscribers joined {ROOM}")
+        for conn in pipes:
+            conn.send(("quiet", (0.5, 20.0)))
+        for conn in pipes:
+            await recv(conn, "quiet", 30)
+
+        cpu_before = {role: [cpu_seconds(pid) for pid in ids] for role, ids in pids.items()}
+        machine_before, own_before = machine_busy_seconds(), time.process_time()
+        pub = await publish(f"ws://127.0.0.1:{hub_ports[0]}/ws", args.messages, args.rate, args.timeout)
+        for conn in pipes:
+            conn.send(("finish", (args.drain_idle, args.timeout)))
+        results = [await recv(conn, "result", args.timeout + 30) for conn in pipes]
+        cpu_after = {role: [cpu_seconds(pid) for pid in ids] for role, ids in pids.items()}
+        machine_after, own_after = machine_busy_seconds(), time.process_time()
+        log_marks = {name: log.stat().st_size for name, _proc, log in procs.popens if name.startswith("hub")}
+        problems: dict[str, float] = {}
+        for index, port in enumerate(hub_ports):
+            for key, value in hub_problems(port).items():
+                problems[f"hub{index} {key}"] = value
+    finally:
+        for conn in pipes:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("close", None))
+        for process in procs.workers:
+            await asyncio.to_thread(process.join, 30)
+    cpu = {role: sum(cpu_after[role]) - sum(cpu_before[role]) for role in pids}
+    cpu["publisher"] = own_after - own_before
+    cpu["machine"] = machine_after - machine_before
+    return {
+        "pub": pub,
+        "results": results,
+        "cpu": cpu,
+        "log_marks": log_marks,
+        "problems": problems,
+        "hub_ports": hub_ports,
+    }
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes of the machine spent, from /proc/stat (every field but idle and iowait)."""
+    with open("/proc/stat") as file:
+        fields = [int(value) for value in file.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def wait_disconnected(ports: list[int], timeout: float) -> None:
+    """Until every hub's hub_connections gauge is 0 (the clients' closes have been processed), or timeout."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                _status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+                gauge = [line for line in text.splitlines() if line.startswith("hub_connections ")]
+                if gauge and float(gauge[0].split()[1]) == 0:
+                    break
+            time.sleep(0.1)
+
+
+def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    uses_redis, hub_count = SCENARIOS[name]
+    workdir = Path(tempfile.mkdtemp(prefix=f"hub-bench-{name}-"))
+    procs = Processes(workdir)
+    log_marks: dict[str, int] = {}  # end of the measured part of each hub's log
+    disconnect_marks: dict[str, int] = {}  # end of the part written while the clients disconnected
+    try:
+        pids: dict[str, list[int]] = {"hub": []}
+        redis_url = None
+        if uses_redis:
+            redis_proc, redis_url = start_redis(procs, args.redis_server)
+            pids["redis"] = [redis_proc.pid]
+        hubs = [start_hub(procs, args.hub_bin, i, redis_url) for i in range(hub_count)]
+        pids["hub"] = [proc.pid for proc, _port in hubs]
+        wait_ready(procs, hubs, 60)
+        hub_ports = [port for _proc, port in hubs]
+        outcome = asyncio.run(asyncio.wait_for(drive(args, hub_ports, pids, procs), args.timeout * 3 + 120))
+        log_marks = outcome["log_marks"]
+        problems = outcome["problems"]
+        wait_disconnected(hub_ports, 15)
+        disconnect_marks = {name: log.stat().st_size for name, _proc, log in procs.popens if name.startswith("hub")}
+        for index, (proc, _port) in enumerate(hubs):
+            if proc.poll() is not None:
+                problems[f"hub{index} exited with {proc.returncode}"] = 1
+    finally:
+        procs.close()
+        warnings: dict[str, dict[str, list[str]]] = {}
+        for proc_name, _proc, log in procs.popens:
+            if not proc_name.startswith("hub"):
+                continue
+            mark, disconnected = log_marks.get(proc_name), disconnect_marks.get(proc_name)
+            phases = {
+                "measured": log_warnings(log, 0, mark),
+                "clients_disconnecting": log_warnings(log, mark, disconnected) if mark is not None else [],
+                "hub_stopping": log_warnings(log, disconnected) if disconnected is not None else [],
+            }
+            for phase, lines in phases.items():
+                if lines:
+                    warnings.setdefault(phase, {})[proc_name] = lines
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    pub, results = outcome["pub"], outcome["results"]
+    by_hub = {f"ws://127.0.0.1:{port}/ws": array("d") for port in outcome["hub_ports"]}
+    for result in results:
+        for url, raw in result["latencies"].items():
+            by_hub[url].frombytes(raw)
+    ordered = sorted(value for values in by_hub.values() for value in values)
+    per_hub = []
+    for values in by_hub.values():
+        hub_sorted = sorted(values)
+        per_hub.append(
+            {
+                "deliveries": len(hub_sorted),
+                "p50_ms": percentile(hub_sorted, 50),
+                "p99_ms": percentile(hub_sorted, 99),
+                "max_ms": hub_sorted[-1] if hub_sorted else float("nan"),
+            }
+        )
+    received = sum(r["received"] for r in results)
+    unique = sum(r["unique"] for r in results)
+    last_recv_ns = max((r["last_recv_ns"] for r in results), default=0)
+    elapsed = (last_recv_ns - pub["first_send_ns"]) / 1e9 if received else float("nan")
+    hub_cpu = outcome["cpu"]["hub"]
+    return {
+        "scenario": name,
+        "hubs": hub_count,
+        "deliveries": received,
+        "messages": args.messages,
+        "expected": args.subscribers * args.messages,
+        "elapsed_s": elapsed,
+        "send_s": pub["send_seconds"],
+        "publish_rate": args.messages / pub["send_seconds"] if pub["send_seconds"] else float("nan"),
+        "deliveries_per_s": received / elapsed if received else 0.0,
+        "p50_ms": percentile(ordered, 50),
+        "p99_ms": percentile(ordered, 99),
+        "max_ms": ordered[-1] if ordered else float("nan"),
+        # hub 0 holds the publisher; on redis-2, hub 1's subscribers get every event through Redis pub/sub
+        "latency_by_hub": per_hub,
+        **{f"hub{i}_{key}": stats[key] for i, stats in enumerate(per_hub) for key in ("p50_ms", "p99_ms")},
+        "loss": args.subscribers * args.messages - unique,
+        "duplicates": sum(r["duplicates"] for r in results),
+        "order_violations": sum(r["order_violations"] for r in results),
+        "short_subscribers": sum(r["short_subscribers"] for r in results),
+        "hub_cpu_s": hub_cpu,
+        "hub_cpu_us_per_delivery": hub_cpu / received * 1e6 if received else float("nan"),
+        "redis_cpu_s": outcome["cpu"].get("redis"),
+        "client_cpu_s": sum(r["client_cpu_s"] for r in results),
+        "publisher_cpu_s": outcome["cpu"]["publisher"],
+        "machine_cpu_s": outcome["cpu"]["machine"],
+        "other_cpu_s": outcome["cpu"]["machine"]
+        - hub_cpu
+        - (outcome["cpu"].get("redis") or 0.0)
+        - sum(r["client_cpu_s"] for r in results)
+        - outcome["cpu"]["publisher"],
+        "publisher_ok": pub["ok"],
+        "publisher_err": pub["err"],
+        "publisher_errors": pub["errors"],
+        "subscriber_closes": [c for r in results for c in r["closes"]],
+        "hub_metrics_problems": problems,
+        "hub_log_warnings": warnings,
+    }
+
+
+# ---- reporting -----------------------------------------------------------------------------------------------
+
+COLUMNS = [
+    ("deliveries_per_s", "deliveries/s", "{:,.0f}"),
+    ("p50_ms", "p50 ms", "{:.1f}"),
+    ("p99_ms", "p99 ms", "{:.1f}"),
+    ("max_ms", "max ms", "{:.1f}"),
+    ("loss", "loss", "{:,.0f}"),
+    ("duplicates", "dup", "{:,.0f}"),
+    ("order_violations", "order", "{:,.0f}"),
+    ("hub_cpu_s", "hub CPU s", "{:.2f}"),
+    ("hub_cpu_us_per_delivery", "hub CPU µs/deliv", "{:.1f}"),
+    ("redis_cpu_s", "redis CPU s", "{:.2f}"),
+    ("client_cpu_s", "client CPU s", "{:.2f}"),
+    ("machine_cpu_s", "machine CPU s", "{:.2f}"),
+]
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    per_hub = sorted(key for key in runs[0] if key.startswith("hub") and key.endswith(("_p50_ms", "_p99_ms")))
+    for key in [*(column[0] for column in COLUMNS), "publish_rate", "elapsed_s", *per_hub]:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        if values:
+            summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        else:
+            summary[key] = None
+    return summary
+
+
+def cell(stats: dict[str, float] | None, fmt: str, runs: int) -> str:
+    if stats is None:
+        return "\N{EN DASH}"
+    text = fmt.format(stats["median"])
+    if runs > 1 and stats["min"] != stats["max"]:
+        text += f" ({fmt.format(stats['min'])}\N{EN DASH}{fmt.format(stats['max'])})"
+    return text
+
+
+def table(summaries: dict[str, dict[str, Any]], runs: int, markdown: bool) -> str:
+    header = ["scenario", *(title for _key, title, _fmt in COLUMNS)]
+    rows = [[name, *(cell(s[key], fmt, runs) for key, _t, fmt in COLUMNS)] for name, s in summaries.items()]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i]) for i, c in enumerate(r)) for r in [header, *rows]
+    )
+
+
+def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    base = summaries.get("memory-1")
+    out: dict[str, dict[str, float]] = {}
+    if base is None:
+        return out
+    for name, s in summaries.items():
+        if name == "memory-1":
+            continue
+        out[name] = {
+            key: s[key]["median"] / base[key]["median"]
+            for key in ("deliveries_per_s", "hub_cpu_us_per_delivery")
+            if s[key] and base[key] and base[key]["median"]
+        }
+    return out
+
+
+def anomalies(run: dict[str, Any]) -> list[str]:
+    notes = []
+    for key in ("loss", "duplicates", "order_violations"):
+        if run[key]:
+            notes.append(f"{key.replace('_', ' ')}: {run[key]}")
+    if run["short_subscribers"]:
+        notes.append(f"{run['short_subscribers']} subscribers did not get every message")
+    if run["publisher_ok"] + run["publisher_err"] != run["messages"]:
+        notes.append(f"publisher got {run['publisher_ok'] + run['publisher_err']} replies to {run['messages']} sends")
+    if run["publisher_err"]:
+        notes.append(f"publisher got {run['publisher_err']} err replies: {run['publisher_errors']}")
+    if run["subscriber_closes"]:
+        notes.append(f"subscriber sockets closed by the hub: {run['subscriber_closes']}")
+    for key, value in run["hub_metrics_problems"].items():
+        notes.append(f"{key} = {value:g}")
+    for phase, by_hub in run["hub_log_warnings"].items():
+        for proc_name, lines in by_hub.items():
+            first = lines[0] if lines else ""
+            more = f" (+{len(lines) - 1} lines, see --json)" if len(lines) > 1 else ""
+            notes.append(f"{proc_name} logged during {phase.replace('_', ' ')}: {first}{more}")
+    return notes
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for package in ("uvicorn", "websockets", "redis", "fastapi", "orjson", "pydantic"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.partition(":")[2].strip()
+                break
+    return info
+
+
+def hub_revision() -> str | None:
+    """The git commit the hub was run from, with "+uncommitted changes" when hub/ or plugins/ differ from it."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=ROOT
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "hub", "plugins"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+        ).stdout.strip()
+        return (commit + (" +uncommitted changes in hub/ or plugins/" if dirty else "")) or None
+    return None
+
+
+def redis_version(binary: str) -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+        for part in out.split():
+            if part.startswith("v="):
+                return part[2:]
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Fan-out benchmark: one publisher, S subscribers in one chat room, on the memory broker "
+        "and on Redis with 1 and 2 hub processes. Starts and stops everything it measures (127.0.0.1 only).",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="memory-1,redis-1,redis-2",
+        help="comma-separated, from: " + ", ".join(SCENARIOS) + " (default: all)",
+    )
+    parser.add_argument("--subscribers", type=int, default=200, help="subscriber connections (default 200)")
+    parser.add_argument("--messages", type=int, default=2000, help="chat.send messages to publish (default 2000)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=500.0,
+        help="publish rate in messages/s; 0 floods, waiting for each ok before the next send (default 500)",
+    )
+    parser.add_argument("--clients", type=int, default=2, help="client processes holding the subscribers (default 2)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="runs of each scenario; the table shows the median and min\N{EN DASH}max (default 1)",
+    )
+    parser.add_argument(
+        "--drain-idle",
+        type=float,
+        default=3.0,
+        help="after the last send, stop waiting once no frame arrived for this long (default 3 s)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="bound on each phase of a run (default 60 s)")
+    parser.add_argument("--json", action="store_true", help="print JSON (every run and the summaries)")
+    parser.add_argument("--json-file", type=Path, help="also write the JSON document to this file")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--hub-bin", default=str(ROOT / ".venv" / "bin" / "hub"), help="the hub console script")
+    parser.add_argument(
+        "--redis-server",
+        default=shutil.which("redis-server") or "/usr/bin/redis-server",
+        help="the redis-server binary",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep each run's working directory (logs)")
+    args = parser.parse_args()
+
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    for name in names:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    if args.subscribers < 1 or args.messages < 1 or args.clients < 1 or args.runs < 1 or args.rate < 0:
+        parser.error("--subscribers, --messages, --clients and --runs must be positive, --rate not negative")
+    args.clients = min(args.clients, args.subscribers)
+    if not Path(args.hub_bin).exists():
+        parser.error(f"no hub console script at {args.hub_bin}; run scripts/setup")
+    if any(SCENARIOS[name][0] for name in names) and not shutil.which(args.redis_server):
+        parser.error(f"redis-server not found ({args.redis_server}); pass --redis-server")
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    all_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    revision = hub_revision()  # before the runs: the code they ran
+    started = time.monotonic()
+    try:
+        for run in range(args.runs):  # interleaved, so slow drift of a shared machine spreads over all scenarios
+            for name in names:
+                print(
+                    f"[{time.monotonic() - started:6.1f}s] {name} run {run + 1}/{args.runs} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                result = run_once(name, args)
+                all_runs[name].append(result)
+                print(
+                    f"         {result['deliveries_per_s']:,.0f} deliveries/s, p50 {result['p50_ms']:.1f} ms, "
+                    f"p99 {result['p99_ms']:.1f} ms, loss {result['loss']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        print("interrupted; every process started was stopped", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    summaries = {name: summarize(runs) for name, runs in all_runs.items()}
+    config = {
+        "subscribers": args.subscribers,
+        "messages": args.messages,
+        "rate": args.rate,
+        "clients": args.clients,
+        "runs": args.runs,
+        "room": ROOM,
+        "lifted_limits": LIFTED_LIMITS,
+        "hub_log_level": HUB_ENV["HUB_LOG_LEVEL"],
+    }
+    info = machine()
+    info["redis_server"] = redis_version(args.redis_server)
+    info["hub_revision"] = revision
+    document = {
+        "config": config,
+        "machine": info,
+        "summaries": summaries,
+        "ratios": ratios(summaries),
+        "runs": all_runs,
+    }
+    if args.json_file is not None:
+        args.json_file.write_text(json.dumps(document, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    rate = "flood (each send waits for its ok)" if args.rate == 0 else f"{args.rate:g} msg/s"
+    print(
+        f"{args.subscribers} subscribers in {ROOM}, {args.messages} messages at {rate}, {args.clients} client "
+        f"processes, {args.runs} run(s) per scenario" + ("; median (min\N{EN DASH}max)" if args.runs > 1 else "")
+    )
+    print(f"hub {revision}, {info['nproc']} CPUs, Python {info['python']}")
+    print(table(summaries, args.runs, args.markdown))
+    print(
+        "limits lifted on every hub: "
+        + " ".join(f"{k}={v}" for k, v in LIFTED_LIMITS.items())
+        + f"; HUB_LOG_LEVEL={HUB_ENV['HUB_LOG_LEVEL']}"
+    )
+    for name, summary in summaries.items():
+        if "hub1_p50_ms" in summary:
+            parts = []
+            for i in range(SCENARIOS[name][1]):
+                where = "the publisher's hub" if i == 0 else "through Redis"
+                p50 = cell(summary[f"hub{i}_p50_ms"], "{:.1f}", args.runs)
+                p99 = cell(summary[f"hub{i}_p99_ms"], "{:.1f}", args.runs)
+                parts.append(f"hub{i} ({where}) p50 {p50} ms, p99 {p99} ms")
+            print(f"{name} latency by subscriber's hub: " + "; ".join(parts))
+    for name, rel in ratios(summaries).items():
+        print(
+            f"{name} / memory-1: deliveries/s x{rel.get('deliveries_per_s', float('nan')):.2f}, "
+            f"hub CPU µs/delivery x{rel.get('hub_cpu_us_per_delivery', float('nan')):.2f}"
+        )
+    for name, runs in all_runs.items():
+        for index, one in enumerate(runs):
+            pace = one["publish_rate"]
+            if args.rate and pace < 0.9 * args.rate:
+                print(f"note: {name} run {index + 1}: the publisher reached only {pace:,.0f} msg/s of {args.rate:g}")
+            for note in anomalies(one):
+                print(f"PROBLEM: {name} run {index + 1}: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
