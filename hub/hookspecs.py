@@ -24,7 +24,7 @@ Action = Literal["subscribe", "publish"]
 
 
 @hookspec
-def hub_channels() -> list[Channel]:
+def hub_channels() -> list[Channel]:  # type: ignore[empty-body]  # a spec: pluggy never runs its body
     """Declare the channel families this plugin owns.
 
     :return: the plugin's :class:`hub.Channel` objects. Every namespace must be unique across all enabled
@@ -34,7 +34,6 @@ def hub_channels() -> list[Channel]:
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError  # a hookspec has no body; pluggy never calls it
 
 
 @hookspec
@@ -48,7 +47,6 @@ def hub_http_routes(hub: Hub) -> APIRouter | None:
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError
 
 
 @hookspec
@@ -61,7 +59,6 @@ def hub_cli_commands(cli: typer.Typer) -> None:
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError
 
 
 # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -78,7 +75,6 @@ def hub_startup(hub: Hub) -> Awaitable[None] | None:
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError
 
 
 @hookspec
@@ -92,7 +88,6 @@ def hub_shutdown(hub: Hub) -> Awaitable[None] | None:
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError
 
 
 # ---- per request -----------------------------------------------------------------------------------------
@@ -114,4 +109,3 @@ def hub_authorize(identity: Identity, action: Action, channel: str, message_type
 
     .. versionadded:: 0.1
     """
-    raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -85,9 +86,8 @@ class HubSettings(BaseSettings):
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(32))
             try:
-                os.link(staging, path)
-            except FileExistsError:
-                pass
+                with contextlib.suppress(FileExistsError):  # another process published its secret first
+                    os.link(staging, path)
             finally:
                 staging.unlink()
         value = path.read_text().strip()

@@ -198,7 +198,7 @@ class HubClient:
                         await self.ws.send('{"op":"pong"}')
                     self.unsolicited.put_nowait(frame)
         except websockets.ConnectionClosed:
-            pass
+            return  # the server closed the socket; closed() reports the code
         finally:
             for future in self._pending.values():
                 if not future.done():
