@@ -47,11 +47,11 @@ async def subscribe(
         )
     _authorize(hub, spec, identity, req.ch, room, None)
     member = PresenceMember(session.client_id, identity.user, identity.name)
-    if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
-        await hub.broker.presence_join(req.ch, member)
-        await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
     session.begin_join(req.ch)
     try:
+        if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
+            await hub.broker.presence_join(req.ch, member)
+            await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
         await hub.fanout.add(req.ch, session)
         data: dict[str, JSON] = {}
         start_offset: int | None = None

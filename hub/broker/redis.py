@@ -250,7 +250,7 @@ class RedisBroker:
             # A new stream (Redis lost the old one, or it expired): its offsets start over.
             if sequencer.timer is not None:
                 sequencer.timer.cancel()
-            sequencer = self._sequencers[channel] = _Sequencer(epoch=epoch, expected=offset)
+            sequencer = self._sequencers[channel] = _Sequencer(epoch=epoch, expected=1)  # a new stream starts at 1
         if offset < sequencer.expected:
             return  # delivered already, or from before this node subscribed
         sequencer.pending[offset] = frame
