@@ -61,9 +61,16 @@ async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) ->
         await asyncio.sleep(interval)
 
 
+async def ready_url(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            return (await http.get("/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 async def ready(node) -> bool:
-    async with httpx.AsyncClient(base_url=node.url) as http:
-        return (await http.get("/readyz")).status_code == 200
+    return await ready_url(node.url)
 
 
 async def test_every_message_arrives_once_and_in_order_on_both_nodes(two_nodes, hub_client):
@@ -270,14 +277,7 @@ async def test_a_killed_nodes_clients_leave_presence_within_the_ttl(
     survivor = hub_server(plugins={"chat": plugins.chat}, **node_settings(redis_url, prefix))
     process, url = serve_node()
 
-    async def up() -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=url) as http:
-                return (await http.get("/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await wait_until(up, timeout=15)
+    await wait_until(lambda: ready_url(url), timeout=15)
     doomed = await HubClient.connect(url.replace("http", "ws") + "/ws")
     await doomed.sub("chat:room")
     watcher = await hub_client(survivor, user="watcher")
@@ -295,14 +295,7 @@ async def test_a_killed_nodes_clients_leave_presence_within_the_ttl(
 async def test_workers_share_one_port_and_fan_out_through_redis(serve_node):
     process, url = serve_node("--workers", "2")
 
-    async def up() -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=url) as http:
-                return (await http.get("/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await wait_until(up, timeout=20)
+    await wait_until(lambda: ready_url(url), timeout=20)
     children = (await asyncio.to_thread(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text)).split()
     assert len(children) >= 2  # the worker processes (and multiprocessing's resource tracker)
 
