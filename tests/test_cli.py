@@ -16,15 +16,7 @@ SECRET = "cli-test-secret-0123456789abcdefghij"  # 32+ bytes: PyJWT's recommende
 SHORTEST_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes: the shortest secret Authenticator accepts
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No HUB_* variable from the developer's shell, and a data dir that is not the working copy's .hub."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("HUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_hub_environment")
 
 
 @pytest.fixture
