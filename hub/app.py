@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
 
 from hub.connection import WebSocketEndpoint
@@ -68,10 +69,14 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
     async def metrics() -> Response:
         return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    static_dirs = plugins.static_dirs()
+    panels = {name: f"/plugins/{name}/panel.js" for name, path in static_dirs.items() if (path / "panel.js").is_file()}
+
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
         return {
             "plugins": plugins.names,
+            "panels": panels,
             "channels": {
                 namespace: {
                     "plugin": hub.router.owner(namespace),
@@ -88,6 +93,14 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/hub.js", include_in_schema=False)
+    async def sdk() -> FileResponse:
+        return FileResponse(STATIC_DIR / "hub.js", media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for name, path in static_dirs.items():
+        app.mount(f"/plugins/{name}", StaticFiles(directory=path), name=f"plugin-{name}")
 
     for router in plugins.http_routes(hub):
         app.include_router(router)

@@ -6,6 +6,7 @@ import inspect
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,21 @@ class PluginManager:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self._pm.list_name_plugin() if name is not None]
+
+    def static_dirs(self) -> dict[str, Path]:
+        """plugin name -> its ``static/`` directory (next to the plugin module), for plugins that ship one.
+
+        The hub serves it at ``/plugins/<name>/``; a ``panel.js`` in it is the plugin's panel in the demo app.
+        """
+        found: dict[str, Path] = {}
+        for name in self.names:
+            module_file = getattr(self._pm.get_plugin(name), "__file__", None)
+            if module_file is None:
+                continue
+            static = Path(module_file).parent / "static"
+            if static.is_dir():
+                found[name] = static
+        return found
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self._pm.get_plugin(name)
