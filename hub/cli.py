@@ -28,7 +28,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
     redis: Annotated[
-        str | None, typer.Option(help="Redis URL for both broker and store, e.g. redis://127.0.0.1:6379/0.")
+        str | None,
+        typer.Option(
+            help="Redis URL for both broker and store: redis://127.0.0.1:6379/0, or redis+cluster://host:port for a "
+            "Redis Cluster."
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port (needs --redis when > 1).")] = 1,
     broker: Annotated[str | None, typer.Option(help="Broker URL: memory:// or redis://host:port/db.")] = None,

@@ -31,9 +31,16 @@ async def make_redis_broker(request: pytest.FixtureRequest) -> Broker:
     return RedisBroker(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
 
 
+async def make_redis_cluster_broker(request: pytest.FixtureRequest) -> Broker:
+    from hub.broker.redis import RedisBroker
+
+    return RedisBroker(request.getfixturevalue("redis_cluster_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
 BROKER_FACTORIES: dict[str, BrokerFactory] = {
     "memory": make_memory_broker,
     "redis": make_redis_broker,
+    "redis-cluster": make_redis_cluster_broker,
 }
 
 HISTORY = HistoryPolicy(size=10, ttl=60.0)

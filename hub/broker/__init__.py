@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import urlparse
 
+from hub.redis_client import SCHEMES as REDIS_SCHEMES
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
 Deliver = Callable[[str, str, "int | None"], None]
@@ -76,13 +77,14 @@ def open_broker(
     reorder_timeout: float = 0.5,
     prefix: str = "hub",
 ) -> Broker:
-    """Build the broker a URL names: ``memory://`` (one process) or ``redis://`` / ``rediss://`` (many)."""
+    """Build the broker a URL names: ``memory://`` (one process), ``redis://`` / ``rediss://`` / ``unix://``
+    (one Redis, many nodes) or ``redis+cluster://`` / ``rediss+cluster://`` (a Redis Cluster)."""
     scheme = urlparse(url).scheme
     if scheme == "memory":
         from hub.broker.memory import MemoryBroker
 
         return MemoryBroker(sweep_interval=sweep_interval)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
         from hub.broker.redis import RedisBroker
 
         return RedisBroker(
@@ -93,4 +95,6 @@ def open_broker(
             probe_timeout=probe_timeout,
             reorder_timeout=reorder_timeout,
         )
-    raise ValueError(f"unsupported broker URL {url!r}; expected memory:// or redis://host:port/db")
+    raise ValueError(
+        f"unsupported broker URL {url!r}; expected memory://, redis://host:port/db or redis+cluster://host:port"
+    )

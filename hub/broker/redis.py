@@ -1,34 +1,39 @@
 """RedisBroker: fan-out between nodes over Redis pub/sub, history in Streams, presence with TTLs, dedup keys.
 
-Each node holds one pub/sub connection with one SUBSCRIBE per channel that has local subscribers (the
-Fanout reference-counts them). An event is encoded once; the node that publishes it delivers it to its own
-subscribers directly, and Redis carries it to the other nodes. Keys of one channel share a hash tag
-(``hub:{chat:lobby}:...``) so a script touching them stays in one Redis Cluster slot.
+Each node holds one subscription per channel that has local subscribers (the Fanout reference-counts them):
+SUBSCRIBE on one connection to a single Redis, or SSUBSCRIBE on the owning primary of a Redis Cluster
+(hub/broker/redis_pubsub.py). An event is encoded once; the node that publishes it delivers it to its own
+subscribers directly, and Redis carries it to the other nodes. Keys and the pub/sub name of one channel share a
+hash tag (``hub:{chat:lobby}:...``), so the publish script and the SPUBLISH it makes stay in one Cluster slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
 
+from hub import redis_client
 from hub.broker import BrokerUnavailable, Deliver, PresenceExpired
+from hub.broker.redis_pubsub import ShardedSubscriber, Subscriber
 from hub.protocol import encode_event
+from hub.redis_client import REDIS_ERRORS
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
 log = logging.getLogger("hub.broker.redis")
 T = TypeVar("T")
 
-# Publish to a recoverable channel: the next offset, the frame kept in the stream, and PUBLISH, atomically,
+# Publish to a recoverable channel: the next offset, the frame kept in the stream, and PUBLISH (SPUBLISH on a
+# Cluster: ARGV[8]), atomically,
 # so the stream's order and the pub/sub order are the same. A missing epoch (expired, or Redis lost its
 # data) starts a new stream under a new epoch.
 _PUBLISH = """
@@ -44,7 +49,7 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-1', 'f', frame)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
+redis.call(ARGV[8], ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
 return {offset, epoch}
 """
 
@@ -82,26 +87,24 @@ class RedisBroker:
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
         self._reconnect_delay = reconnect_delay
-        # Typed Any: redis-py types every reply as the union of all reply shapes; we decode each one explicitly.
-        # A blocking pool: a burst of operations (many clients leaving at once) waits for a connection instead
-        # of failing with "Too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=max(probe_timeout, 1.0),
-            socket_timeout=max(probe_timeout, 1.0),
-            socket_connect_timeout=max(probe_timeout, 1.0),
+        self._op_timeout = max(probe_timeout, 1.0)
+        self._in_flight = asyncio.Semaphore(max_connections)
+        self._redis: Any = redis_client.connect(url, max_connections=max_connections, timeout=max(probe_timeout, 1.0))
+        self._sharded = isinstance(self._redis, RedisCluster)
+        self._publish_command = "SPUBLISH" if self._sharded else "PUBLISH"
+        self._subscriber: Subscriber | ShardedSubscriber = (ShardedSubscriber if self._sharded else Subscriber)(
+            self._redis,
+            on_message=self._on_message,
+            reconnect_delay=reconnect_delay,
+            confirm_timeout=probe_timeout,
         )
-        self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
-        self._confirmations: dict[str, asyncio.Future[None]] = {}  # pub/sub name -> SUBSCRIBE confirmed
         self._sequencers: dict[str, _Sequencer] = {}  # recoverable channels with local subscribers
         self._reorder_timeout = reorder_timeout
-        self._pubsub: Any = None  # a redis.asyncio PubSub while connected
         self._probe_channel = f"{prefix}:probe:{self.node_id}"
         self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
         self._local_presence: dict[str, dict[str, PresenceMember]] = {}
@@ -116,27 +119,35 @@ class RedisBroker:
         return f"{self._prefix}:{{{channel}}}:{kind}"
 
     def _pubsub_name(self, channel: str) -> str:
-        return f"{self._prefix}:ch:{channel}"
+        return self._key(channel, "ch")
+
+    def _channel_of(self, name: str) -> str:
+        return name[len(self._prefix) + 2 : -len("}:ch")]
 
     async def _call(self, operation: Awaitable[T]) -> T:
+        """Await a Redis operation; an outage, or no answer within ``probe_timeout``, is BrokerUnavailable. The
+        bound matters: a connection handles its frames in order, so a stuck call would hold up its pongs."""
         try:
-            return await operation
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
+            async with asyncio.timeout(self._op_timeout):
+                # At most max_connections at once: a burst (hundreds of clients leaving) queues here instead of
+                # opening a connection each (a cluster client has no blocking pool).
+                async with self._in_flight:
+                    return await operation
+        except REDIS_ERRORS as exc:
+            if inspect.iscoroutine(operation):
+                operation.close()  # never started if the wait ran out first
+            raise BrokerUnavailable(f"redis: {exc or 'no answer in time'}") from exc
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
         self._deliver = deliver
         self._on_presence_expired = on_presence_expired
+        with contextlib.suppress(*REDIS_ERRORS):  # when Redis is down, nodes retry; a wrong URL fails now
+            await redis_client.check_mode(self._redis, self.url)
         # Connected before the node serves, so its first subscriptions are confirmed like all later ones.
-        try:
-            await self._connect_pubsub()
-        except (RedisError, OSError) as exc:
-            log.warning("redis pub/sub unavailable at start (%s); retrying in the background", exc)
-            await self._close_pubsub()
+        await self._subscriber.start([self._probe_channel, *(self._pubsub_name(ch) for ch in self._channels)])
         self._tasks = [
-            asyncio.create_task(self._read_forever(), name="hub-redis-reader"),
             asyncio.create_task(self._probe_forever(), name="hub-redis-probe"),
             asyncio.create_task(self._presence_forever(), name="hub-redis-presence"),
         ]
@@ -150,20 +161,21 @@ class RedisBroker:
             for task in pending:
                 log.warning("task %s did not stop", task.get_name())
         self._tasks = []
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             for channel, members in self._local_presence.items():
                 if members:
                     await self._redis.hdel(self._key(channel, "presence"), *members)
                     await self._redis.zrem(self._key(channel, "presence-exp"), *members)
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()
+        await self._subscriber.close(max(self._probe_interval, 1.0) * 2)
         await self._redis.aclose()
 
     @property
     def healthy(self) -> bool:
-        """True while our probes make the round trip through pub/sub: cross-node delivery is alive."""
-        return time.monotonic() - self._last_probe < self._probe_timeout
+        """True while our probes make the round trip through pub/sub (cross-node delivery is alive) and every
+        pub/sub connection answers its PINGs (on a Cluster: one per primary that holds our channels)."""
+        return time.monotonic() - self._last_probe < self._probe_timeout and self._subscriber.healthy(
+            self._probe_timeout
+        )
 
     # ---- fan-out -------------------------------------------------------------------------------------
 
@@ -171,7 +183,9 @@ class RedisBroker:
         assert self._deliver is not None, "publish before start"
         if history is None:
             frame = encode_event(channel, event_type, data, None)
-            await self._call(self._redis.publish(self._pubsub_name(channel), f"{self.node_id}||{frame}"))
+            payload = f"{self.node_id}||{frame}"
+            name = self._pubsub_name(channel)
+            await self._call(self._send(name, payload))
             self._deliver(channel, frame, None)
             return None
         head, _, tail = encode_event(channel, event_type, data, 0).rpartition('"offset":0')
@@ -189,6 +203,7 @@ class RedisBroker:
                         int(history.ttl * 1000),
                         self._pubsub_name(channel),
                         self.node_id,
+                        self._publish_command,
                     ],
                 )
             )
@@ -200,37 +215,25 @@ class RedisBroker:
         """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the
         stream position can slip past. During an outage it returns at once; the reader resubscribes later."""
         self._channels.add(channel)
-        pubsub = self._pubsub
-        if pubsub is None:
-            return
-        name = self._pubsub_name(channel)
-        confirmed = self._confirmations.get(name)
-        if confirmed is None:
-            confirmed = self._confirmations[name] = asyncio.get_running_loop().create_future()
         try:
-            await pubsub.subscribe(name)
-            await asyncio.wait_for(asyncio.shield(confirmed), self._probe_timeout)
+            await self._subscriber.subscribe(self._pubsub_name(channel))
             # Every event after this offset reaches us through pub/sub; deliver from the next one on, in order.
-            epoch, seq = await self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq"))
+            epoch, seq = await asyncio.wait_for(
+                self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq")), self._op_timeout
+            )
             if channel in self._channels and channel not in self._sequencers:
                 self._sequencers[channel] = _Sequencer(
                     epoch=epoch.decode() if epoch is not None else "", expected=int(seq or 0) + 1
                 )
-        except (RedisError, OSError, TimeoutError):
-            pass  # the reader resubscribes every channel of self._channels when it reconnects
-        finally:
-            if self._confirmations.get(name) is confirmed and confirmed.done():
-                del self._confirmations[name]
+        except REDIS_ERRORS:
+            pass  # the subscriber resubscribes it when Redis is back
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
         sequencer = self._sequencers.pop(channel, None)
         if sequencer is not None and sequencer.timer is not None:
             sequencer.timer.cancel()
-        pubsub = self._pubsub
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.unsubscribe(self._pubsub_name(channel))
+        await self._subscriber.unsubscribe(self._pubsub_name(channel))
 
     # ---- in-order local delivery ---------------------------------------------------------------------
 
@@ -274,7 +277,7 @@ class RedisBroker:
         if self._sequencers.get(channel) is not sequencer or not sequencer.pending:
             return
         first_waiting = min(sequencer.pending)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             entries = await self._redis.xrange(
                 self._key(channel, "stream"), f"{sequencer.expected}-1", f"{first_waiting - 1}-1"
             )
@@ -296,61 +299,32 @@ class RedisBroker:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _connect_pubsub(self) -> Any:
-        pubsub = self._redis.pubsub()
-        self._pubsub = pubsub  # set first: a subscribe() from now on goes to this connection
-        await pubsub.subscribe(self._probe_channel, *(self._pubsub_name(ch) for ch in self._channels))
-        return pubsub
+    def _send(self, name: str, payload: str) -> Awaitable[int]:
+        """PUBLISH, or SPUBLISH on a Cluster (routed to the primary that owns the name's slot)."""
+        if self._sharded:
+            return cast(Awaitable[int], self._redis.spublish(name, payload))
+        return cast(Awaitable[int], self._redis.publish(name, payload))
 
-    async def _read_forever(self) -> None:
-        prefix_length = len(self._pubsub_name(""))
-        while not self._closing:
-            try:
-                pubsub = self._pubsub or await self._connect_pubsub()
-                log.info("redis pub/sub connected (%d channels)", len(self._channels))
-                while not self._closing:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    name = message["channel"].decode()
-                    if message["type"] == "subscribe":
-                        confirmed = self._confirmations.get(name)
-                        if confirmed is not None and not confirmed.done():
-                            confirmed.set_result(None)
-                        continue
-                    if message["type"] != "message":
-                        continue
-                    if name == self._probe_channel:
-                        self._last_probe = time.monotonic()
-                        continue
-                    node, _, rest = message["data"].decode().partition("|")
-                    if node == self.node_id:
-                        continue  # delivered locally when it was published
-                    offset_text, _, rest = rest.partition("|")
-                    channel = name[prefix_length:]
-                    if offset_text:
-                        epoch, _, frame = rest.partition("|")
-                        self._sequence(channel, frame, int(offset_text), epoch)
-                    elif self._deliver is not None:
-                        self._deliver(channel, rest, None)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("redis pub/sub lost (%s); reconnecting", exc)
-            finally:
-                await self._close_pubsub()
-            await asyncio.sleep(self._reconnect_delay)
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+    def _on_message(self, name: str, data: bytes) -> None:
+        if name == self._probe_channel:
+            self._last_probe = time.monotonic()
+            return
+        node, _, rest = data.decode().partition("|")
+        if node == self.node_id:
+            return  # delivered locally when it was published
+        offset_text, _, rest = rest.partition("|")
+        channel = self._channel_of(name)
+        if offset_text:
+            epoch, _, frame = rest.partition("|")
+            self._sequence(channel, frame, int(offset_text), epoch)
+        elif self._deliver is not None:
+            self._deliver(channel, rest, None)
 
     async def _probe_forever(self) -> None:
         while not self._closing:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.publish(self._probe_channel, b"probe")
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self._send(self._probe_channel, "probe")
+            await self._subscriber.ping()
             await asyncio.sleep(self._probe_interval)
 
     # ---- history -------------------------------------------------------------------------------------
@@ -396,12 +370,14 @@ class RedisBroker:
 
     async def presence_join(self, channel: str, member: PresenceMember) -> None:
         ttl_ms = int(self._presence_ttl * 2000)
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def join(pipe: Any) -> None:
             pipe.hset(self._key(channel, "presence"), member.client, orjson.dumps(member.as_dict()))
             pipe.zadd(self._key(channel, "presence-exp"), {member.client: self._expiry()})
             pipe.pexpire(self._key(channel, "presence"), ttl_ms)
             pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
-            await self._call(pipe.execute())
+
+        await self._call(redis_client.pipeline(self._redis, join))
         # Refreshed from now on; only once Redis has it, or a failed join would linger as a ghost member.
         self._local_presence.setdefault(channel, {})[member.client] = member
 
@@ -411,10 +387,12 @@ class RedisBroker:
             members.pop(client, None)
             if not members:
                 del self._local_presence[channel]
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def leave(pipe: Any) -> None:
             pipe.hdel(self._key(channel, "presence"), client)
             pipe.zrem(self._key(channel, "presence-exp"), client)
-            await self._call(pipe.execute())
+
+        await self._call(redis_client.pipeline(self._redis, leave))
 
     async def presence_members(self, channel: str) -> list[PresenceMember]:
         now_ms = int(time.time() * 1000)
@@ -431,7 +409,9 @@ class RedisBroker:
             try:
                 await self._refresh_presence()
                 await self._expire_presence()
-            except (RedisError, OSError) as exc:
+            except BrokerUnavailable as exc:
+                log.warning("presence upkeep failed: %s", exc)
+            except REDIS_ERRORS as exc:
                 log.warning("presence upkeep failed: %s", exc)
 
     async def _refresh_presence(self) -> None:
@@ -440,7 +420,8 @@ class RedisBroker:
         for channel, members in list(self._local_presence.items()):
             if not members:
                 continue
-            async with self._redis.pipeline(transaction=False) as pipe:
+
+            def refresh(pipe: Any, channel: str = channel, members: dict[str, PresenceMember] = members) -> None:
                 # The member data too: after Redis lost its data, presence comes back within one refresh.
                 pipe.hset(
                     self._key(channel, "presence"),
@@ -449,7 +430,8 @@ class RedisBroker:
                 pipe.zadd(self._key(channel, "presence-exp"), dict.fromkeys(members, expiry))
                 pipe.pexpire(self._key(channel, "presence"), ttl_ms)
                 pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
-                await pipe.execute()
+
+            await self._call(redis_client.pipeline(self._redis, refresh, transaction=False))
 
     async def _expire_presence(self) -> None:
         now_ms = int(time.time() * 1000)

@@ -104,7 +104,7 @@ async def test_one_redis_subscription_per_channel_per_node(two_nodes, hub_client
     redis = aioredis.Redis.from_url(redis_url)
 
     async def subscriptions() -> int:
-        [(_name, count)] = await redis.pubsub_numsub(f"{prefix}:ch:chat:shared")
+        [(_name, count)] = await redis.pubsub_numsub(f"{prefix}:{{chat:shared}}:ch")
         return int(count)
 
     async def subscriptions_are(expected: int) -> bool:
