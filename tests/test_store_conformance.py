@@ -7,6 +7,7 @@ shared between tests (a Redis server) needs no flushing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,10 +34,15 @@ async def make_redis_store(request: pytest.FixtureRequest) -> Store:
     return RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
 
 
+async def make_redis_cluster_store(request: pytest.FixtureRequest) -> Store:
+    return open_store(request.getfixturevalue("redis_cluster_url"), prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite-file": make_sqlite_file_store,
     "sqlite-memory": make_sqlite_memory_store,
     "redis": make_redis_store,
+    "redis-cluster": make_redis_cluster_store,
 }
 
 
@@ -190,6 +196,110 @@ async def test_delete_empty_prefix_clears_the_namespace(store: Store, ns: str) -
     assert await store.scan(ns) == []
 
 
+# ---- compare_and_set --------------------------------------------------------------------------------------
+
+
+async def test_compare_and_set_creates_only_when_absent(store: Store, ns: str) -> None:
+    assert await store.compare_and_set(ns, "k", None, b"first") is True
+    assert await store.get(ns, "k") == b"first"
+    assert await store.compare_and_set(ns, "k", None, b"second") is False
+    assert await store.get(ns, "k") == b"first"
+    assert await store.scan(ns) == [("k", b"first")]  # a created record is visible to scans like a put one
+
+
+async def test_compare_and_set_replaces_only_the_expected_value(store: Store, ns: str) -> None:
+    await store.put(ns, "k", b"v1")
+    assert await store.compare_and_set(ns, "k", b"v0", b"v2") is False
+    assert await store.get(ns, "k") == b"v1"
+    assert await store.compare_and_set(ns, "k", b"v1", b"v2") is True
+    assert await store.get(ns, "k") == b"v2"
+    assert await store.compare_and_set(ns, "k", b"v2", b"v2") is True  # same value: still a match
+    assert await store.compare_and_set(ns, "missing", b"v1", b"v2") is False
+    assert await store.get(ns, "missing") is None
+
+
+async def test_compare_and_set_with_no_value_deletes(store: Store, ns: str) -> None:
+    await put_all(store, ns, ["a", "b"])
+    assert await store.compare_and_set(ns, "a", b"other", None) is False
+    assert await store.get(ns, "a") == b"a"
+    assert await store.compare_and_set(ns, "a", b"a", None) is True
+    assert await store.get(ns, "a") is None
+    assert await store.scan(ns) == [("b", b"b")]
+    assert await store.compare_and_set(ns, "a", b"a", None) is False
+
+
+async def test_compare_and_set_absent_to_absent_tells_whether_the_record_is_missing(store: Store, ns: str) -> None:
+    await store.put(ns, "present", b"v")
+    assert await store.compare_and_set(ns, "missing", None, None) is True
+    assert await store.get(ns, "missing") is None
+    assert await store.compare_and_set(ns, "present", None, None) is False
+    assert await store.get(ns, "present") == b"v"
+
+
+@pytest.mark.parametrize("value", [bytes(range(256)), b"", b"\x00\xff" * 5000])
+async def test_compare_and_set_compares_bytes_exactly(store: Store, ns: str, value: bytes) -> None:
+    await store.put(ns, "k", value)
+    assert await store.compare_and_set(ns, "k", value + b"\x00", b"x") is False
+    assert await store.compare_and_set(ns, "k", value, value[::-1] + b"!") is True
+    assert await store.get(ns, "k") == value[::-1] + b"!"
+
+
+async def test_compare_and_set_is_confined_to_its_namespace(store: Store, ns: str) -> None:
+    other = ns + "_other"
+    await store.put(other, "k", b"theirs")
+    assert await store.compare_and_set(ns, "k", b"theirs", b"mine") is False
+    assert await store.compare_and_set(ns, "k", None, b"mine") is True
+    assert await store.get(other, "k") == b"theirs"
+    assert await PluginStore(store, other).compare_and_set("k", b"theirs", None) is True
+    assert await store.get(ns, "k") == b"mine"
+
+
+async def make_two_sqlite_file_stores(request: pytest.FixtureRequest) -> tuple[Store, Store]:
+    path = request.getfixturevalue("tmp_path") / "shared.sqlite3"
+    return open_store(f"sqlite:///{path}"), open_store(f"sqlite:///{path}")
+
+
+async def make_two_redis_stores(request: pytest.FixtureRequest) -> tuple[Store, Store]:
+    from hub.store.redis import RedisStore
+
+    url, prefix = request.getfixturevalue("redis_url"), f"t{uuid.uuid4().hex[:8]}"
+    return RedisStore(url, prefix=prefix), RedisStore(url, prefix=prefix)
+
+
+# Two store objects on the same data, as two hub nodes (or processes) have: backend name -> factory.
+STORE_PAIR_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[tuple[Store, Store]]]] = {
+    "sqlite-file": make_two_sqlite_file_stores,
+    "redis": make_two_redis_stores,
+}
+
+
+@pytest.fixture(params=sorted(STORE_PAIR_FACTORIES))
+async def store_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, Store]]:
+    first, second = await STORE_PAIR_FACTORIES[request.param](request)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_concurrent_compare_and_set_loops_lose_no_update(store_pair: tuple[Store, Store], ns: str) -> None:
+    """Many read-modify-write loops at once through two store objects on one backend (two nodes on one
+    Redis, two processes on one SQLite file): every increment lands, which get-then-put cannot promise."""
+
+    async def increment(target: Store) -> None:
+        while True:
+            raw = await target.get(ns, "counter")
+            if await target.compare_and_set(ns, "counter", raw, str(int(raw or b"0") + 1).encode()):
+                return
+
+    await asyncio.gather(*(increment(store_pair[n % 2]) for n in range(40)))
+    assert await store_pair[0].get(ns, "counter") == b"40"
+    assert await store_pair[1].get(ns, "counter") == b"40"
+
+
 # ---- PluginStore ------------------------------------------------------------------------------------------
 
 
@@ -208,6 +318,10 @@ async def test_plugin_store_is_confined_to_its_namespace(store: Store, ns: str) 
     assert await mine.delete("room/1") is False
     assert await theirs.get("room/1") == b"x"
     assert await mine.delete_prefix("room/") == 1
+    assert await mine.compare_and_set("room/3", None, b"c") is True
+    assert await mine.compare_and_set("room/3", b"c", b"d") is True
+    assert await theirs.get("room/3") is None
+    assert await mine.compare_and_set("room/3", b"d", None) is True
     assert await theirs.delete_prefix("room/") == 1
     assert await store.scan(ns) == []
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 from urllib.parse import urlparse
 
+from hub.redis_client import SCHEMES as REDIS_SCHEMES
+
 
 def prefix_successor(prefix: str) -> str | None:
     """The smallest string above every string that starts with ``prefix`` (None: there is none).
@@ -55,6 +57,15 @@ class Store(Protocol):
         """Delete all but the last ``keep`` records (in key order) under ``prefix``; returns how many went."""
         ...
 
+    async def compare_and_set(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        """Atomically: if the record holds ``expected`` (None: there is no record), make it ``value`` (None:
+        delete it) and return True; otherwise change nothing and return False.
+
+        Atomic against every other call on the same store, from this process or another one sharing the
+        backend, so a read-decide-write loop around it never loses a concurrent write.
+        """
+        ...
+
 
 class PluginStore:
     """A plugin's view of the store: every call is confined to the plugin's namespace."""
@@ -85,6 +96,9 @@ class PluginStore:
     async def trim(self, prefix: str, keep: int) -> int:
         return await self._store.trim(self._ns, prefix, keep)
 
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        return await self._store.compare_and_set(self._ns, key, expected, value)
+
 
 def open_store(url: str, *, prefix: str = "hub") -> Store:
     """Build the store a URL names: ``sqlite:///relative/file``, ``sqlite:////absolute/file``, ``sqlite:///:memory:``."""
@@ -93,8 +107,10 @@ def open_store(url: str, *, prefix: str = "hub") -> Store:
         from hub.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
         from hub.store.redis import RedisStore
 
         return RedisStore(url, prefix=prefix)
-    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path or redis://host:port/db")
+    raise ValueError(
+        f"unsupported store URL {url!r}; expected sqlite:///path, redis://host:port/db or redis+cluster://host:port"
+    )

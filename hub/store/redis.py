@@ -3,15 +3,35 @@ per namespace, so prefix scans are ZRANGEBYLEX range reads."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
+from hub import redis_client
+from hub.redis_client import REDIS_ERRORS
 from hub.store import StoreUnavailable, prefix_successor
 
 T = TypeVar("T")
+
+# compare_and_set in one script, so nothing runs between the comparison and the write. KEYS: the namespace's
+# key set and value hash (one hash tag, so one Cluster slot). ARGV: key, "1" if a value is expected, the
+# expected value, "1" if the record is to be set (else deleted), the new value. Lua strings are binary-safe.
+_COMPARE_AND_SET = """
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[2] == '1' then
+  if current ~= ARGV[3] then return 0 end
+elseif current then
+  return 0
+end
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[1], 0, ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1
+"""
 
 
 class RedisStore:
@@ -24,11 +44,7 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str = "hub", max_connections: int = 64) -> None:
         self.url = url
         self._prefix = prefix
-        # Typed Any: redis-py types every reply as the union of all reply shapes; we decode each one explicitly.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=5.0, socket_timeout=5.0, socket_connect_timeout=5.0
-        )
-        self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
+        self._redis: Any = redis_client.connect(url, max_connections=max_connections, timeout=5.0)
         self._closed = False
 
     def _keys(self, ns: str) -> str:
@@ -48,12 +64,14 @@ class RedisStore:
                 operation.close()  # an un-awaited coroutine
             raise StoreUnavailable("the store is closed")
         try:
-            return await operation
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
+            # Bounded: a connection handles its frames in order, so a call stuck in retries would hold its pongs.
+            return await asyncio.wait_for(operation, 5.0)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from exc
 
     async def start(self) -> None:
         await self._call(self._redis.ping())
+        await redis_client.check_mode(self._redis, self.url)
 
     async def close(self) -> None:
         self._closed = True
@@ -64,16 +82,20 @@ class RedisStore:
         return bytes(value) if value is not None else None
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def put(pipe: Any) -> None:
             pipe.zadd(self._keys(ns), {key: 0})
             pipe.hset(self._values(ns), key, value)
-            await self._call(pipe.execute())
+
+        await self._call(redis_client.pipeline(self._redis, put))
 
     async def delete(self, ns: str, key: str) -> bool:
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def delete(pipe: Any) -> None:
             pipe.zrem(self._keys(ns), key)
             pipe.hdel(self._values(ns), key)
-            removed, _ = await self._call(pipe.execute())
+
+        removed, _ = await self._call(redis_client.pipeline(self._redis, delete))
         return bool(removed)
 
     async def _keys_in(self, ns: str, prefix: str, *, limit: int | None = None, reverse: bool = False) -> list[str]:
@@ -99,10 +121,12 @@ class RedisStore:
     async def _delete_keys(self, ns: str, keys: list[str]) -> int:
         if not keys:
             return 0
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def delete(pipe: Any) -> None:
             pipe.zrem(self._keys(ns), *keys)
             pipe.hdel(self._values(ns), *keys)
-            removed, _ = await self._call(pipe.execute())
+
+        removed, _ = await self._call(redis_client.pipeline(self._redis, delete))
         return int(removed)
 
     async def delete_prefix(self, ns: str, prefix: str) -> int:
@@ -116,3 +140,18 @@ class RedisStore:
         if count <= keep:
             return 0
         return await self._delete_keys(ns, await self._keys_in(ns, prefix, limit=count - keep))
+
+    _compare_and_set_script: Any = None  # registered on first use (EVALSHA, loaded again after a Redis restart)
+
+    async def compare_and_set(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        if self._compare_and_set_script is None:
+            self._compare_and_set_script = self._redis.register_script(_COMPARE_AND_SET)
+        args = [
+            key,
+            "0" if expected is None else "1",
+            b"" if expected is None else expected,
+            "0" if value is None else "1",
+            b"" if value is None else value,
+        ]
+        done = await self._call(self._compare_and_set_script(keys=[self._keys(ns), self._values(ns)], args=args))
+        return bool(done)

@@ -154,3 +154,20 @@ class SQLiteStore:
             ).rowcount
 
         return await self._run(trim)
+
+    async def compare_and_set(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
+        # One statement per case: SQLite runs each atomically, also against other processes on the same file.
+        where = "ns = ? AND key = ?"
+
+        def compare_and_set(db: sqlite3.Connection) -> bool:
+            if expected is None and value is None:
+                return db.execute(f"SELECT 1 FROM records WHERE {where}", (ns, key)).fetchone() is None
+            if expected is None:
+                sql = "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) ON CONFLICT (ns, key) DO NOTHING"
+                return db.execute(sql, (ns, key, value)).rowcount == 1
+            if value is None:
+                return db.execute(f"DELETE FROM records WHERE {where} AND value = ?", (ns, key, expected)).rowcount == 1
+            sql = f"UPDATE records SET value = ? WHERE {where} AND value = ?"
+            return db.execute(sql, (value, ns, key, expected)).rowcount == 1
+
+        return await self._run(compare_and_set)
