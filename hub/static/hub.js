@@ -1,0 +1,827 @@
+/**
+ * hub.js — the browser SDK for Hub: one WebSocket that carries every plugin's channels.
+ *
+ * A dependency-free ES module, served by the hub at `/hub.js`. It speaks the wire protocol of
+ * docs/protocol.md (v1) and is documented, with a complete example, in docs/client.md.
+ *
+ *     import { connect } from "/hub.js";
+ *     const hub = connect();                        // anonymous, or connect({ token })
+ *     const stop = hub.subscribe("chat:lobby", {
+ *       onSnapshot: (snapshot) => render(snapshot.messages),
+ *       events: { "chat.posted": (message) => append(message) },
+ *     });
+ *     await hub.publish("chat:lobby", "chat.send", { text: "hello" });
+ *
+ * What the SDK does for you: the `hub.v1` subprotocol and the token (`bearer.<jwt>`), answering the hub's
+ * pings, a client-side dead-connection timeout, reconnecting with exponential backoff and full jitter,
+ * resubscribing every channel with `since` so missed events are recovered, promise replies matched by id,
+ * a bounded queue for publishes made while the socket is down, and round-trip latency (`hub.rtt`).
+ *
+ * Import it from `/hub.js` everywhere on a page: the same file under another URL (`/static/hub.js`) is a
+ * second module instance.
+ */
+
+const SUBPROTOCOL = "hub.v1";
+const TOKEN_SUBPROTOCOL_PREFIX = "bearer.";
+
+/** Close codes after which reconnecting with the same credentials cannot help (docs/protocol.md §13). */
+const AUTH_CLOSE_CODES = new Set([4001, 4002, 4003]);
+
+/** `err` codes after which a refused `sub` is tried again (with backoff) while the socket stays open. */
+const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", "timeout"]);
+
+/**
+ * The connection's states, in the order a connection usually goes through them.
+ * @typedef {"connecting" | "open" | "reconnecting" | "closed"} HubState
+ */
+
+/**
+ * @typedef {object} HubOptions
+ * @property {string} [url] The socket's URL: `ws(s)://…`, `http(s)://…` or a path; default `/ws` on the
+ *   page's own host (the hub only accepts pages of its own origin unless `HUB_ALLOWED_ORIGINS` says so).
+ * @property {string | null | (() => (string | null | Promise<string | null>))} [token] A JWT, or a function
+ *   that returns one (called before every connection attempt, so it can fetch a fresh token). None: a guest.
+ * @property {number} [minDelay=250] Reconnect backoff: the first delay's upper bound, in ms.
+ * @property {number} [maxDelay=10000] Reconnect backoff: the cap of the delay's upper bound, in ms.
+ * @property {number} [connectTimeout=10000] Ms from opening a socket to the hub's `hello`; then retry.
+ * @property {number | null} [heartbeatTimeout=null] Ms without any frame from the hub after which the
+ *   connection counts as dead and is replaced. Null: derived from the `hello` (2 × the hub's ping interval
+ *   + 2 s).
+ * @property {number} [pingInterval=5000] Ms between latency pings (`hub.rtt`); 0 disables them.
+ * @property {number} [requestTimeout=10000] Ms a request waits for its reply before it rejects (`timeout`).
+ * @property {number} [offlineQueue=5000] Ms a publish made while disconnected waits for the connection to
+ *   come back before it rejects with `disconnected`; 0 rejects at once.
+ * @property {number} [offlineQueueMax=100] Publishes that may wait at once; beyond, they reject at once.
+ */
+
+/**
+ * Who this connection is, from the `hello` frame (null when anonymous mode is off and no token was given).
+ * @typedef {{user: string, name: string, anonymous: boolean}} Identity
+ */
+
+/**
+ * One connection in a presence list.
+ * @typedef {{client: string, user: string, name: string}} Member
+ */
+
+/**
+ * An `ev` frame as it came from the hub.
+ * @typedef {{op: "ev", ch: string, type: string, data: any, offset?: number}} EventFrame
+ */
+
+/**
+ * What a `sub` reply said, given to `onSubscribed` and `onSnapshot`.
+ * @typedef {object} SubscriptionInfo
+ * @property {string} channel
+ * @property {boolean} resubscribed True after a reconnect (or a retried `sub`), false the first time.
+ * @property {boolean} recovered True when every missed event came back (they are delivered to the event
+ *   handlers right after this call). False on the first subscribe and whenever recovery was impossible.
+ * @property {boolean} reset True when the app must rebuild this channel's state: a resubscribe that did
+ *   not recover. The fresh snapshot (if the channel has one) is `snapshot` and goes to `onSnapshot`.
+ * @property {string | undefined} epoch The channel's stream (recoverable channels only).
+ * @property {number | undefined} offset The last offset this reply accounts for (recoverable channels only).
+ * @property {any} [snapshot] The plugin's state for a late joiner (absent when recovered or not declared).
+ * @property {Member[] | undefined} presence Everyone present, this connection included (presence channels).
+ * @property {number} missed How many missed events were recovered.
+ */
+
+/**
+ * Handlers for one channel; every one is optional.
+ * @typedef {object} SubscribeHandlers
+ * @property {Record<string, (data: any, frame: EventFrame) => void>} [events] Handlers by event type,
+ *   e.g. `{"chat.posted": (message) => …}`.
+ * @property {(frame: EventFrame) => void} [onEvent] Every event of the channel (after its typed handler).
+ * @property {(info: SubscriptionInfo) => void} [onSubscribed] Each successful `sub` reply (first and after
+ *   every reconnect).
+ * @property {(snapshot: any, info: SubscriptionInfo) => void} [onSnapshot] Each reply that carries a snapshot:
+ *   the first one, and every resubscribe that could not recover (`info.reset`). Replace your state with it.
+ * @property {(members: Member[], change: {type: "sync" | "joined" | "left", member?: Member}) => void}
+ *   [onPresence] The channel's presence list, kept by the SDK from the reply and `joined`/`left` events.
+ * @property {(error: HubError) => void} [onError] The `sub` was refused. `error.retrying` says whether the SDK
+ *   tries again (`unavailable`, `rate_limited`, …); otherwise the subscription is over.
+ */
+
+/**
+ * Detail of the state events (`connecting`, `open`, `reconnecting`, `closed`) and of `state`.
+ * @typedef {object} StateDetail
+ * @property {HubState} state
+ * @property {HubState} prev
+ * @property {number | null} [code] The close code, when a socket closed (null when the SDK gave up on it).
+ * @property {string} [reason] Why, in words.
+ * @property {"closed" | "heartbeat" | "connect_timeout" | "client" | "token" | "error"} [cause]
+ * @property {number} [attempt] Reconnecting: the number of this attempt (1, 2, …).
+ * @property {number} [delay] Reconnecting: ms until this attempt.
+ * @property {Identity | null} [me] Open: who this connection is.
+ */
+
+/** An `err` reply, or a failure of the SDK itself (`disconnected`, `timeout`, `closed`, `offline_queue_full`). */
+export class HubError extends Error {
+  /**
+   * @param {string} code A protocol code (`invalid`, `forbidden`, …) or the SDK's own.
+   * @param {string} message The hub's sentence (`msg`), for people.
+   * @param {any[]} [details] The `err` frame's details (field errors for `invalid`).
+   * @param {object} [frame] The `err` frame as it came.
+   */
+  constructor(code, message, details = undefined, frame = undefined) {
+    super(message);
+    this.name = "HubError";
+    /** @type {string} */
+    this.code = code;
+    /** @type {any[] | undefined} */
+    this.details = details;
+    /** @type {object | undefined} */
+    this.frame = frame;
+    /** @type {boolean} Only for `onError` of a subscription: whether the SDK retries the `sub`. */
+    this.retrying = false;
+  }
+}
+
+/**
+ * The socket URL for an option value: a ws(s) URL as is, an http(s) URL or a path mapped to ws(s).
+ * @param {string | undefined} url
+ * @returns {string}
+ */
+function socketUrl(url) {
+  const resolved = new URL(url ?? "/ws", globalThis.location?.href);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  else if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  return resolved.href;
+}
+
+/** A handler's exception must not break the SDK's frame loop; report it as an uncaught error would be. */
+function report(error) {
+  if (typeof globalThis.reportError === "function") globalThis.reportError(error);
+  else setTimeout(() => { throw error; });
+}
+
+/**
+ * One hub connection. Create it with {@link connect} (or `new Hub(options)` and then `hub.connect()`).
+ */
+export class Hub {
+  /** @type {Required<Omit<HubOptions, "token" | "url" | "heartbeatTimeout">> & HubOptions} */
+  #options;
+  #url;
+  /** @type {HubState} */
+  #state = "closed";
+  /** @type {WebSocket | null} */
+  #ws = null;
+  /** Bumped for every socket; callbacks of an older socket compare and return. */
+  #generation = 0;
+  /** True after `close()`: nothing reconnects until `connect()`. */
+  #stopped = true;
+  /** True from the `hello` of the current socket until it is lost: requests may be sent. */
+  #live = false;
+  /** @type {any} the `hello` frame's data of the current connection */
+  #hello = null;
+  /** @type {number | null} */
+  #rtt = null;
+  #attempt = 0;
+  #nextId = 1;
+  #lastFrameAt = 0;
+  /** @type {Map<string, Set<Function>>} */
+  #listeners = new Map();
+  /** @type {Map<string, Subscription>} */
+  #subs = new Map();
+  /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */
+  #pending = new Map();
+  /** @type {{frame: object, resolve: Function, reject: Function, timer: any, timeout?: number}[]} */
+  #outbox = [];
+  /** @type {{resolve: Function, reject: Function}[]} */
+  #openWaiters = [];
+  #timers = { retry: null, connect: null, watchdog: null, ping: null };
+  #onOnline = () => this.#retryNow();
+
+  /** @param {HubOptions} [options] */
+  constructor(options = {}) {
+    this.#options = {
+      minDelay: 250,
+      maxDelay: 10000,
+      connectTimeout: 10000,
+      heartbeatTimeout: null,
+      pingInterval: 5000,
+      requestTimeout: 10000,
+      offlineQueue: 5000,
+      offlineQueueMax: 100,
+      // an option given as undefined keeps its default
+      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    };
+    this.#url = socketUrl(options.url);
+  }
+
+  // ---- state --------------------------------------------------------------------------------------------
+
+  /** @returns {HubState} */
+  get state() {
+    return this.#state;
+  }
+
+  /** Who this connection is (from `hello`, updated by `auth`); null before the first `hello`. @returns {Identity | null} */
+  get me() {
+    return this.#hello ? this.#hello.user : null;
+  }
+
+  /** The current connection's `hello` data (`client`, `plugins`, `namespaces`, `limits`, …), or null. */
+  get hello() {
+    return this.#hello;
+  }
+
+  /** The last measured round-trip latency in ms (a `ping` op and its `pong`), or null. @returns {number | null} */
+  get rtt() {
+    return this.#rtt;
+  }
+
+  /** The socket URL. */
+  get url() {
+    return this.#url;
+  }
+
+  /** Channels this Hub is subscribed to (or will resubscribe to once connected). @returns {string[]} */
+  get channels() {
+    return [...this.#subs.keys()];
+  }
+
+  /**
+   * Listen to `connecting`, `open`, `reconnecting`, `closed` (each with a {@link StateDetail}), `state`
+   * (every state change), `rtt` (ms), `auth` (the new Identity), `error` (a {@link HubError} that answers no
+   * request) and `event` (an {@link EventFrame} for a channel with no subscription here, such as a handler's
+   * reply to a publish). `reconnecting` fires once per attempt.
+   * @param {string} event
+   * @param {(detail: any) => void} fn
+   * @returns {() => void} removes the listener
+   */
+  on(event, fn) {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, (set = new Set()));
+    set.add(fn);
+    return () => this.off(event, fn);
+  }
+
+  /** @param {string} event @param {Function} fn */
+  off(event, fn) {
+    this.#listeners.get(event)?.delete(fn);
+  }
+
+  #emit(event, detail) {
+    for (const fn of [...(this.#listeners.get(event) ?? [])]) {
+      try {
+        fn(detail);
+      } catch (error) {
+        report(error);
+      }
+    }
+  }
+
+  /** @param {HubState} state @param {object} [detail] */
+  #setState(state, detail = {}) {
+    const prev = this.#state;
+    if (prev === state && state !== "reconnecting") return;
+    this.#state = state;
+    const full = { ...detail, state, prev };
+    this.#emit(state, full);
+    this.#emit("state", full);
+  }
+
+  /**
+   * Resolves once the connection is open (at once if it is); rejects with `closed` if `close()` comes first.
+   * @returns {Promise<Hub>}
+   */
+  whenOpen() {
+    if (this.#state === "open") return Promise.resolve(this);
+    if (this.#stopped) return Promise.reject(new HubError("closed", "The hub connection is closed; call connect()."));
+    return new Promise((resolve, reject) => this.#openWaiters.push({ resolve, reject }));
+  }
+
+  // ---- connecting ---------------------------------------------------------------------------------------
+
+  /**
+   * Start connecting (and keep reconnecting until `close()`). Subscriptions made before are sent once open.
+   * @returns {Hub} this, so `const hub = new Hub(options).connect()` works
+   */
+  connect() {
+    if (!this.#stopped) return this;
+    this.#stopped = false;
+    this.#attempt = 0;
+    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#setState("connecting");
+    this.#openSocket();
+    return this;
+  }
+
+  /**
+   * Close the connection for good: no reconnect. Requests in flight reject with `disconnected`, queued
+   * publishes with `closed`. Subscriptions are kept and resubscribed (with `since`) by a later `connect()`.
+   * @param {string} [reason]
+   */
+  close(reason = "closed by the client") {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    globalThis.removeEventListener?.("online", this.#onOnline);
+    const ws = this.#ws;
+    this.#dropSocket(`The connection was closed (${reason}).`);
+    if (ws) {
+      try {
+        ws.close(1000, reason.slice(0, 120));
+      } catch {
+        // a reason the browser refuses (too long in bytes): close without one
+        ws.close(1000);
+      }
+    }
+    clearTimeout(this.#timers.retry);
+    this.#rejectOutbox("closed", "The hub connection was closed before this publish could be sent.");
+    for (const waiter of this.#openWaiters.splice(0)) {
+      waiter.reject(new HubError("closed", "The hub connection was closed."));
+    }
+    this.#setState("closed", { code: 1000, reason, cause: "client" });
+  }
+
+  /**
+   * Present a (new) token on the open connection: signs a guest in, or refreshes a token before it expires.
+   * A string token also replaces the one used for reconnecting.
+   * @param {string} token
+   * @returns {Promise<Identity>}
+   */
+  async auth(token) {
+    const reply = await this.#request({ op: "auth", token });
+    const user = reply.data?.user ?? null;
+    if (this.#hello) this.#hello = { ...this.#hello, user };
+    if (typeof this.#options.token !== "function") this.#options.token = token;
+    this.#emit("auth", user);
+    return user;
+  }
+
+  async #resolveToken() {
+    const token = this.#options.token;
+    return typeof token === "function" ? await token() : token ?? null;
+  }
+
+  async #openSocket() {
+    const generation = ++this.#generation;
+    let token;
+    try {
+      token = await this.#resolveToken();
+    } catch (error) {
+      if (generation !== this.#generation || this.#stopped) return;
+      this.#emit("error", new HubError("token", `Could not get a token: ${error?.message ?? error}`));
+      this.#retryLater({ code: null, reason: "Could not get a token.", cause: "token" });
+      return;
+    }
+    if (generation !== this.#generation || this.#stopped) return;
+    const protocols = [SUBPROTOCOL];
+    if (token) protocols.push(TOKEN_SUBPROTOCOL_PREFIX + token);
+    let ws;
+    try {
+      ws = new WebSocket(this.#url, protocols);
+    } catch (error) {
+      // A malformed URL or token: retrying cannot help.
+      const reason = `Cannot open ${this.#url}: ${error?.message ?? error}`;
+      this.#emit("error", new HubError("bad_request", reason));
+      this.#giveUp({ code: null, reason, cause: "error" });
+      return;
+    }
+    this.#ws = ws;
+    ws.onmessage = (event) => this.#onMessage(ws, event);
+    ws.onclose = (event) => this.#onSocketLost(ws, { code: event.code, reason: event.reason, cause: "closed" });
+    ws.onerror = () => {}; // a close event always follows; it carries the code
+    this.#timers.connect = setTimeout(() => {
+      const reason = `No hello from the hub within ${this.#options.connectTimeout} ms.`;
+      this.#abandon(ws, { code: null, reason, cause: "connect_timeout" });
+    }, this.#options.connectTimeout);
+  }
+
+  /** Give up on a socket that looks dead: do not wait for its close handshake, reconnect now. */
+  #abandon(ws, detail) {
+    if (ws !== this.#ws) return;
+    try {
+      ws.close(4000, "unresponsive");
+    } catch {
+      // already closing
+    }
+    this.#onSocketLost(ws, detail);
+  }
+
+  /** Forget the current socket: stop its timers, fail its requests, mark every subscription to be re-sent. */
+  #dropSocket(reason) {
+    const ws = this.#ws;
+    if (ws) ws.onmessage = ws.onclose = ws.onerror = null;
+    this.#ws = null;
+    this.#live = false; // `me` and `hello` stay readable while away
+    this.#generation++;
+    clearTimeout(this.#timers.connect);
+    clearTimeout(this.#timers.watchdog);
+    clearInterval(this.#timers.ping);
+    for (const [id, request] of this.#pending) {
+      clearTimeout(request.timer);
+      request.reject(new HubError("disconnected", reason));
+      this.#pending.delete(id);
+    }
+    for (const sub of this.#subs.values()) {
+      sub.sent = false;
+      clearTimeout(sub.retryTimer);
+    }
+  }
+
+  #onSocketLost(ws, detail) {
+    if (ws !== this.#ws || this.#stopped) return;
+    this.#dropSocket("The connection to the hub was lost before the reply arrived.");
+    const tokenIsFixed = typeof this.#options.token !== "function";
+    if (AUTH_CLOSE_CODES.has(detail.code) && (tokenIsFixed || detail.code === 4002)) {
+      this.#giveUp(detail); // the same credentials would be refused again
+      return;
+    }
+    this.#retryLater(detail);
+  }
+
+  /** Stop for good on a failure that retrying cannot mend, and say why. */
+  #giveUp(detail) {
+    this.#stopped = true;
+    globalThis.removeEventListener?.("online", this.#onOnline);
+    const why = `The hub connection stopped: ${detail.reason || detail.code}.`;
+    this.#rejectOutbox("closed", why);
+    for (const waiter of this.#openWaiters.splice(0)) waiter.reject(new HubError("closed", why));
+    this.#setState("closed", detail);
+  }
+
+  /** Exponential backoff with full jitter: a random delay in [0, min(maxDelay, minDelay × 2^attempt)). */
+  #retryLater(detail) {
+    const { minDelay, maxDelay } = this.#options;
+    const cap = Math.min(maxDelay, minDelay * 2 ** this.#attempt);
+    const delay = Math.round(Math.random() * cap);
+    this.#attempt += 1;
+    clearTimeout(this.#timers.retry);
+    this.#timers.retry = setTimeout(() => {
+      this.#timers.retry = null;
+      this.#openSocket();
+    }, delay);
+    this.#setState("reconnecting", { ...detail, attempt: this.#attempt, delay });
+  }
+
+  /** The browser says the network is back: try now instead of waiting out the backoff. */
+  #retryNow() {
+    if (this.#stopped || this.#timers.retry === null || this.#ws) return;
+    clearTimeout(this.#timers.retry);
+    this.#timers.retry = null;
+    this.#openSocket();
+  }
+
+  // ---- frames in ----------------------------------------------------------------------------------------
+
+  #onMessage(ws, event) {
+    if (ws !== this.#ws) return;
+    this.#lastFrameAt = performance.now();
+    if (typeof event.data !== "string") return; // the hub only sends text frames
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      this.#emit("error", new HubError("bad_frame", "The hub sent a frame that is not JSON."));
+      return;
+    }
+    switch (frame?.op) {
+      case "hello":
+        this.#onHello(frame.data);
+        break;
+      case "ping":
+        this.#send({ op: "pong" });
+        break;
+      case "ev":
+        this.#dispatch(frame);
+        break;
+      case "ok":
+      case "err":
+      case "pong":
+        this.#settle(frame);
+        break;
+      default:
+        break; // a newer hub's frame this SDK does not know: ignore it
+    }
+  }
+
+  #onHello(data) {
+    clearTimeout(this.#timers.connect);
+    this.#hello = data;
+    this.#live = true;
+    this.#attempt = 0;
+    this.#armWatchdog();
+    // Resubscribe before anything else is sent, so queued publishes land after the subscriptions.
+    for (const sub of this.#subs.values()) this.#sendSub(sub);
+    this.#flushOutbox();
+    this.#startPings();
+    this.#setState("open", { me: data?.user ?? null, client: data?.client });
+    for (const waiter of this.#openWaiters.splice(0)) waiter.resolve(this);
+  }
+
+  /** Dead-connection detection: the hub pings every `heartbeat.interval` s; silence past the limit → replace. */
+  #armWatchdog() {
+    const interval = Number(this.#hello?.heartbeat?.interval ?? 25) * 1000;
+    const limit = this.#options.heartbeatTimeout ?? 2 * interval + 2000;
+    const ws = this.#ws;
+    const check = () => {
+      if (ws !== this.#ws) return;
+      const silent = performance.now() - this.#lastFrameAt;
+      if (silent >= limit) {
+        this.#abandon(ws, { code: null, reason: `Nothing from the hub within ${limit} ms.`, cause: "heartbeat" });
+      } else {
+        this.#timers.watchdog = setTimeout(check, limit - silent);
+      }
+    };
+    this.#timers.watchdog = setTimeout(check, limit);
+  }
+
+  #startPings() {
+    clearInterval(this.#timers.ping);
+    const measure = () => this.ping().catch(() => {}); // a lost ping is the watchdog's business
+    measure();
+    if (this.#options.pingInterval > 0) this.#timers.ping = setInterval(measure, this.#options.pingInterval);
+  }
+
+  #settle(frame) {
+    const request = frame.id == null ? undefined : this.#pending.get(frame.id);
+    if (!request) {
+      if (frame.op === "err") this.#emit("error", new HubError(frame.code, frame.msg, frame.details, frame));
+      return;
+    }
+    this.#pending.delete(frame.id);
+    clearTimeout(request.timer);
+    if (frame.op === "err") request.reject(new HubError(frame.code, frame.msg, frame.details, frame));
+    else request.resolve(frame);
+  }
+
+  /** @param {EventFrame} frame */
+  #dispatch(frame) {
+    const sub = this.#subs.get(frame.ch);
+    if (!sub) {
+      this.#emit("event", frame);
+      return;
+    }
+    sub.deliver(frame);
+  }
+
+  // ---- frames out ---------------------------------------------------------------------------------------
+
+  #send(frame) {
+    this.#ws?.send(JSON.stringify(frame));
+  }
+
+  /**
+   * Send a request with a fresh id; resolve with the reply frame, reject with a HubError.
+   * @param {object} frame
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<any>}
+   */
+  #request(frame, { timeout } = {}) {
+    if (!this.#live) {
+      return Promise.reject(new HubError("disconnected", "Not connected to the hub."));
+    }
+    const id = this.#nextId++;
+    const ms = timeout ?? this.#options.requestTimeout;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new HubError("timeout", `No reply from the hub within ${ms} ms.`));
+      }, ms);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#send({ ...frame, id });
+    });
+  }
+
+  // ---- public requests ----------------------------------------------------------------------------------
+
+  /**
+   * Publish a message; resolves with the handler's reply data (undefined when it returns nothing, and
+   * `{duplicate: true}` for a repeated `mid`). Rejects with a {@link HubError}: the hub's `code` and sentence
+   * (`invalid`, `forbidden`, `rate_limited`, …), or `disconnected` when the socket dropped before the reply
+   * (the publish may or may not have happened: give a `mid` to retry safely), or `timeout`.
+   *
+   * While the connection is down the publish waits up to `offlineQueue` ms (default 5000) for it to come
+   * back, and is sent after the resubscriptions; if it does not come back in time, the publish rejects with
+   * `disconnected` (with `offline_queue_full` when `offlineQueueMax` publishes already wait).
+   *
+   * @param {string} channel `<namespace>:<room>`
+   * @param {string} type `<namespace>.<verb>`
+   * @param {any} [data] validated by the plugin's model; default `{}`
+   * @param {{mid?: string, timeout?: number}} [options] `mid` makes the publish idempotent (protocol §8)
+   * @returns {Promise<any>}
+   */
+  publish(channel, type, data = {}, { mid, timeout } = {}) {
+    const frame = { op: "pub", ch: channel, type, data };
+    if (mid != null) frame.mid = mid;
+    if (this.#live) return this.#request(frame, { timeout }).then((reply) => reply.data);
+    if (this.#stopped) {
+      return Promise.reject(new HubError("closed", "The hub connection is closed; call connect() first."));
+    }
+    return this.#enqueue(frame, timeout);
+  }
+
+  #enqueue(frame, timeout) {
+    const { offlineQueue, offlineQueueMax } = this.#options;
+    if (offlineQueue <= 0) return Promise.reject(new HubError("disconnected", "Not connected to the hub."));
+    if (this.#outbox.length >= offlineQueueMax) {
+      return Promise.reject(
+        new HubError("offline_queue_full", `${offlineQueueMax} publishes already wait for the connection.`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const item = { frame, resolve, reject, timeout, timer: null };
+      item.timer = setTimeout(() => {
+        this.#outbox.splice(this.#outbox.indexOf(item), 1);
+        reject(new HubError("disconnected", `Not connected to the hub within ${offlineQueue} ms.`));
+      }, offlineQueue);
+      this.#outbox.push(item);
+    }).then((reply) => reply.data);
+  }
+
+  #flushOutbox() {
+    for (const item of this.#outbox.splice(0)) {
+      clearTimeout(item.timer);
+      this.#request(item.frame, { timeout: item.timeout }).then(item.resolve, item.reject);
+    }
+  }
+
+  #rejectOutbox(code, message) {
+    for (const item of this.#outbox.splice(0)) {
+      clearTimeout(item.timer);
+      item.reject(new HubError(code, message));
+    }
+  }
+
+  /**
+   * Everyone present on a presence channel now (need not be subscribed).
+   * @param {string} channel
+   * @returns {Promise<Member[]>}
+   */
+  async presence(channel) {
+    const reply = await this.#request({ op: "presence", ch: channel });
+    return reply.data?.presence ?? [];
+  }
+
+  /**
+   * Measure the round trip with a `ping` op; updates `hub.rtt` and fires `rtt`. The SDK does this every
+   * `pingInterval` ms on its own.
+   * @returns {Promise<number>} ms
+   */
+  async ping() {
+    const started = performance.now();
+    await this.#request({ op: "ping" });
+    this.#rtt = performance.now() - started;
+    this.#emit("rtt", this.#rtt);
+    return this.#rtt;
+  }
+
+  // ---- subscriptions ------------------------------------------------------------------------------------
+
+  /**
+   * Follow a channel. The `sub` is sent now if open, else as soon as the connection opens; after every
+   * reconnect it is sent again with `since` (the epoch and the last offset seen), so a recoverable channel
+   * delivers exactly the missed events, or says `recovered: false` and sends a fresh snapshot
+   * (`onSnapshot(snapshot, {reset: true, …})`).
+   *
+   * One subscription per channel per Hub: subscribing again before unsubscribing throws `already_subscribed`.
+   *
+   * @param {string} channel `<namespace>:<room>`
+   * @param {SubscribeHandlers} [handlers]
+   * @returns {() => Promise<void>} unsubscribe: stops the handlers at once, then sends `unsub`
+   */
+  subscribe(channel, handlers = {}) {
+    if (this.#subs.has(channel)) {
+      throw new HubError("already_subscribed", `This Hub already follows ${channel}; unsubscribe first.`);
+    }
+    const sub = new Subscription(channel, handlers);
+    this.#subs.set(channel, sub);
+    if (this.#live) this.#sendSub(sub);
+    return () => this.#unsubscribe(sub);
+  }
+
+  /** @param {Subscription} sub */
+  #sendSub(sub) {
+    const frame = { op: "sub", ch: sub.channel };
+    if (sub.epoch != null && sub.offset != null) frame.since = { epoch: sub.epoch, offset: sub.offset };
+    sub.sent = true;
+    const generation = this.#generation;
+    this.#request(frame).then(
+      (reply) => {
+        if (this.#subs.get(sub.channel) === sub) sub.subscribed(reply.data ?? {});
+      },
+      (error) => {
+        if (this.#subs.get(sub.channel) !== sub || generation !== this.#generation) return;
+        if (error.code === "disconnected") return; // resubscribed on the next connection
+        error.retrying = RETRYABLE_SUB_CODES.has(error.code);
+        if (error.retrying) {
+          sub.sent = false;
+          const cap = Math.min(this.#options.maxDelay, this.#options.minDelay * 2 ** sub.failures++);
+          sub.retryTimer = setTimeout(() => {
+            if (this.#subs.get(sub.channel) === sub && this.#live && !sub.sent) this.#sendSub(sub);
+          }, Math.round(cap / 2 + (Math.random() * cap) / 2));
+        } else {
+          this.#subs.delete(sub.channel);
+        }
+        sub.call("onError", error);
+      },
+    );
+  }
+
+  /** @param {Subscription} sub */
+  async #unsubscribe(sub) {
+    if (this.#subs.get(sub.channel) !== sub) return;
+    this.#subs.delete(sub.channel);
+    clearTimeout(sub.retryTimer);
+    if (!sub.sent || !this.#live) return;
+    try {
+      await this.#request({ op: "unsub", ch: sub.channel });
+    } catch (error) {
+      // not_subscribed: the sub was refused meanwhile; disconnected: the hub forgot us anyway.
+      if (error.code !== "not_subscribed" && error.code !== "disconnected") throw error;
+    }
+  }
+}
+
+/** One channel followed by a Hub: its handlers, its recovery position and its presence list. */
+class Subscription {
+  /** @param {string} channel @param {SubscribeHandlers} handlers */
+  constructor(channel, handlers) {
+    this.channel = channel;
+    this.handlers = handlers;
+    this.namespace = channel.split(":", 1)[0];
+    /** @type {string | undefined} */
+    this.epoch = undefined;
+    /** @type {number | undefined} */
+    this.offset = undefined;
+    /** Whether a `sub` went out on the current socket. */
+    this.sent = false;
+    this.everSubscribed = false;
+    this.failures = 0;
+    this.retryTimer = null;
+    /** @type {Map<string, Member> | null} client id -> member, on presence channels */
+    this.members = null;
+  }
+
+  call(name, ...args) {
+    const fn = this.handlers[name];
+    if (typeof fn !== "function") return;
+    try {
+      fn(...args);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  /** A `sub` reply: position, snapshot, presence, then any recovered events, in that order. */
+  subscribed(data) {
+    const resubscribed = this.everSubscribed;
+    this.everSubscribed = true;
+    this.failures = 0;
+    if (data.epoch !== undefined) this.epoch = data.epoch;
+    if (data.offset !== undefined) this.offset = data.offset;
+    const recovered = data.recovered === true;
+    const missed = recovered && Array.isArray(data.missed) ? data.missed : [];
+    if (Array.isArray(data.presence)) this.members = new Map(data.presence.map((m) => [m.client, m]));
+    /** @type {SubscriptionInfo} */
+    const info = {
+      channel: this.channel,
+      resubscribed,
+      recovered,
+      reset: resubscribed && !recovered,
+      epoch: data.epoch,
+      offset: data.offset,
+      presence: data.presence,
+      missed: missed.length,
+    };
+    if ("snapshot" in data) info.snapshot = data.snapshot;
+    this.call("onSubscribed", info);
+    if ("snapshot" in data) this.call("onSnapshot", data.snapshot, info);
+    if (this.members) this.call("onPresence", [...this.members.values()], { type: "sync" });
+    for (const frame of missed) this.deliver(frame);
+  }
+
+  /** @param {EventFrame} frame */
+  deliver(frame) {
+    if (typeof frame.offset === "number") this.offset = frame.offset;
+    if (this.members && frame.data && typeof frame.data.client === "string") {
+      // joined/left are applied by client id, idempotently (protocol §9)
+      if (frame.type === `${this.namespace}.joined`) {
+        this.members.set(frame.data.client, frame.data);
+        this.call("onPresence", [...this.members.values()], { type: "joined", member: frame.data });
+      } else if (frame.type === `${this.namespace}.left`) {
+        this.members.delete(frame.data.client);
+        this.call("onPresence", [...this.members.values()], { type: "left", member: frame.data });
+      }
+    }
+    const typed = this.handlers.events?.[frame.type];
+    if (typeof typed === "function") {
+      try {
+        typed(frame.data, frame);
+      } catch (error) {
+        report(error);
+      }
+    }
+    this.call("onEvent", frame);
+  }
+}
+
+/**
+ * Create a Hub and start connecting.
+ * @param {HubOptions} [options]
+ * @returns {Hub}
+ */
+export function connect(options = {}) {
+  return new Hub(options).connect();
+}
