@@ -7,6 +7,8 @@ Scenarios (each started from scratch by this script, on 127.0.0.1 only):
   redis-1   one `hub serve --redis` process on a private redis-server
   redis-2   two `hub serve --redis` processes on one private redis-server; subscribers split evenly
             between them, the publisher on the first, so half the deliveries cross Redis pub/sub
+  cluster-2 as redis-2, on a private three-primary Redis Cluster (`--redis redis+cluster://`, sharded
+            pub/sub: SPUBLISH / SSUBSCRIBE on the primary that owns the room's slot)
 
 Load: S subscriber sockets (in --clients worker processes, separate from the hubs) join `chat:bench`; one
 publisher socket sends M `chat.send` messages at --rate messages/s (0: flood, each send waits for the
@@ -70,7 +72,12 @@ LIFTED_LIMITS = {
 HUB_ENV = {**LIFTED_LIMITS, "HUB_LOG_LEVEL": "warning"}
 
 # name -> (uses Redis, number of hub processes)
-SCENARIOS: dict[str, tuple[bool, int]] = {"memory-1": (False, 1), "redis-1": (True, 1), "redis-2": (True, 2)}
+SCENARIOS: dict[str, tuple[bool, int]] = {
+    "memory-1": (False, 1),
+    "redis-1": (True, 1),
+    "redis-2": (True, 2),
+    "cluster-2": (True, 2),
+}
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -638,12 +645,20 @@ def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
     uses_redis, hub_count = SCENARIOS[name]
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-bench-{name}-"))
     procs = Processes(workdir)
+    cleanups: list[Any] = []
     log_marks: dict[str, int] = {}  # end of the measured part of each hub's log
     disconnect_marks: dict[str, int] = {}  # end of the part written while the clients disconnected
     try:
         pids: dict[str, list[int]] = {"hub": []}
         redis_url = None
-        if uses_redis:
+        if name.startswith("cluster"):
+            from hub.testing import RedisClusterServer
+
+            cluster = RedisClusterServer(args.redis_server).start()
+            cleanups.append(cluster.close)
+            redis_url = cluster.url
+            pids["redis"] = [node.process.pid for node in cluster.nodes if node.process is not None]
+        elif uses_redis:
             redis_proc, redis_url = start_redis(procs, args.redis_server)
             pids["redis"] = [redis_proc.pid]
         hubs = [start_hub(procs, args.hub_bin, i, redis_url) for i in range(hub_count)]
@@ -660,6 +675,8 @@ def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 problems[f"hub{index} exited with {proc.returncode}"] = 1
     finally:
         procs.close()
+        for cleanup in cleanups:
+            cleanup()
         warnings: dict[str, dict[str, list[str]]] = {}
         for proc_name, _proc, log in procs.popens:
             if not proc_name.startswith("hub"):

@@ -65,6 +65,21 @@ local offset = redis.call('GET', KEYS[2])
 return {epoch, offset or '0'}
 """
 
+# Presence join and leave as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on
+# redis-py's cluster client). KEYS: the member hash, the expiry sorted set.
+# _JOIN ARGV: client id, member JSON, expiry (ms since the epoch), key TTL (ms). _LEAVE ARGV: client id.
+_JOIN = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+_LEAVE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
 
 class RedisBroker:
     def __init__(
@@ -100,6 +115,8 @@ class RedisBroker:
         )
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._position_script = self._redis.register_script(_POSITION)
+        self._join_script = self._redis.register_script(_JOIN)
+        self._leave_script = self._redis.register_script(_LEAVE)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
@@ -369,15 +386,12 @@ class RedisBroker:
         return int((time.time() + self._presence_ttl) * 1000)
 
     async def presence_join(self, channel: str, member: PresenceMember) -> None:
-        ttl_ms = int(self._presence_ttl * 2000)
-
-        def join(pipe: Any) -> None:
-            pipe.hset(self._key(channel, "presence"), member.client, orjson.dumps(member.as_dict()))
-            pipe.zadd(self._key(channel, "presence-exp"), {member.client: self._expiry()})
-            pipe.pexpire(self._key(channel, "presence"), ttl_ms)
-            pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
-
-        await self._call(redis_client.pipeline(self._redis, join))
+        await self._call(
+            self._join_script(
+                keys=[self._key(channel, "presence"), self._key(channel, "presence-exp")],
+                args=[member.client, orjson.dumps(member.as_dict()), self._expiry(), int(self._presence_ttl * 2000)],
+            )
+        )
         # Refreshed from now on; only once Redis has it, or a failed join would linger as a ghost member.
         self._local_presence.setdefault(channel, {})[member.client] = member
 
@@ -387,12 +401,9 @@ class RedisBroker:
             members.pop(client, None)
             if not members:
                 del self._local_presence[channel]
-
-        def leave(pipe: Any) -> None:
-            pipe.hdel(self._key(channel, "presence"), client)
-            pipe.zrem(self._key(channel, "presence-exp"), client)
-
-        await self._call(redis_client.pipeline(self._redis, leave))
+        await self._call(
+            self._leave_script(keys=[self._key(channel, "presence"), self._key(channel, "presence-exp")], args=[client])
+        )
 
     async def presence_members(self, channel: str) -> list[PresenceMember]:
         now_ms = int(time.time() * 1000)

@@ -34,6 +34,20 @@ return 1
 """
 
 
+# put and delete as scripts rather than MULTI pipelines: one EVALSHA round trip, atomic, and several times
+# cheaper in CPU on redis-py's cluster client, whose MULTI pipelines cost about 0.9 ms each (0.2 ms here).
+# KEYS: the namespace's key set and value hash. _PUT ARGV: key, value. _DELETE ARGV: the keys to delete.
+_PUT = """
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+_DELETE = """
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+return redis.call('HDEL', KEYS[2], unpack(ARGV))
+"""
+_DELETE_BATCH = 1000  # keys per _DELETE call (Lua's unpack has a stack limit)
+
+
 class RedisStore:
     """Keys of a namespace share a hash tag (``hub:store:{chat}:...``), so a namespace lives in one Cluster slot.
 
@@ -45,6 +59,8 @@ class RedisStore:
         self.url = url
         self._prefix = prefix
         self._redis: Any = redis_client.connect(url, max_connections=max_connections, timeout=5.0)
+        self._put_script = self._redis.register_script(_PUT)
+        self._delete_script = self._redis.register_script(_DELETE)
         self._closed = False
 
     def _keys(self, ns: str) -> str:
@@ -82,21 +98,10 @@ class RedisStore:
         return bytes(value) if value is not None else None
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
-
-        def put(pipe: Any) -> None:
-            pipe.zadd(self._keys(ns), {key: 0})
-            pipe.hset(self._values(ns), key, value)
-
-        await self._call(redis_client.pipeline(self._redis, put))
+        await self._call(self._put_script(keys=[self._keys(ns), self._values(ns)], args=[key, value]))
 
     async def delete(self, ns: str, key: str) -> bool:
-
-        def delete(pipe: Any) -> None:
-            pipe.zrem(self._keys(ns), key)
-            pipe.hdel(self._values(ns), key)
-
-        removed, _ = await self._call(redis_client.pipeline(self._redis, delete))
-        return bool(removed)
+        return await self._delete_keys(ns, [key]) == 1
 
     async def _keys_in(self, ns: str, prefix: str, *, limit: int | None = None, reverse: bool = False) -> list[str]:
         low, high = self._range(prefix)
@@ -121,13 +126,11 @@ class RedisStore:
     async def _delete_keys(self, ns: str, keys: list[str]) -> int:
         if not keys:
             return 0
-
-        def delete(pipe: Any) -> None:
-            pipe.zrem(self._keys(ns), *keys)
-            pipe.hdel(self._values(ns), *keys)
-
-        removed, _ = await self._call(redis_client.pipeline(self._redis, delete))
-        return int(removed)
+        removed = 0
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            removed += int(await self._call(self._delete_script(keys=[self._keys(ns), self._values(ns)], args=batch)))
+        return removed
 
     async def delete_prefix(self, ns: str, prefix: str) -> int:
         return await self._delete_keys(ns, await self._keys_in(ns, prefix))
