@@ -900,7 +900,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--scenarios",
-        default="memory-1,redis-1,redis-2",
+        default=",".join(SCENARIOS),
         help="comma-separated, from: " + ", ".join(SCENARIOS) + " (default: all)",
     )
     parser.add_argument("--subscribers", type=int, default=200, help="subscriber connections (default 200)")

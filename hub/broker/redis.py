@@ -429,20 +429,26 @@ class RedisBroker:
         expiry = self._expiry()
         ttl_ms = int(self._presence_ttl * 2000)
         for channel, members in list(self._local_presence.items()):
-            if not members:
+            # A copy: members may leave while this refresh waits for a connection.
+            mapping = {client: orjson.dumps(member.as_dict()) for client, member in members.items()}
+            if not mapping:
                 continue
 
-            def refresh(pipe: Any, channel: str = channel, members: dict[str, PresenceMember] = members) -> None:
+            def refresh(pipe: Any, channel: str = channel, mapping: dict[str, bytes] = mapping) -> None:
                 # The member data too: after Redis lost its data, presence comes back within one refresh.
-                pipe.hset(
-                    self._key(channel, "presence"),
-                    mapping={client: orjson.dumps(member.as_dict()) for client, member in members.items()},
-                )
-                pipe.zadd(self._key(channel, "presence-exp"), dict.fromkeys(members, expiry))
+                pipe.hset(self._key(channel, "presence"), mapping=mapping)
+                pipe.zadd(self._key(channel, "presence-exp"), dict.fromkeys(mapping, expiry))
                 pipe.pexpire(self._key(channel, "presence"), ttl_ms)
                 pipe.pexpire(self._key(channel, "presence-exp"), ttl_ms)
 
             await self._call(redis_client.pipeline(self._redis, refresh, transaction=False))
+            # Whoever left while the refresh was on its way was written back by it: remove them again.
+            for client in mapping.keys() - self._local_presence.get(channel, {}).keys():
+                await self._call(
+                    self._leave_script(
+                        keys=[self._key(channel, "presence"), self._key(channel, "presence-exp")], args=[client]
+                    )
+                )
 
     async def _expire_presence(self) -> None:
         now_ms = int(time.time() * 1000)
