@@ -36,6 +36,13 @@ class Authenticator:
             claims["scope"] = " ".join(scopes)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def issue_guest(self, identity: Identity, *, ttl: float) -> str:
+        """A resume token for a guest: presented on a reconnect, it brings back the same guest (user and name)
+        instead of a new one. The ``guest`` claim marks it, so it never stands for a signed-in user."""
+        now = int(time.time())
+        claims = {"sub": identity.user, "name": identity.name, "guest": True, "iat": now, "exp": now + int(ttl)}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
     def verify(self, token: str) -> Identity:
         try:
             claims = jwt.decode(
@@ -54,6 +61,8 @@ class Authenticator:
         if not isinstance(user, str) or not user or len(user) > 128:
             raise AuthError("Invalid token: 'sub' must be a non-empty string of at most 128 characters.")
         name = claims.get("name")
+        if claims.get("guest") is True:  # a guest's resume token: no scopes, and guests never expire
+            return Identity(user=user, name=name[:64] if isinstance(name, str) and name else user, anonymous=True)
         scope = claims.get("scope", "")
         return Identity(
             user=user,

@@ -76,7 +76,7 @@ class WebSocketEndpoint:
         identity: Identity | None = None
         if token is not None:
             try:
-                identity = self.hub.authenticator.verify(token)
+                identity = self._verify(token)
             except AuthError as exc:
                 await send({"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": str(exc)})
                 return
@@ -128,9 +128,18 @@ class WebSocketEndpoint:
             await self._leave_all(session)
             await session.stop()
 
+    def _verify(self, token: str) -> Identity:
+        identity = self.hub.authenticator.verify(token)
+        if identity.anonymous and not self.hub.settings.anonymous:
+            raise AuthError("Guests are not allowed on this hub; sign in.")
+        return identity
+
     def _hello(self, session: Session) -> dict[str, JSON]:
         settings = self.hub.settings
         identity = session.identity
+        resume: dict[str, JSON] = {}
+        if identity is not None and identity.anonymous:
+            resume["resume"] = self.hub.authenticator.issue_guest(identity, ttl=settings.guest_token_ttl)
         return {
             "protocol": PROTOCOL_VERSION,
             "client": session.client_id,
@@ -143,6 +152,7 @@ class WebSocketEndpoint:
             },
             "plugins": self.hub.plugins.names,
             "namespaces": sorted(self.hub.router.channels),
+            **resume,
         }
 
     def _expiry_timer(self, session: Session, identity: Identity) -> asyncio.TimerHandle | None:
@@ -229,7 +239,7 @@ class WebSocketEndpoint:
         self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None
     ) -> asyncio.TimerHandle | None:
         try:
-            identity = self.hub.authenticator.verify(req.token)
+            identity = self._verify(req.token)
         except AuthError as exc:
             session.close(CloseCode.AUTH_FAILED, str(exc))
             return timer
@@ -239,7 +249,7 @@ class WebSocketEndpoint:
         session.identity = identity
         if timer is not None:
             timer.cancel()
-        session.push(encode_ok(req.id, {"user": identity.public() | {"anonymous": False}}))
+        session.push(encode_ok(req.id, {"user": identity.public() | {"anonymous": identity.anonymous}}))
         return self._expiry_timer(session, identity)
 
     async def _sub(self, session: Session, req: SubRequest) -> None:

@@ -33,6 +33,7 @@ class HubSettings(BaseSettings):
     anonymous: bool = True  # connections without a token get a generated guest identity
     token_leeway: float = 0.0
     auth_timeout: float = Field(default=10.0, gt=0)  # seconds to authenticate when anonymous is off
+    guest_token_ttl: float = Field(default=86400.0, gt=0)  # lifetime of a guest's resume token (hello.resume)
     allowed_origins: Annotated[list[str], NoDecode] = []  # besides the hub's own origin; "*" allows every site
 
     # limits

@@ -173,6 +173,10 @@ export class Hub {
   #live = false;
   /** @type {any} the `hello` frame's data of the current connection */
   #hello = null;
+  /** @type {string | null} the hub's resume token for this guest (from `hello`), used when we have no token */
+  #guestToken = null;
+  /** True when the current socket was opened with the guest resume token. */
+  #usingGuestToken = false;
   /** @type {number | null} */
   #rtt = null;
   #attempt = 0;
@@ -206,6 +210,7 @@ export class Hub {
       ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
     this.#url = socketUrl(options.url);
+    this.#guestToken = this.#storedGuest(); // a reloaded tab comes back as the same guest
   }
 
   // ---- state --------------------------------------------------------------------------------------------
@@ -350,8 +355,31 @@ export class Hub {
   }
 
   async #resolveToken() {
-    const token = this.#options.token;
-    return typeof token === "function" ? await token() : token ?? null;
+    const option = this.#options.token;
+    const token = typeof option === "function" ? await option() : option ?? null;
+    this.#usingGuestToken = !token && Boolean(this.#guestToken);
+    // Without a token of our own, a guest comes back as the same guest: the hub's resume token from `hello`.
+    return token || this.#guestToken;
+  }
+
+  /** The guest resume token of this hub URL, kept for reconnects and, in sessionStorage, for reloads of the tab. */
+  #rememberGuest(token) {
+    this.#guestToken = token;
+    try {
+      const key = `hub.guest:${this.#url}`;
+      if (token) globalThis.sessionStorage?.setItem(key, token);
+      else globalThis.sessionStorage?.removeItem(key);
+    } catch {
+      // storage may be disabled (privacy settings): the guest is then kept for this page's life only
+    }
+  }
+
+  #storedGuest() {
+    try {
+      return globalThis.sessionStorage?.getItem(`hub.guest:${this.#url}`) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   async #openSocket() {
@@ -423,6 +451,11 @@ export class Hub {
   #onSocketLost(ws, detail) {
     if (ws !== this.#ws || this.#stopped) return;
     this.#dropSocket("The connection to the hub was lost before the reply arrived.");
+    if (AUTH_CLOSE_CODES.has(detail.code) && this.#usingGuestToken) {
+      this.#rememberGuest(null); // the resume token was refused (expired, new secret, guests off): come back fresh
+      this.#retryLater(detail);
+      return;
+    }
     const tokenIsFixed = typeof this.#options.token !== "function";
     if (AUTH_CLOSE_CODES.has(detail.code) && (tokenIsFixed || detail.code === 4002)) {
       this.#giveUp(detail); // the same credentials would be refused again
@@ -498,7 +531,9 @@ export class Hub {
 
   #onHello(data) {
     clearTimeout(this.#timers.connect);
-    this.#hello = data;
+    const { resume, ...hello } = data ?? {};
+    this.#rememberGuest(typeof resume === "string" ? resume : null);
+    this.#hello = hello;
     this.#live = true;
     this.#attempt = 0;
     this.#armWatchdog();

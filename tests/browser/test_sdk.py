@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 import plugins.chat
-from tests.browser.conftest import channel_log, sdk_page, wait_js
+from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -232,6 +232,29 @@ async def test_a_restart_without_history_resets_from_the_snapshot(chat_server, n
     snapshot = [e for e in log if e["kind"] == "snapshot"][1]
     assert snapshot["reset"] is True
     assert [m["text"] for m in snapshot["snapshot"]["messages"]] == ["kept in the store"]
+
+
+async def test_a_guest_stays_the_same_guest_across_a_restart_and_a_reload(chat_server, new_page):
+    """The hello's resume token brings the guest back: same user and name, so its messages stay its own."""
+    page = await sdk_page(new_page, chat_server.url, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open'")
+    me = await page.evaluate("window.hub.me")
+    assert me["anonymous"] is True
+    await page.evaluate("window.follow('chat:mine')")
+    await wait_js(page, "() => window.record.channels['chat:mine'].some(e => e.kind === 'subscribed')")
+    posted = await page.evaluate("window.hub.publish('chat:mine', 'chat.send', {text: 'first'})")
+
+    chat_server.restart()
+    await wait_js(page, "() => window.record.channels['chat:mine'].filter(e => e.kind === 'subscribed').length === 2")
+    assert await page.evaluate("window.hub.me") == me
+    edit = "(id) => window.hub.publish('chat:mine', 'chat.edit', {id, text: 'mine'})"
+    edited = await page.evaluate(edit, posted["id"])
+    assert edited["text"] == "mine"  # the author check passed: still the same guest
+
+    await page.reload()
+    await page.evaluate(SDK_HARNESS, FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open'")
+    assert await page.evaluate("window.hub.me") == me  # sessionStorage kept the resume token for this tab
 
 
 async def test_a_silent_connection_is_detected_by_heartbeat_and_replaced(chat_server, new_page, py_client, proxy_to):

@@ -116,6 +116,43 @@ async def test_anonymous_mode_gives_a_generated_guest(hub_server, hub_client):
     assert event["data"]["author"] == {"user": user["user"], "name": user["name"]}
 
 
+async def test_a_guest_resumes_the_same_identity_with_its_resume_token(hub_server, hub_client):
+    server = hub_server()
+    first = await hub_client(server)
+    user = first.hello["user"]
+    resume = first.hello["resume"]
+    posted = await first.pub(LOBBY, "chat.send", {"text": "mine"})
+    await first.close()
+
+    again = await hub_client(server, token=resume)  # a reconnect presents it like any token
+    assert again.hello["user"] == user
+    assert again.hello["resume"]
+    edited = await again.pub(LOBBY, "chat.edit", {"id": posted["id"], "text": "still mine"})
+    assert edited["text"] == "still mine"  # the author check passes: the same guest
+    late = await hub_client(server)
+    await late.call({"op": "auth", "token": resume})  # also through an auth frame
+    assert (await late.pub(LOBBY, "chat.send", {"text": "x"}))["author"]["user"] == user["user"]
+
+
+async def test_signed_in_users_get_no_resume_token_and_guest_tokens_grant_no_scopes(hub_server, hub_client):
+    server = hub_server()
+    alice = await hub_client(server, user="alice")
+    assert "resume" not in alice.hello
+    guest = await hub_client(server)
+    claims = jwt.decode(guest.hello["resume"], TEST_SECRET, algorithms=["HS256"])
+    assert claims["guest"] is True
+    assert claims["sub"] == guest.hello["user"]["user"]
+
+
+async def test_a_guest_resume_token_is_refused_when_guests_are_not_allowed(hub_server, hub_client):
+    open_hub = hub_server()
+    resume = (await hub_client(open_hub)).hello["resume"]
+    closed_hub = hub_server(anonymous=False)
+    code, frames = await close_code_on_connect(closed_hub, token=resume, via="subprotocol")
+    assert code == 4001
+    assert frames == []
+
+
 async def test_guest_can_upgrade_with_an_auth_frame(hub_server, hub_client):
     server = hub_server()
     guest = await hub_client(server)
