@@ -6,8 +6,10 @@ from hub.channel import Channel, PresenceChanged, allow_everyone, deny_anonymous
 from hub.context import Context
 from hub.errors import Disconnect, HubError
 from hub.hookspecs import hookimpl
+from hub.http_auth import check_subscribe, request_identity
 from hub.limits import RateLimit
 from hub.runtime import Hub
+from hub.store import PluginStore, StoreUnavailable
 from hub.types import Identity, PresenceMember
 
 __all__ = [
@@ -17,11 +19,15 @@ __all__ = [
     "Hub",
     "HubError",
     "Identity",
+    "PluginStore",
     "PresenceChanged",
     "PresenceMember",
     "RateLimit",
+    "StoreUnavailable",
     "allow_everyone",
+    "check_subscribe",
     "deny_anonymous",
     "hookimpl",
     "only_room_owner",
+    "request_identity",
 ]
