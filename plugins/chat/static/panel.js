@@ -9,6 +9,8 @@
  * `chat.typing {user, name, active}`, and the hub's `chat.joined` / `chat.left`.
  */
 
+import { h, hue, initials } from "/static/ui.js";
+
 const ROOM_PATTERN = /^[A-Za-z0-9_.@=+-]+$/; // docs/protocol.md §11
 const MAX_TEXT = 2000; // plugins/chat/messages.py MAX_TEXT
 const TYPING_REPEAT_MS = 2500; // re-announce "typing" at most this often (chat.typing allows 1/s)
@@ -27,32 +29,8 @@ function ensureStylesheet() {
   document.head.append(link);
 }
 
-/**
- * Build an element: `h("li", {class: "x", dataset: {id: 1}}, "text", child)`.
- * @returns {HTMLElement}
- */
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") el.className = value;
-    else if (key === "dataset") Object.assign(el.dataset, value);
-    else if (key in el) el[key] = value;
-    else el.setAttribute(key, value);
-  }
-  el.append(...children.filter((child) => child !== null && child !== undefined && child !== false));
-  return el;
-}
 
-function hue(text) {
-  let hash = 0;
-  for (const char of text) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-  return hash % 360;
-}
 
-function initials(name) {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  return (words.length > 1 ? words[0][0] + words[1][0] : (words[0] ?? "?")[0]).toUpperCase();
-}
 
 function formatTime(ts) {
   const date = new Date(ts * 1000);
