@@ -44,6 +44,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ABORT_EXTENSION = "hub.abort"  # set by hub.server's uvicorn protocol: drop a socket whose peer stopped reading
+SEND_TEXTS_EXTENSION = "hub.send_texts"  # set by hub.server's uvicorn protocol: several frames in one write
 
 
 class WebSocketEndpoint:
@@ -84,7 +85,10 @@ class WebSocketEndpoint:
             identity = anonymous_identity()
 
         now = time.monotonic()
-        abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION, {}).get("abort")
+        extensions = scope.get("extensions") or {}
+        abort = extensions.get(ABORT_EXTENSION, {}).get("abort")
+        send_texts = extensions.get(SEND_TEXTS_EXTENSION, {}).get("send_texts")
+        try_send = extensions.get(SEND_TEXTS_EXTENSION, {}).get("try_send")
         session = Session(
             secrets.token_hex(8),
             identity,
@@ -99,6 +103,8 @@ class WebSocketEndpoint:
             max_bytes=settings.send_queue_max_bytes,
             close_timeout=settings.close_timeout,
             abort=abort,
+            send_texts=send_texts,
+            try_send=try_send,
         )
         self.hub.sessions[session.client_id] = session
         self.hub.metrics.connections_opened += 1

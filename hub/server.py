@@ -11,7 +11,9 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from hub.settings import HubSettings
 
@@ -79,6 +81,39 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # the ASGI task has been created but has not run yet, so this is seen by the app
             scope["extensions"]["hub.abort"] = {"abort": self.transport.abort}
+            scope["extensions"]["hub.send_texts"] = {"send_texts": self.send_texts, "try_send": self.try_send_text}
+
+    def try_send_text(self, text: str) -> bool:
+        """Write one text frame now, without a task switch, if the socket can take it (open, handshake done,
+        not paused by flow control); False leaves it to the caller's queue and writer task."""
+        if (
+            not self.writable.is_set()
+            or self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.initial_response is not None
+            or self.conn.state is not State.OPEN
+        ):
+            return False
+        self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+    async def send_texts(self, texts: list[str]) -> None:
+        """Send several text frames with one write to the socket (``hub.send_texts`` extension).
+
+        ASGI sends one message per call: one Python round trip through the protocol and one ``write`` system
+        call per frame. A session whose queue holds several frames (a busy channel) hands them over at once.
+        Only after the handshake and before a close, like a ``websocket.send``.
+        """
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if not self.handshake_complete or self.close_sent or self.initial_response is not None:
+            raise RuntimeError("send_texts before the handshake or after a close")
+        for text in texts:
+            self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
 
 class HubHTTPProtocol(H11Protocol):

@@ -18,6 +18,9 @@ log = logging.getLogger("hub.session")
 
 ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+WRITE_BATCH_FRAMES = 256  # at most this many frames, or about this many bytes, per write to the socket
+WRITE_BATCH_BYTES = 256 * 1024
+
 
 class Session:
     """A connected client.
@@ -38,6 +41,8 @@ class Session:
         max_bytes: int,
         close_timeout: float = 2.0,
         abort: Callable[[], None] | None = None,
+        send_texts: Callable[[list[str]], Awaitable[None]] | None = None,
+        try_send: Callable[[str], bool] | None = None,
     ) -> None:
         self.client_id = client_id
         self.identity = identity
@@ -48,6 +53,9 @@ class Session:
         self.close_code: int | None = None
         self.closed = asyncio.Event()
         self._send = send
+        self._send_texts = send_texts
+        self._try_send = try_send
+        self._writing = False  # the writer holds frames it took from the queue and has not written yet
         self._abort = abort
         self._queue: deque[str] = deque()
         self._queued_bytes = 0
@@ -70,6 +78,9 @@ class Session:
     def push(self, frame: str) -> None:
         """Queue one frame for the client; overflow closes the session as a slow consumer."""
         if self.close_code is not None:
+            return
+        # The fast path: nothing waits before this frame and the socket takes it now; no queue, no task switch.
+        if not self._queue and not self._writing and self._try_send is not None and self._try_send(frame):
             return
         if len(self._queue) >= self._max_frames or self._queued_bytes + len(frame) > self._max_bytes:
             log.warning("closing %r: send queue overflow (%d frames queued)", self, len(self._queue))
@@ -107,13 +118,33 @@ class Session:
 
     async def _write_forever(self) -> None:
         queue = self._queue
+        send_texts = self._send_texts
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while queue:
+                if send_texts is not None and len(queue) > 1:
+                    # Everything queued (up to a batch), in one write to the socket.
+                    batch: list[str] = []
+                    size = 0
+                    while queue and len(batch) < WRITE_BATCH_FRAMES and size < WRITE_BATCH_BYTES:
+                        frame = queue.popleft()
+                        size += len(frame)
+                        batch.append(frame)
+                    self._queued_bytes -= size
+                    self._writing = True
+                    try:
+                        await send_texts(batch)
+                    finally:
+                        self._writing = False
+                    continue
                 frame = queue.popleft()
                 self._queued_bytes -= len(frame)
-                await self._send({"type": "websocket.send", "text": frame})
+                self._writing = True
+                try:
+                    await self._send({"type": "websocket.send", "text": frame})
+                finally:
+                    self._writing = False
 
     # ---- closing -----------------------------------------------------------------------------------------
 
