@@ -35,6 +35,22 @@ def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:
     return "key >= ? AND key < ?", (prefix, upper)
 
 
+_UPSERT = (
+    "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value"
+)
+
+
+def _write_batch(db: sqlite3.Connection, rows: list[tuple[str, str, bytes]]) -> None:
+    """One transaction for a batch of puts (in the writer thread)."""
+    db.execute("BEGIN")
+    try:
+        db.executemany(_UPSERT, rows)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class SQLiteStore:
     """Records in one WITHOUT ROWID table keyed by (ns, key), so prefix scans are index range scans."""
 
@@ -43,6 +59,9 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: SQLite serialises writers anyway, and ordering stays simple.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+        # Group commit: puts that arrive while a batch is being written wait here, and go in the next one.
+        self._pending: list[tuple[str, str, bytes, asyncio.Future[None]]] = []
+        self._batch_in_flight = False
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -63,6 +82,7 @@ class SQLiteStore:
         db = self._db
         if db is None:
             raise StoreUnavailable("the store is not open")
+        self._submit_pending()  # puts that came first are written first: the executor runs jobs in order
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, db)
@@ -85,6 +105,7 @@ class SQLiteStore:
         self._db = await loop.run_in_executor(self._executor, open_db)
 
     async def close(self) -> None:
+        self._submit_pending()
         db, self._db = self._db, None
         if db is not None:
             loop = asyncio.get_running_loop()
@@ -99,14 +120,38 @@ class SQLiteStore:
         return await self._run(get)
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
-        def put(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                (ns, key, value),
-            )
+        """Group commit: a put returns once its batch is committed. Puts that arrive while a batch is being
+        written (a flooded chat room) share the next transaction and one trip to the writer thread."""
+        if self._db is None:
+            raise StoreUnavailable("the store is not open")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((ns, key, value, done))
+        if not self._batch_in_flight:
+            self._submit_pending()
+        await done
 
-        await self._run(put)
+    def _submit_pending(self) -> None:
+        db = self._db
+        if not self._pending or db is None:
+            return
+        batch, self._pending = self._pending, []
+        rows = [(ns, key, value) for ns, key, value, _done in batch]
+        self._batch_in_flight = True
+        written = asyncio.get_running_loop().run_in_executor(self._executor, _write_batch, db, rows)
+
+        def settle(result: asyncio.Future[None]) -> None:
+            self._batch_in_flight = False
+            error = None if result.cancelled() else result.exception()
+            for _ns, _key, _value, done in batch:
+                if done.done():
+                    continue
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(StoreUnavailable(str(error)))
+            self._submit_pending()
+
+        written.add_done_callback(settle)
 
     async def delete(self, ns: str, key: str) -> bool:
         def delete(db: sqlite3.Connection) -> bool:
