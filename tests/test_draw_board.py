@@ -283,7 +283,7 @@ def test_clients_converge_on_the_servers_board_whatever_order_its_events_arrive_
     the floor). A client there from the start gets every event, in any order (several nodes publish); a late
     joiner starts from a snapshot and gets the later events in any order, plus some earlier ones again (an
     event published late). Both end with the server's board."""
-    server = Replica()
+    server = Replica(hold=False)  # the server judges edits one at a time and keeps nothing back
     events: list[Update] = []
     pruned: set[str] = set()  # ids whose tombstone the server pruned on its current generation
     join_at = min(join_at, len(steps))

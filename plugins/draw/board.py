@@ -254,6 +254,12 @@ class Replica:
     gen: int = 0
     floor: int = 0
     records: dict[str, Entry] = field(default_factory=dict)
+    # Edits of unknown ids that the floor kept back (clients only: ``hold``). Two edits of a new object can be
+    # published out of order (judged on one node, published first on another), so an update can arrive before
+    # its object's creation. Kept back rather than dropped, it competes with the creation when that comes, as
+    # it did on the server; if no creation comes (a stale edit of a pruned object), it stays invisible.
+    held: dict[str, Entry] = field(default_factory=dict, compare=False)
+    hold: bool = field(default=True, compare=False)
 
     def apply(self, gen: int, object_id: str, entry: Entry) -> bool:
         """Apply one record of an event on generation ``gen``; returns whether it changed the board."""
@@ -262,6 +268,17 @@ class Replica:
         if gen > self.gen:
             self.clear(gen)  # the clear's own event is still on its way
         stored = self.records.get(object_id)
+        if stored is None and self.hold:
+            held = self.held.get(object_id)
+            if not wins(entry.stamp, None, floor=self.floor):
+                if held is None or entry.stamp > held.stamp:
+                    self.held[object_id] = entry
+                return False
+            if held is not None:
+                del self.held[object_id]
+                entry = max(entry, held, key=lambda candidate: candidate.stamp)
+            self.records[object_id] = entry
+            return True
         if not wins(entry.stamp, stored.stamp if stored else None, floor=self.floor):
             return False
         self.records[object_id] = entry
@@ -273,6 +290,7 @@ class Replica:
             return False
         self.gen, self.floor = gen, 0
         self.records.clear()
+        self.held.clear()
         return True
 
     def live(self) -> dict[str, Entry]:

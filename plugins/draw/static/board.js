@@ -51,12 +51,20 @@ export class Replica {
   floor = 0;
   /** @type {Map<string, any>} id -> the record that won (object or tombstone) */
   records = new Map();
+  /**
+   * Edits of unknown ids that the floor kept back. Two edits of a new object can be published out of order,
+   * so an update can arrive before its creation: kept back, it competes with the creation when that comes
+   * (as on the server); a stale edit of a pruned object stays invisible. Same as Replica.held in board.py.
+   * @type {Map<string, any>}
+   */
+  held = new Map();
 
   /** Replace everything with a `sub` reply's snapshot (docs/draw.md §6). */
   load(snapshot) {
     this.gen = snapshot.gen ?? 0;
     this.floor = snapshot.floor ?? 0;
     this.records = new Map();
+    this.held = new Map();
     for (const record of [...(snapshot.deleted ?? []), ...(snapshot.objects ?? [])]) {
       this.records.set(record.id, record);
     }
@@ -66,7 +74,18 @@ export class Replica {
   apply(gen, record) {
     if (gen < this.gen) return false; // made before a clear this copy has seen
     if (gen > this.gen) this.clear(gen); // the clear's own event is still on its way
-    if (!wins(record, this.records.get(record.id), this.floor)) return false;
+    const stored = this.records.get(record.id);
+    if (!stored) {
+      const held = this.held.get(record.id);
+      if (!wins(record, null, this.floor)) {
+        if (!held || compareStamps(record, held) > 0) this.held.set(record.id, record);
+        return false;
+      }
+      this.held.delete(record.id);
+      this.records.set(record.id, held && compareStamps(held, record) > 0 ? held : record);
+      return true;
+    }
+    if (!wins(record, stored, this.floor)) return false;
     this.records.set(record.id, record);
     return true;
   }
@@ -77,6 +96,7 @@ export class Replica {
     this.gen = gen;
     this.floor = 0;
     this.records.clear();
+    this.held.clear();
     return true;
   }
 }
