@@ -1,4 +1,4 @@
-"""The ``hub`` command line: serve, plugins, token — and whatever commands plugins add."""
+"""The ``hub`` command line: serve, plugins, token, bench — and whatever commands plugins add."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from hub.bench.command import bench
 from hub.plugin_manager import PluginManager, UnknownPlugin, available_plugins
 from hub.settings import HubSettings
 
 cli = typer.Typer(name="hub", help="A real-time hub: one WebSocket, many live features.", no_args_is_help=True)
+cli.command()(bench)
 
 
 def _fail(message: str) -> typer.Exit:
