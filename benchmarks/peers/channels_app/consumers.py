@@ -41,6 +41,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         room = content.get("room")
         if not isinstance(room, str) or not GROUP_NAME.fullmatch(room):
+            # Tell the client at once (a load generator would otherwise wait for "joined" until it timed out).
+            await self.send_json({"type": "error", "reason": "room names are ASCII letters, digits, - _ . (< 100)"})
             return
         if content.get("type") == "join":
             await self.channel_layer.group_add(room, self.channel_name)
