@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import re
+import struct
 from typing import Any
 
 import uvicorn
@@ -63,6 +64,31 @@ def install_log_redaction() -> None:
                 target.addFilter(RedactQueryFilter())
 
 
+_last_text: str | None = None
+_last_frame = b""
+
+
+def text_frame(text: str) -> bytes:
+    """The bytes of an unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2) carrying ``text``, as a server
+    sends it without extensions. One event goes to every subscriber as the same ``str`` object, one after the
+    other, so the frame of the last text is kept: an event is encoded and framed once, not once per subscriber.
+    The websockets protocol object is bypassed only for this; it sends nothing else between our writes (every
+    other frame it makes is flushed to the transport at once), so the order on the wire is kept."""
+    global _last_text, _last_frame
+    if text is _last_text:
+        return _last_frame
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x81, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    _last_text, _last_frame = text, header + payload
+    return _last_frame
+
+
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol plus the ``hub.abort`` scope extension.
 
@@ -95,8 +121,11 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             or self.conn.state is not State.OPEN
         ):
             return False
-        self.conn.send_text(text.encode())
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.conn.extensions:  # never, as the hub turns per-message deflate off; websockets frames it then
+            self.conn.send_text(text.encode())
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        else:
+            self.transport.write(text_frame(text))
         return True
 
     async def send_texts(self, texts: list[str]) -> None:
@@ -111,9 +140,14 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             raise ClientDisconnected()
         if not self.handshake_complete or self.close_sent or self.initial_response is not None:
             raise RuntimeError("send_texts before the handshake or after a close")
-        for text in texts:
-            self.conn.send_text(text.encode())
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.conn.state is not State.OPEN:
+            raise ClientDisconnected()
+        if self.conn.extensions:
+            for text in texts:
+                self.conn.send_text(text.encode())
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        else:
+            self.transport.write(b"".join(text_frame(text) for text in texts))
 
 
 class HubHTTPProtocol(H11Protocol):
