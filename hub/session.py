@@ -62,7 +62,8 @@ class Session:
         self._max_frames = max_frames
         self._max_bytes = max_bytes
         self._close_timeout = close_timeout
-        self._wakeup = asyncio.Event()
+        # The writer task exists only while frames wait in the queue: most frames go straight to the socket,
+        # and an idle connection carries no task of its own.
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -73,7 +74,7 @@ class Session:
     # ---- sending -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_forever(), name=f"hub-writer-{self.client_id}")
+        """Kept for the connection's life cycle; the writer starts when a frame first has to wait."""
 
     def push(self, frame: str) -> None:
         """Queue one frame for the client; overflow closes the session as a slow consumer."""
@@ -88,7 +89,8 @@ class Session:
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
-        self._wakeup.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain(), name=f"hub-writer-{self.client_id}")
 
     def push_event(self, channel: str, frame: str, offset: int | None) -> None:
         """Called by the fan-out for each event on a channel this session follows."""
@@ -116,12 +118,12 @@ class Session:
     def queued_frames(self) -> int:
         return len(self._queue)
 
-    async def _write_forever(self) -> None:
+    async def _drain(self) -> None:
+        """Write the queue out, then end. (No await between the last emptiness check and the end, so a frame
+        pushed meanwhile is either seen here or starts a new writer.)"""
         queue = self._queue
         send_texts = self._send_texts
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+        try:
             while queue:
                 if send_texts is not None and len(queue) > 1:
                     # Everything queued (up to a batch), in one write to the socket.
@@ -145,6 +147,13 @@ class Session:
                     await self._send({"type": "websocket.send", "text": frame})
                 finally:
                     self._writing = False
+        except Exception as exc:  # the socket is gone (the receive loop sees the disconnect and cleans up)
+            log.debug("writer of %r stopped: %s", self, exc)
+            self._queue.clear()
+            self._queued_bytes = 0
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     # ---- closing -----------------------------------------------------------------------------------------
 
