@@ -29,33 +29,35 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness import (
+    HUB_ENV,
+    ROOT,
+    Processes,
+    cell,
+    hub_revision,
+    machine,
+    redis_version,
+    start_hub,
+    start_redis,
+    wait_ready,
+)
 
 from hub.bench.client import BenchError, room_name
 from hub.bench.procstat import cpu_seconds, machine_busy_seconds
 from hub.bench.report import FanoutReport, Progress
 from hub.bench.runner import FanoutConfig, run_fanout
-from hub.bench.server import LIFTED_LIMITS, free_port, http_get, tail
+from hub.bench.server import LIFTED_LIMITS, http_get
 
-ROOT = Path(__file__).resolve().parent.parent
 ROOM = room_name(0)  # "chat:bench-0", the room hub bench uses
-
-# Limits lifted in every hub's environment (hub.bench.server.LIFTED_LIMITS): the defaults (5 chat.send/s, 50
-# frames/s per connection, 1000 queued frames per client) are meant for browsers, and would throttle or close
-# the benchmark's clients.
-HUB_ENV = {**LIFTED_LIMITS, "HUB_LOG_LEVEL": "warning"}
 
 # name -> (uses Redis, number of hub processes)
 SCENARIOS: dict[str, tuple[bool, int]] = {
@@ -67,84 +69,6 @@ SCENARIOS: dict[str, tuple[bool, int]] = {
 
 
 # ---- processes under test --------------------------------------------------------------------------------
-
-
-class Processes:
-    """Everything one run starts; ``close`` ends all of it, in reverse order, whatever happened."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.popens: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = self.workdir / f"{name}.log"
-        with open(log, "wb") as out:
-            # Own session: a Ctrl-C in the terminal reaches only this script, which then stops them itself.
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True
-            )
-        self.popens.append((name, proc, log))
-        return proc
-
-    def close(self) -> None:
-        # Hubs first (together), Redis last: a hub that outlived its Redis would log a lost connection.
-        for group in (
-            [proc for name, proc, _log in self.popens if name != "redis"],
-            [proc for name, proc, _log in self.popens if name == "redis"],
-        ):
-            for proc in group:
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in group:
-                try:
-                    proc.wait(timeout=8)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def start_redis(procs: Processes, binary: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    argv += ["--dir", str(procs.workdir)]
-    proc = procs.spawn("redis", argv, dict(os.environ))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"redis-server exited with {proc.returncode}:\n{tail(procs.workdir / 'redis.log')}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(64).startswith(b"+PONG"):
-                return proc, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    raise BenchError("redis-server did not answer PING within 10 s")
-
-
-def start_hub(procs: Processes, hub_bin: str, index: int, redis_url: str | None) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    data_dir = procs.workdir / f"hub{index}"
-    argv = [hub_bin, "serve", "--port", str(port), "--plugins", "chat", "--data-dir", str(data_dir)]
-    if redis_url is not None:
-        argv += ["--redis", redis_url]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_")}
-    env.update(HUB_ENV)
-    return procs.spawn(f"hub{index}", argv, env), port
-
-
-def wait_ready(procs: Processes, hubs: list[tuple[subprocess.Popen[bytes], int]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for index, (proc, port) in enumerate(hubs):
-        while True:
-            if proc.poll() is not None:
-                log = tail(procs.workdir / f"hub{index}.log")
-                raise BenchError(f"hub{index} exited with {proc.returncode} before it was ready:\n{log}")
-            with contextlib.suppress(OSError):
-                status, _body = http_get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                if status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError(f"hub{index} not ready (/readyz != 200) within {timeout:.0f} s")
-            time.sleep(0.05)
 
 
 def hub_problems(port: int) -> dict[str, float]:
@@ -281,8 +205,9 @@ def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if report.latency_by_url:
         per_hub = [dict(stats) for stats in report.latency_by_url.values()]
     else:
-        per_hub = [{"deliveries": report.deliveries, "p50_ms": report.p50_ms, "p99_ms": report.p99_ms,
-                    "max_ms": report.max_ms}]
+        per_hub = [
+            {"deliveries": report.deliveries, "p50_ms": report.p50_ms, "p99_ms": report.p99_ms, "max_ms": report.max_ms}
+        ]
     hub_cpu = outcome["cpu"]["hub"]
     publisher_err = sum(report.errors.values())
     return {
@@ -310,10 +235,7 @@ def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
         # the publisher is one of the client processes' sockets now
         "client_cpu_s": report.client_cpu_s,
         "machine_cpu_s": outcome["cpu"]["machine"],
-        "other_cpu_s": outcome["cpu"]["machine"]
-        - hub_cpu
-        - (outcome["cpu"].get("redis") or 0.0)
-        - report.client_cpu_s,
+        "other_cpu_s": outcome["cpu"]["machine"] - hub_cpu - (outcome["cpu"].get("redis") or 0.0) - report.client_cpu_s,
         "publisher_ok": report.replies - publisher_err,
         "publisher_err": publisher_err,
         "publisher_errors": [f"{code} x{count}" for code, count in report.errors.items()],
@@ -351,15 +273,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             summary[key] = None
     return summary
-
-
-def cell(stats: dict[str, float] | None, fmt: str, runs: int) -> str:
-    if stats is None:
-        return "\N{EN DASH}"
-    text = fmt.format(stats["median"])
-    if runs > 1 and stats["min"] != stats["max"]:
-        text += f" ({fmt.format(stats['min'])}\N{EN DASH}{fmt.format(stats['max'])})"
-    return text
 
 
 def table(summaries: dict[str, dict[str, Any]], runs: int, markdown: bool) -> str:
@@ -410,51 +323,6 @@ def anomalies(run: dict[str, Any]) -> list[str]:
             more = f" (+{len(lines) - 1} lines, see --json)" if len(lines) > 1 else ""
             notes.append(f"{proc_name} logged during {phase.replace('_', ' ')}: {first}{more}")
     return notes
-
-
-def machine() -> dict[str, Any]:
-    versions = {}
-    for package in ("uvicorn", "websockets", "redis", "fastapi", "orjson", "pydantic"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.partition(":")[2].strip()
-                break
-    return info
-
-
-def hub_revision() -> str | None:
-    """The git commit the hub was run from, with "+uncommitted changes" when hub/ or plugins/ differ from it."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=ROOT
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "hub", "plugins"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=ROOT,
-        ).stdout.strip()
-        return (commit + (" +uncommitted changes in hub/ or plugins/" if dirty else "")) or None
-    return None
-
-
-def redis_version(binary: str) -> str | None:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
-        for part in out.split():
-            if part.startswith("v="):
-                return part[2:]
-    return None
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +75,8 @@ def serve(
                 raise _fail(str(UnknownPlugin(name, known)))
     if workers > 1 and settings.resolved_broker_url().startswith("memory:"):
         raise _fail("--workers > 1 needs a shared broker: add --redis redis://host:port/db")
+    if settings.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise _fail("HUB_LOOP=uvloop needs the uvloop package: pip install uvloop")
     from hub.server import serve as run_server
 
     run_server(settings, workers=workers)

@@ -188,6 +188,7 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
+        "loop": settings.loop,
         "http": HubHTTPProtocol,
         "ws": HubWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,

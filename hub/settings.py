@@ -6,7 +6,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,6 +27,7 @@ class HubSettings(BaseSettings):
     broker_url: str | None = None  # None: the Redis URL, else memory://
     store_url: str | None = None  # None: the Redis URL, else sqlite:///<data_dir>/hub.sqlite3
     redis_prefix: str = "hub"  # key prefix, so several hubs can share one Redis
+    loop: Literal["asyncio", "uvloop"] = "asyncio"  # the event loop; uvloop needs the `uvloop` package
 
     # auth
     secret: str | None = None  # None: a random secret kept in <data_dir>/secret

@@ -3,7 +3,8 @@
     python benchmarks/peers/run.py ws|fastapi|socketio|channels|channels-redis --port P
         [--host 127.0.0.1] [--workers N] [--redis redis://127.0.0.1:6379/0]
 
-Prints one line per server process, `pid <PID> port <PORT> url <URL>`, then `ready` once every port accepts
+`--port 0` picks free consecutive ports. Prints one line per server process,
+`pid <PID> port <PORT> url <URL> protocol <PROTOCOL>` (the port actually used), then `ready` once every port accepts
 connections, and stays in the foreground until SIGINT or SIGTERM, which it passes on to the servers. If a
 server exits on its own, the others are stopped and run.py exits with its code.
 
@@ -52,7 +53,9 @@ PEERS: dict[str, Peer] = {
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("server", choices=sorted(PEERS))
-    parser.add_argument("--port", type=int, required=True, help="port of the first (or only) process")
+    parser.add_argument(
+        "--port", type=int, required=True, help="port of the first (or only) process; 0 picks free consecutive ports"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workers", type=int, default=1, help="server processes, on consecutive ports")
     parser.add_argument("--redis", help="Redis URL for channels-redis (CHANNELS_REDIS_URL)")
@@ -86,6 +89,29 @@ def is_listening(host: str, port: int) -> bool:
         return False
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """Return the first of `count` consecutive ports that are free on `host` right now."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                candidate = socket.socket()
+                sockets.append(candidate)
+                candidate.bind((host, port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for candidate in sockets:
+                candidate.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
     for process in processes:
         if process.poll() is None:
@@ -103,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     peer = PEERS[arguments.server]
     python = arguments.python or (str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable)
-    ports = [arguments.port + index for index in range(arguments.workers)]
+    first = arguments.port or free_ports(arguments.workers, arguments.host)
+    ports = [first + index for index in range(arguments.workers)]
     scheme_host = f"ws://{arguments.host}"
 
     stopping = False

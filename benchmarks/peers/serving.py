@@ -6,13 +6,16 @@ import argparse
 from typing import Any
 
 import uvicorn
+from peer_loop import peer_loop
 
 # The hub serves with uvicorn's sans-I/O `websockets` protocol over h11 on the default asyncio loop
 # (hub/server.py), without per-message deflate and without an access log. Every uvicorn peer uses exactly
 # that, so the comparison is between the apps, not between WebSocket stacks. Everything else (ping
 # interval, frame size limit, lifespan) stays at uvicorn's defaults, as a user of each project would run it.
+# PEER_LOOP=uvloop (benchmarks/compare.py --loop uvloop) runs every peer on uvloop instead, as HUB_LOOP does
+# the hub.
 UVICORN_OPTIONS: dict[str, Any] = {
-    "loop": "asyncio",
+    "loop": peer_loop(),
     "http": "h11",
     "ws": "websockets-sansio",
     "ws_per_message_deflate": False,

@@ -19,13 +19,13 @@ import contextlib
 import json
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from run import free_ports
 from websockets.asyncio.client import ClientConnection, connect
 
 HERE = Path(__file__).resolve().parent
@@ -38,29 +38,6 @@ TIMEOUT = 10.0
 
 class SmokeFailure(Exception):
     """A server did not behave as the protocol says."""
-
-
-def free_ports(count: int) -> int:
-    """Return the first of `count` consecutive ports that are free on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                candidate = socket.socket()
-                sockets.append(candidate)
-                candidate.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for candidate in sockets:
-                candidate.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 async def receive_json(connection: ClientConnection) -> Any:

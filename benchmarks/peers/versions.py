@@ -14,7 +14,19 @@ from importlib.metadata import version
 
 from serving import UVICORN_OPTIONS
 
-PACKAGES = ["channels", "channels-redis", "django", "fastapi", "python-socketio", "uvicorn", "websockets", "h11"]
+PACKAGES = [
+    "python-engineio",
+    "channels",
+    "channels-redis",
+    "django",
+    "fastapi",
+    "python-socketio",
+    "uvicorn",
+    "websockets",
+    "h11",
+    "uvloop",
+    "httptools",
+]
 
 
 def describe() -> dict[str, object]:
@@ -22,7 +34,7 @@ def describe() -> dict[str, object]:
         "python": platform.python_version(),
         "packages": {name: version(name) for name in PACKAGES},
         "uvicorn": {key: UVICORN_OPTIONS[key] for key in ("loop", "http", "ws", "ws_per_message_deflate")},
-        "ws_server": "websockets.asyncio.server.serve on the default asyncio loop, compression=None",
+        "ws_server": f"websockets.asyncio.server.serve on the {UVICORN_OPTIONS['loop']} loop, compression=None",
     }
 
 

@@ -1,8 +1,8 @@
 """The minimal `websockets` peer: rooms as sets of connections, fan-out with `websockets.broadcast()`.
 
 This one is not under uvicorn: it *is* the `websockets` library's own asyncio server
-(websockets.asyncio.server.serve) on the default asyncio loop, without per-message deflate, the pattern
-from the library's broadcast guide. Plain protocol on /ws:
+(websockets.asyncio.server.serve) on the default asyncio loop (uvloop with PEER_LOOP=uvloop, as the uvicorn
+peers), without per-message deflate, the pattern from the library's broadcast guide. Plain protocol on /ws:
 
     {"type": "join", "room": R}            -> {"type": "joined", "room": R}
     {"type": "send", "room": R, "text": T} -> {"type": "message", "room": R, "text": T} to room R,
@@ -19,6 +19,7 @@ import signal
 from http import HTTPStatus
 
 import websockets
+from peer_loop import peer_loop
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -73,4 +74,9 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     address = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(address.host, address.port))
+    if peer_loop() == "uvloop":
+        import uvloop
+
+        uvloop.run(main(address.host, address.port))  # Python 3.11: asyncio.run has no loop_factory
+    else:
+        asyncio.run(main(address.host, address.port))

@@ -210,7 +210,7 @@ class Client(asyncio.Protocol):
             self._delivery(data, now)
             return
         frame = self.adapter.classify(data)
-        if frame.reply:
+        if frame.reply and self.ws.state is State.OPEN:  # no pong once our close is under way
             self.ws.send_text(frame.reply.encode())
         kind = frame.kind
         state = self.state

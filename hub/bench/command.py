@@ -13,7 +13,7 @@ import typer
 
 from hub.bench.adapters import ADAPTERS
 from hub.bench.client import BenchError
-from hub.bench.report import Progress, Report, table, to_json
+from hub.bench.report import Progress, Report, problems, table, to_json
 from hub.bench.runner import FanoutConfig, IdleConfig, run_fanout, run_idle
 from hub.bench.server import DEFAULT_LIMITS, LIFTED_LIMITS, SpawnedHub
 
@@ -43,7 +43,9 @@ def limits_advice() -> str:
 def bench(
     url: Annotated[str, typer.Option(help="WebSocket URL of the server under test.")] = DEFAULT_URL,
     protocol: Annotated[str, typer.Option(help="Wire protocol: " + ", ".join(ADAPTERS) + ".")] = "hub",
-    subscribers: Annotated[int, typer.Option(min=0, help="Subscriber connections.")] = 10,
+    subscribers: Annotated[
+        int, typer.Option(min=0, help="Subscriber connections; 0 publishes to rooms nobody follows.")
+    ] = 10,
     rooms: Annotated[int, typer.Option(min=1, help="Rooms chat:bench-<r>; subscribers spread evenly.")] = 1,
     publishers: Annotated[int, typer.Option(min=1, help="Publisher connections (each round-robins the rooms).")] = 1,
     size: Annotated[int, typer.Option(min=1, max=2000, help="Message text size in bytes.")] = 64,
@@ -66,6 +68,9 @@ def bench(
         int | None, typer.Option(min=1, help="Idle mode: open this many connections, hold them, report RSS each.")
     ] = None,
     hold: Annotated[float, typer.Option(min=0, help="Idle mode: how long to hold the connections, s.")] = 5.0,
+    idle_extra: Annotated[
+        int, typer.Option(min=0, help="Publishing: also hold this many idle connections (in no room) open.")
+    ] = 0,
     spawn: Annotated[bool, typer.Option(help="Start `hub serve --plugins chat` with the limits lifted.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="--spawn: hub worker processes (needs --redis if > 1).")] = 1,
     redis: Annotated[str | None, typer.Option(help="--spawn: Redis URL for the spawned hub.")] = None,
@@ -83,8 +88,8 @@ def bench(
         raise typer.BadParameter("more than one hub worker needs --redis", param_hint="--workers")
     if messages is not None and duration:
         raise typer.BadParameter("give --messages or --duration, not both", param_hint="--messages")
-    if idle is None and subscribers < 1:
-        raise typer.BadParameter("at least one subscriber", param_hint="--subscribers")
+    if idle is not None and idle_extra:
+        raise typer.BadParameter("--idle-extra is for publishing runs, not --idle", param_hint="--idle-extra")
     progress = Progress()
     if not spawn and protocol == "hub" and idle is None:
         typer.echo(limits_advice(), err=True)
@@ -110,6 +115,7 @@ def bench(
                     clients,
                     timeout,
                     drain_idle,
+                    idle_extra,
                 )
                 report = run_fanout(config, pids, progress)
             if hub is not None:
@@ -127,3 +133,7 @@ def bench(
         sys.stdout.write(to_json(report) + "\n")
     else:
         typer.echo(table(report))
+    found = problems(report)
+    if found:
+        typer.secho("problems: " + "; ".join(found), err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)

@@ -70,6 +70,8 @@ class FanoutReport:
     client_cpu_s: float
     server: ServerUsage | None
     server_cpu_us_per_delivery: float | None
+    idle: int = 0  # extra idle connections held open during the run
+    server_cpu_us_per_publish: float | None = None  # server CPU / messages sent (with no subscriber: the cost of one)
     latency_by_url: dict[str, dict[str, float]] = field(default_factory=dict)  # with several URLs only
     settings_changed: dict[str, str] | None = None  # --spawn: the environment the hub was started with
     server_command: str | None = None  # --spawn: how it was started
@@ -175,7 +177,9 @@ def rows(report: Report) -> list[tuple[str, str]]:
     out = [
         (
             "load",
-            f"{report.subscribers} subscribers over {report.rooms} rooms, {report.publishers} publishers "
+            f"{report.subscribers} subscribers over {report.rooms} rooms"
+            + (f" (+{report.idle:,} idle connections)" if report.idle else "")
+            + f", {report.publishers} publishers "
             f"{amount}, {pace}, {report.size} B text, {report.protocol} at {report.url}, {report.clients} client "
             "processes",
         ),
@@ -198,9 +202,39 @@ def rows(report: Report) -> list[tuple[str, str]]:
             "server CPU µs/delivery",
             "-" if report.server_cpu_us_per_delivery is None else f"{report.server_cpu_us_per_delivery:.1f}",
         ),
+        (
+            "server CPU µs/publish",
+            "-" if report.server_cpu_us_per_publish is None else f"{report.server_cpu_us_per_publish:.1f}",
+        ),
         ("client CPU s", f"{report.client_cpu_s:.2f}"),
     ]
     return out + _tail_rows(report.server_command, report.settings_changed, report.notes)
+
+
+def problems(report: Report) -> list[str]:
+    """What makes a run a failed measurement: loss, duplicates, order violations, error replies, sockets the
+    server closed, connections that failed or did not stay open. Empty for a clean run."""
+    found: list[str] = []
+    if isinstance(report, IdleReport):
+        if report.opened < report.connections:
+            found.append(f"{report.connections - report.opened:,} of {report.connections:,} connections failed")
+        if report.still_open < report.opened:
+            found.append(f"{report.opened - report.still_open:,} connections did not stay open")
+    else:
+        for name, count in (
+            ("deliveries lost", report.loss),
+            ("duplicates", report.duplicates),
+            ("order violations", report.order_violations),
+        ):
+            if count:
+                found.append(f"{count:,} {name}")
+        if report.errors:
+            found.append(f"error replies: {_counts(report.errors)}")
+        if report.replies < report.sent:
+            found.append(f"{report.sent - report.replies:,} of {report.sent:,} sends got no reply")
+    if report.closes:
+        found.append(f"closed by the server: {_counts(report.closes)}")
+    return found
 
 
 def table(report: Report) -> str:

@@ -24,9 +24,9 @@ POLL_S = 0.1
 
 @dataclass(frozen=True)
 class FanoutConfig:
-    urls: tuple[str, ...]  # subscribers spread over them; the publishers on the first
+    urls: tuple[str, ...]  # subscribers (and idle connections) spread over them; the publishers on the first
     protocol: str = "hub"
-    subscribers: int = 10
+    subscribers: int = 10  # 0: publish to rooms nobody follows (see ``idle``)
     rooms: int = 1
     publishers: int = 1
     size: int = 64
@@ -36,6 +36,7 @@ class FanoutConfig:
     clients: int = 2
     timeout: float = 30.0
     drain_idle: float = 2.0
+    idle: int = 0  # extra connections opened and held, in no room: what a publish costs with N open
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,11 @@ def run_fanout(
     before the first send and ``window("end")`` once delivery is over (before the sockets close), for callers
     that measure more over the same window."""
     watch = ServerWatch(pids)
-    clients = max(1, min(config.clients, config.subscribers + config.publishers))
+    sockets = config.subscribers + config.publishers + config.idle
+    clients = max(1, min(config.clients, sockets))
     subs = split(list(range(config.subscribers)), clients)
     pubs = split(list(range(config.publishers)), clients)
+    idle = [len(part) for part in split(list(range(config.idle)), clients)]
     specs = [
         WorkerSpec(
             index=i,
@@ -181,6 +184,7 @@ def run_fanout(
             rooms=config.rooms,
             subscribers=subs[i],
             publishers=pubs[i],
+            idle=idle[i],
             size=config.size,
             rate=config.rate,
             messages=config.messages,
@@ -194,11 +198,8 @@ def run_fanout(
         ready = workers.gather("ready", config.timeout + 30, progress, "connecting")
         connected = sum(r["connected"] for r in ready)
         failures = [e for r in ready for e in r["errors"]]
-        if connected != config.subscribers + config.publishers:
-            raise BenchError(
-                f"only {connected} of {config.subscribers + config.publishers} sockets connected and joined: "
-                + "; ".join(failures[:5])
-            )
+        if connected != sockets:
+            raise BenchError(f"only {connected} of {sockets} sockets connected and joined: " + "; ".join(failures[:5]))
         workers.broadcast("quiet", (0.5, 20.0))
         workers.gather("quiet", 30)
         if window is not None:
@@ -229,6 +230,8 @@ def run_fanout(
                 )
             if done >= config.publishers:
                 owed = planned if planned is not None else sent * config.subscribers // config.rooms
+                if not config.subscribers:  # nothing to deliver: done once every reply is in
+                    break
                 if received >= owed or now - last_change > config.drain_idle:
                     break
             if now - last_change > config.timeout:
@@ -263,6 +266,7 @@ def run_fanout(
     elapsed = (last_recv - first_send) / 1e9 if deliveries and first_send else float("nan")
     p50, p99, peak_latency = latency_summary(latencies)
     server = watch.usage(cpu_start, end)
+    sent = sum(sent_by_publisher.values())
     if errors:
         notes.append(f"error replies: {errors}; rate_limited means the server's limits must be lifted")
     for reason, count in closes.items():
@@ -281,7 +285,7 @@ def run_fanout(
         messages=config.messages,
         duration=config.duration,
         clients=clients,
-        sent=sum(sent_by_publisher.values()),
+        sent=sent,
         replies=sum(r["replies"] for r in results),
         deliveries=deliveries,
         expected=expected,
@@ -299,6 +303,8 @@ def run_fanout(
         client_cpu_s=sum(r["client_cpu_s"] for r in results),
         server=server,
         server_cpu_us_per_delivery=server.cpu_s / deliveries * 1e6 if server and deliveries else None,
+        idle=config.idle,
+        server_cpu_us_per_publish=server.cpu_s / sent * 1e6 if server and sent else None,
         latency_by_url={
             config.urls[index]: {
                 "deliveries": float(len(values)),
