@@ -70,7 +70,7 @@ class Hub:
         self.started = False
         for session in tuple(self.sessions.values()):
             session.close(CloseCode.GOING_AWAY, "The hub is shutting down.")
-        closing = [session.closed.wait() for session in self.sessions.values()]
+        closing = [session.wait_closed() for session in self.sessions.values()]
         if closing:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
         await self.plugins.shutdown(self)

@@ -16,6 +16,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from hub.aio import Flag, ReceiveQueue
 from hub.settings import HubSettings
 
 _QUERY = re.compile(r"\?[^\s\"']*")
@@ -101,6 +102,19 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         # websockets logs every frame (tokens in auth frames, chat text) at debug level on uvicorn's logger;
         # frame dumps are not operational logs, so they are never emitted.
         self.conn.debug = False
+        # Same behaviour, without the five deques of an asyncio.Queue and an asyncio.Event (hub/aio.py).
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and self.request is not None:
+            # The parsed handshake (about 4 KB of header objects) is not read again once the accept is out; the
+            # ASGI scope keeps its own copy of the request headers. websockets' parser generator still refers to
+            # the request object, so its headers are emptied rather than only dropped here.
+            self.request.headers.clear()
+            self.request = self.response = None  # type: ignore[assignment]
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

@@ -51,13 +51,14 @@ class Session:
         self.subscriptions: dict[str, list[tuple[str, int | None]] | None] = {}
         self.last_seen = time.monotonic()
         self.close_code: int | None = None
-        self.closed = asyncio.Event()
         self._send = send
         self._send_texts = send_texts
         self._try_send = try_send
         self._writing = False  # the writer holds frames it took from the queue and has not written yet
         self._abort = abort
-        self._queue: deque[str] = deque()
+        # Frames waiting for the writer. Made on first use and dropped when drained: an idle connection keeps
+        # no deque (an empty one costs 760 bytes).
+        self._queue: deque[str] | None = None
         self._queued_bytes = 0
         self._max_frames = max_frames
         self._max_bytes = max_bytes
@@ -81,13 +82,16 @@ class Session:
         if self.close_code is not None:
             return
         # The fast path: nothing waits before this frame and the socket takes it now; no queue, no task switch.
-        if not self._queue and not self._writing and self._try_send is not None and self._try_send(frame):
+        queue = self._queue
+        if not queue and not self._writing and self._try_send is not None and self._try_send(frame):
             return
-        if len(self._queue) >= self._max_frames or self._queued_bytes + len(frame) > self._max_bytes:
-            log.warning("closing %r: send queue overflow (%d frames queued)", self, len(self._queue))
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self._max_frames or self._queued_bytes + len(frame) > self._max_bytes:
+            log.warning("closing %r: send queue overflow (%d frames queued)", self, len(queue))
             self.close(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client does not read fast enough.")
             return
-        self._queue.append(frame)
+        queue.append(frame)
         self._queued_bytes += len(frame)
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name=f"hub-writer-{self.client_id}")
@@ -116,12 +120,13 @@ class Session:
 
     @property
     def queued_frames(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     async def _drain(self) -> None:
         """Write the queue out, then end. (No await between the last emptiness check and the end, so a frame
         pushed meanwhile is either seen here or starts a new writer.)"""
         queue = self._queue
+        assert queue is not None  # made by push before it started this writer
         send_texts = self._send_texts
         try:
             while queue:
@@ -149,11 +154,13 @@ class Session:
                     self._writing = False
         except Exception as exc:  # the socket is gone (the receive loop sees the disconnect and cleans up)
             log.debug("writer of %r stopped: %s", self, exc)
-            self._queue.clear()
+            queue.clear()
             self._queued_bytes = 0
         finally:
             if self._writer is asyncio.current_task():
                 self._writer = None
+                if not queue:
+                    self._queue = None
 
     # ---- closing -----------------------------------------------------------------------------------------
 
@@ -162,7 +169,9 @@ class Session:
         if self.close_code is not None:
             return
         self.close_code = code
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()  # the writer may hold it: it must find nothing more to write
+            self._queue = None
         self._queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()
@@ -182,8 +191,12 @@ class Session:
                 self._abort()
         except Exception:  # the peer went away first: nothing left to close (task boundary)
             log.debug("close of %r after the peer left", self, exc_info=True)
-        finally:
-            self.closed.set()
+
+    async def wait_closed(self) -> None:
+        """Until the close frame started by ``close`` has been sent (or given up on); at once if not closing."""
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(self._closer)
 
     async def stop(self) -> None:
         """Release the writer (after the peer disconnected)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from fastapi import APIRouter, WebSocket
+
 
 async def test_handshake_deadline_never_closes_an_upgraded_socket(hub_server, hub_client):
     server = hub_server(handshake_timeout=0.3, heartbeat_interval=0.1, heartbeat_timeout=1.0)
@@ -55,3 +57,36 @@ async def test_metrics_count_connections_errors_and_events(hub_server, hub_clien
     assert 'hub_errors_total{code="bad_request"} 1' in text
     assert "hub_events_published_total 2" in text  # chat.joined and chat.posted
     assert "hub_channels 1" in text
+
+
+async def test_a_plugin_websocket_route_goes_through_fastapi_beside_the_hub_socket(hub_server, hub_client):
+    # /ws is served straight from the ASGI call (hub.app.HubApp); every other socket route is FastAPI's as
+    # usual, and keeps its request headers after the accept.
+    import websockets
+
+    from hub import hookimpl
+    from plugins import chat
+
+    router = APIRouter()
+
+    @router.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"{text} from {websocket.headers.get('x-who', '?')}")
+        await websocket.close()
+
+    class EchoPlugin:
+        @hookimpl
+        def hub_http_routes(self, hub):
+            return router
+
+    server = hub_server(plugins={"chat": chat, "echo": EchoPlugin()})
+    url = server.ws_url.removesuffix("/ws") + "/echo"
+    async with websockets.connect(url, additional_headers={"X-Who": "alice"}) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello from alice"
+    alice = await hub_client(server, user="alice")
+    await alice.sub("chat:lobby")
+    posted = await alice.pub("chat:lobby", "chat.send", {"text": "beside it"})
+    assert (await alice.next_event("chat:lobby", "chat.posted"))["data"]["id"] == posted["id"]
