@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from fastapi import APIRouter, WebSocket
 
@@ -90,3 +91,27 @@ async def test_a_plugin_websocket_route_goes_through_fastapi_beside_the_hub_sock
     await alice.sub("chat:lobby")
     posted = await alice.pub("chat:lobby", "chat.send", {"text": "beside it"})
     assert (await alice.next_event("chat:lobby", "chat.posted"))["data"]["id"] == posted["id"]
+
+
+async def test_a_burst_past_the_receive_high_water_mark_is_answered_in_order(hub_server, hub_client):
+    # 200 pings in one TCP write: the socket's reading pauses once RECEIVE_HIGH_WATER messages wait for the
+    # hub and resumes when they are taken, so all of them are answered, in order, and nothing is dropped.
+    import websockets
+
+    from hub.server import RECEIVE_HIGH_WATER
+
+    count = 200
+    assert count > RECEIVE_HIGH_WATER
+    server = hub_server(rate_limit=10_000, rate_burst=10_000)
+    async with websockets.connect(server.ws_url, subprotocols=["hub.v1"]) as ws:
+        assert '"hello"' in await ws.recv()
+        transport = ws.transport
+        frames = []
+        for i in range(count):
+            ws.protocol.send_text(f'{{"op":"ping","id":{i}}}'.encode())
+            frames.extend(ws.protocol.data_to_send())
+        transport.write(b"".join(frames))
+        ids = [json.loads(await asyncio.wait_for(ws.recv(), 5))["id"] for _ in range(count)]
+        assert ids == list(range(count))
+        await ws.send('{"op":"ping","id":"after"}')  # reading resumed: a later frame is read and answered
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["id"] == "after"
