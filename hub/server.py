@@ -244,7 +244,7 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "loop": settings.loop,
+        "loop": settings.resolved_loop(),
         "http": HubHTTPProtocol,
         "ws": HubWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,

@@ -27,7 +27,7 @@ class HubSettings(BaseSettings):
     broker_url: str | None = None  # None: the Redis URL, else memory://
     store_url: str | None = None  # None: the Redis URL, else sqlite:///<data_dir>/hub.sqlite3
     redis_prefix: str = "hub"  # key prefix, so several hubs can share one Redis
-    loop: Literal["asyncio", "uvloop"] = "asyncio"  # the event loop; uvloop needs the `uvloop` package
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # auto: uvloop when installed (a dependency), else asyncio
 
     # auth
     secret: str | None = None  # None: a random secret kept in <data_dir>/secret
@@ -67,6 +67,14 @@ class HubSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def resolved_loop(self) -> str:
+        """The event loop to run: ``auto`` is uvloop when the package is importable, else asyncio."""
+        if self.loop != "auto":
+            return self.loop
+        import importlib.util
+
+        return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or self.redis_url or "memory://"

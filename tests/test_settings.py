@@ -125,3 +125,14 @@ def test_configured_secret_wins_and_writes_nothing(tmp_path: Path, monkeypatch: 
     settings = HubSettings(data_dir=tmp_path / "data")
     assert settings.resolved_secret() == "configured-secret-0123456789abcdef"
     assert not (tmp_path / "data").exists()
+
+
+def test_the_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None:
+    import importlib.util
+
+    from hub.settings import HubSettings
+
+    installed = importlib.util.find_spec("uvloop") is not None
+    assert HubSettings().resolved_loop() == ("uvloop" if installed else "asyncio")
+    assert HubSettings(loop="asyncio").resolved_loop() == "asyncio"
+    assert HubSettings(loop="uvloop").resolved_loop() == "uvloop"

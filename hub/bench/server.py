@@ -112,7 +112,8 @@ class SpawnedHub:
         if self.redis_url:
             argv += ["--redis", self.redis_url]
         self.command = " ".join(["hub", *argv[len(hub_command()) :]])
-        env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_")}
+        # A clean hub environment, except the event loop, which a benchmark may choose (HUB_LOOP=asyncio|uvloop).
+        env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_") or key == "HUB_LOOP"}
         env.update(self.settings)
         with open(self.log, "wb") as out:
             # own session: a Ctrl-C in the terminal reaches only ``hub bench``, which then stops it itself
