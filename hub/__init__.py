@@ -6,7 +6,8 @@ from hub.channel import Channel, PresenceChanged, allow_everyone, deny_anonymous
 from hub.context import Context
 from hub.errors import Disconnect, HubError
 from hub.hookspecs import hookimpl
-from hub.http_auth import check_subscribe, request_identity
+from hub.http_auth import check_subscribe, request_identity, request_publisher
+from hub.lease import Lease
 from hub.limits import RateLimit
 from hub.runtime import Hub
 from hub.store import PluginStore, StoreUnavailable
@@ -19,6 +20,7 @@ __all__ = [
     "Hub",
     "HubError",
     "Identity",
+    "Lease",
     "PluginStore",
     "PresenceChanged",
     "PresenceMember",
@@ -30,4 +32,5 @@ __all__ = [
     "hookimpl",
     "only_room_owner",
     "request_identity",
+    "request_publisher",
 ]

@@ -58,6 +58,10 @@ class Channel:
 
     Declare it at import time, register handlers with :meth:`on`, events with :meth:`event`, the late-joiner
     snapshot with :meth:`snapshot`, and return it from the plugin's ``hub_channels`` hook.
+
+    ``conflate``: every event is the channel's whole current state (a price, a position), so a client that
+    reads slowly gets the latest one instead of a backlog: an event replaces the channel's previous event while
+    that one still waits in the client's send queue. Counted in ``hub_conflated_events_total``.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Channel:
         history_size: int = 0,
         history_ttl: float | None = None,
         presence: bool = False,
+        conflate: bool = False,
         can_subscribe: Policy = allow_everyone,
         can_publish: Policy = allow_everyone,
     ) -> None:
@@ -76,12 +81,16 @@ class Channel:
             raise ValueError(f"namespace {namespace!r} must be lower_snake_case ASCII, at most 32 characters")
         if recoverable and history_size < 1:
             raise ValueError("a recoverable channel needs history_size >= 1")
+        if conflate and (recoverable or presence):
+            # Conflation drops events: offsets would have gaps, and a dropped join or leave would be lost.
+            raise ValueError("a conflating channel cannot be recoverable or keep presence")
         self.namespace = namespace
         self.description = description
         self.recoverable = recoverable
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.presence = presence
+        self.conflate = conflate
         self.can_subscribe = can_subscribe
         self.can_publish = can_publish
         self._inbound: dict[str, Inbound] = {}

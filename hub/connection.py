@@ -105,6 +105,7 @@ class WebSocketEndpoint:
             abort=abort,
             send_texts=send_texts,
             try_send=try_send,
+            metrics=self.hub.metrics,
         )
         self.hub.sessions[session.client_id] = session
         self.hub.metrics.connections_opened += 1

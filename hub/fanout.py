@@ -10,12 +10,15 @@ class Fanout:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._channels: dict[str, dict[Session, None]] = {}
+        self._conflating: set[str] = set()  # channels whose events replace their unsent predecessor
 
-    async def add(self, channel: str, session: Session) -> None:
+    async def add(self, channel: str, session: Session, *, conflate: bool = False) -> None:
         sessions = self._channels.get(channel)
         if sessions is None:
             sessions = self._channels[channel] = {}
             sessions[session] = None
+            if conflate:
+                self._conflating.add(channel)
             # The node's interest in a channel is reference-counted: one broker subscription per channel.
             try:
                 await self._broker.subscribe(channel)
@@ -32,14 +35,16 @@ class Fanout:
         del sessions[session]
         if not sessions:
             del self._channels[channel]
+            self._conflating.discard(channel)
             if unsubscribe:
                 await self._broker.unsubscribe(channel)
 
     def deliver(self, channel: str, frame: str, offset: int | None) -> None:
         sessions = self._channels.get(channel)
         if sessions:
+            conflate = channel in self._conflating
             for session in tuple(sessions):
-                session.push_event(channel, frame, offset)
+                session.push_event(channel, frame, offset, conflate)
 
     def subscriber_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))

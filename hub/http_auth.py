@@ -3,6 +3,7 @@ policies and ``hub_authorize`` hooks. Failures are HTTPExceptions a route can le
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
@@ -34,6 +35,49 @@ def request_identity(hub: Hub, authorization: str | None) -> Identity:
         raise HTTPException(401, str(exc), headers=_BEARER) from None
     if identity.anonymous and not hub.settings.anonymous:
         raise HTTPException(401, "Guests are not allowed on this hub; sign in.", headers=_BEARER)
+    return identity
+
+
+API_KEY_USER = "api-key"
+
+
+def _known_key(hub: Hub, candidate: str) -> bool:
+    """Compared in constant time with every configured key, so the reply time tells nothing about them."""
+    found = False
+    for key in hub.settings.api_keys:
+        found |= hmac.compare_digest(key.encode(), candidate.encode())
+    return found
+
+
+def request_publisher(hub: Hub, authorization: str | None, api_key: str | None, *, scope: str = "publish") -> Identity:
+    """The caller of a server-to-server endpoint (a publish API): an API key from the hub's ``api_keys``
+    setting, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, or a JWT that carries ``scope``.
+
+    401 when nothing is sent, or the key or token is not valid; 403 for a valid token without ``scope``
+    (guests never have one). An API key stands for the identity ``api-key`` with ``scope``.
+    """
+    if api_key is not None:
+        if not _known_key(hub, api_key.strip()):
+            raise HTTPException(401, "Unknown API key.", headers=_BEARER)
+        return Identity(user=API_KEY_USER, name="API key", scopes=frozenset({scope}))
+    if authorization is None:
+        raise HTTPException(
+            401, f"Send 'X-API-Key: <key>' or 'Authorization: Bearer <token with the {scope} scope>'.", headers=_BEARER
+        )
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise HTTPException(401, "The Authorization header must be 'Bearer <key or token>'.", headers=_BEARER)
+    if credential.count(".") != 2:  # not shaped like a JWT: an API key
+        if not _known_key(hub, credential):
+            raise HTTPException(401, "Unknown API key.", headers=_BEARER)
+        return Identity(user=API_KEY_USER, name="API key", scopes=frozenset({scope}))
+    try:
+        identity = hub.authenticator.verify(credential)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers=_BEARER) from None
+    if scope not in identity.scopes:
+        raise HTTPException(403, f"The token of {identity.name} lacks the {scope!r} scope.")
     return identity
 
 

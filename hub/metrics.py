@@ -13,6 +13,7 @@ class Metrics:
         self.connections_opened = 0
         self.frames_received = 0
         self.events_published = 0
+        self.conflated = 0  # events of conflating channels replaced in a send queue by a newer one
         self.errors: Counter[str] = Counter()  # err frames by code
         self.closes: Counter[int] = Counter()  # server-initiated closes by code
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
@@ -37,6 +38,12 @@ class Metrics:
         metric("hub_frames_received_total", "counter", "Frames received from clients.", [("", self.frames_received)])
         metric(
             "hub_events_published_total", "counter", "Events published from this node.", [("", self.events_published)]
+        )
+        metric(
+            "hub_conflated_events_total",
+            "counter",
+            "Events of conflating channels a slow client never got: a newer one took their place in its send queue.",
+            [("", self.conflated)],
         )
         metric(
             "hub_errors_total",

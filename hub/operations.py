@@ -52,7 +52,7 @@ async def subscribe(
         if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
             await hub.broker.presence_join(req.ch, member)
             await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
-        await hub.fanout.add(req.ch, session)
+        await hub.fanout.add(req.ch, session, conflate=spec.conflate)
         data: dict[str, JSON] = {}
         start_offset: int | None = None
         recovered = False

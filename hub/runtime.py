@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 from pydantic import BaseModel
 
@@ -12,6 +13,7 @@ from hub.broker import Broker, open_broker
 from hub.channel import Channel, PresenceChanged
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
+from hub.lease import Lease
 from hub.metrics import Metrics
 from hub.plugin_manager import PluginManager
 from hub.protocol import CloseCode
@@ -41,6 +43,8 @@ class Hub:
             prefix=settings.redis_prefix,
         )
         self.store: Store = open_store(settings.resolved_store_url(), prefix=settings.redis_prefix)
+        self.node_id: str = getattr(self.broker, "node_id", None) or secrets.token_hex(6)
+        """This node's id: the Redis broker's (in its pub/sub payloads), else a random one."""
         self.fanout = Fanout(self.broker)
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator(settings.resolved_secret(), leeway=settings.token_leeway)
@@ -92,6 +96,19 @@ class Hub:
         if store is None:
             store = self._plugin_stores[namespace] = PluginStore(self.store, namespace)
         return store
+
+    def lease(self, name: str, ttl: float) -> Lease:
+        """A cluster-wide lease named ``name`` (one holder at a time, expiring ``ttl`` seconds after its last
+        acquire), for work one node should do for the whole cluster. See :class:`hub.Lease`."""
+        return Lease(self.broker, name, ttl, node_id=self.node_id)
+
+    async def interest(self, channel: str) -> int:
+        """How many nodes (this one included) have at least one subscriber of ``channel`` right now."""
+        return await self.broker.interest(channel)
+
+    def local_subscribers(self, channel: str) -> int:
+        """How many connections of this node follow ``channel``."""
+        return self.fanout.subscriber_count(channel)
 
     @staticmethod
     def check_event(spec: Channel, event_type: str, data: BaseModel) -> None:

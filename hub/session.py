@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from hub.limits import ConnectionLimiter
+from hub.metrics import Metrics
 from hub.protocol import CloseCode
 from hub.types import Identity
 
@@ -20,6 +21,17 @@ ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 WRITE_BATCH_FRAMES = 256  # at most this many frames, or about this many bytes, per write to the socket
 WRITE_BATCH_BYTES = 256 * 1024
+
+
+class _Latest:
+    """A conflating channel's place in the send queue: the frame in it is replaced by newer events of that
+    channel until the writer takes it ("latest wins")."""
+
+    __slots__ = ("channel", "frame")
+
+    def __init__(self, channel: str, frame: str) -> None:
+        self.channel = channel
+        self.frame = frame
 
 
 class Session:
@@ -43,6 +55,7 @@ class Session:
         abort: Callable[[], None] | None = None,
         send_texts: Callable[[list[str]], Awaitable[None]] | None = None,
         try_send: Callable[[str], bool] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client_id = client_id
         self.identity = identity
@@ -58,8 +71,12 @@ class Session:
         self._abort = abort
         # Frames waiting for the writer. Made on first use and dropped when drained: an idle connection keeps
         # no deque (an empty one costs 760 bytes).
-        self._queue: deque[str] | None = None
+        self._queue: deque[str | _Latest] | None = None
+        # conflating channel -> its frame waiting in the queue (made on first use, like the queue)
+        self._latest: dict[str, _Latest] | None = None
         self._queued_bytes = 0
+        self._metrics = metrics
+        self.conflated = 0  # events of conflating channels replaced by a newer one before they were sent
         self._max_frames = max_frames
         self._max_bytes = max_bytes
         self._close_timeout = close_timeout
@@ -85,22 +102,58 @@ class Session:
         queue = self._queue
         if not queue and not self._writing and self._try_send is not None and self._try_send(frame):
             return
+        self._enqueue(frame, len(frame))
+
+    def push_latest(self, channel: str, frame: str) -> None:
+        """Queue an event of a conflating channel: if one of the channel's events still waits in the queue, this
+        one takes its place (a slow client gets the latest value, not a backlog); else like :meth:`push`."""
+        if self.close_code is not None:
+            return
+        queue = self._queue
+        if queue:
+            waiting = self._latest.get(channel) if self._latest is not None else None
+            if waiting is not None:
+                self._queued_bytes += len(frame) - len(waiting.frame)
+                waiting.frame = frame
+                self.conflated += 1
+                if self._metrics is not None:
+                    self._metrics.conflated += 1
+                return
+        elif not self._writing and self._try_send is not None and self._try_send(frame):
+            return
+        slot = _Latest(channel, frame)
+        if self._enqueue(slot, len(frame)):
+            if self._latest is None:
+                self._latest = {}
+            self._latest[channel] = slot
+
+    def _enqueue(self, item: str | _Latest, size: int) -> bool:
+        queue = self._queue
         if queue is None:
             queue = self._queue = deque()
-        if len(queue) >= self._max_frames or self._queued_bytes + len(frame) > self._max_bytes:
+        if len(queue) >= self._max_frames or self._queued_bytes + size > self._max_bytes:
             log.warning("closing %r: send queue overflow (%d frames queued)", self, len(queue))
             self.close(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client does not read fast enough.")
-            return
-        queue.append(frame)
-        self._queued_bytes += len(frame)
+            return False
+        queue.append(item)
+        self._queued_bytes += size
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name=f"hub-writer-{self.client_id}")
+        return True
 
-    def push_event(self, channel: str, frame: str, offset: int | None) -> None:
+    def push_event(self, channel: str, frame: str, offset: int | None, conflate: bool = False) -> None:
         """Called by the fan-out for each event on a channel this session follows."""
         buffer = self.subscriptions.get(channel)
         if buffer is None:
-            self.push(frame)
+            if conflate:
+                self.push_latest(channel, frame)
+            else:
+                self.push(frame)
+        elif conflate and buffer:
+            buffer[-1] = (frame, offset)  # still subscribing: only the latest is kept
+            self.conflated += 1
+            if self._metrics is not None:
+                self._metrics.conflated += 1
         elif len(buffer) < self._max_frames:
             buffer.append((frame, offset))
         else:
@@ -135,7 +188,7 @@ class Session:
                     batch: list[str] = []
                     size = 0
                     while queue and len(batch) < WRITE_BATCH_FRAMES and size < WRITE_BATCH_BYTES:
-                        frame = queue.popleft()
+                        frame = self._take(queue.popleft())
                         size += len(frame)
                         batch.append(frame)
                     self._queued_bytes -= size
@@ -145,7 +198,7 @@ class Session:
                     finally:
                         self._writing = False
                     continue
-                frame = queue.popleft()
+                frame = self._take(queue.popleft())
                 self._queued_bytes -= len(frame)
                 self._writing = True
                 try:
@@ -155,12 +208,24 @@ class Session:
         except Exception as exc:  # the socket is gone (the receive loop sees the disconnect and cleans up)
             log.debug("writer of %r stopped: %s", self, exc)
             queue.clear()
+            self._latest = None
             self._queued_bytes = 0
         finally:
             if self._writer is asyncio.current_task():
                 self._writer = None
                 if not queue:
                     self._queue = None
+
+    def _take(self, item: str | _Latest) -> str:
+        """The frame of a queue entry; a conflating channel's entry leaves the channel's slot free."""
+        if isinstance(item, str):
+            return item
+        latest = self._latest
+        if latest is not None and latest.get(item.channel) is item:
+            del latest[item.channel]
+            if not latest:
+                self._latest = None
+        return item.frame
 
     # ---- closing -----------------------------------------------------------------------------------------
 
@@ -172,6 +237,7 @@ class Session:
         if self._queue is not None:
             self._queue.clear()  # the writer may hold it: it must find nothing more to write
             self._queue = None
+        self._latest = None
         self._queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()

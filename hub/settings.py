@@ -36,6 +36,7 @@ class HubSettings(BaseSettings):
     auth_timeout: float = Field(default=10.0, gt=0)  # seconds to authenticate when anonymous is off
     guest_token_ttl: float = Field(default=86400.0, gt=0)  # lifetime of a guest's resume token (hello.resume)
     allowed_origins: Annotated[list[str], NoDecode] = []  # besides the hub's own origin; "*" allows every site
+    api_keys: Annotated[list[str], NoDecode] = []  # keys for server-to-server HTTP APIs (e.g. publishing)
 
     # limits
     max_frame_bytes: int = Field(default=64 * 1024, ge=256)
@@ -61,7 +62,7 @@ class HubSettings(BaseSettings):
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
 
-    @field_validator("plugins", "allowed_origins", mode="before")
+    @field_validator("plugins", "allowed_origins", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

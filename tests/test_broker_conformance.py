@@ -283,6 +283,71 @@ async def test_claim_mid(broker: Broker) -> None:
     assert await broker.claim_mid(key, 0.1) is False
 
 
+# ---- interest and leases ----------------------------------------------------------------------------------
+
+
+async def test_interest_follows_subscribe_and_unsubscribe(broker: Broker, channel: str) -> None:
+    assert await broker.interest(channel) == 0
+    await broker.subscribe(channel)
+    assert await broker.interest(channel) == 1
+    assert await broker.interest(channel + "-other") == 0
+    await broker.unsubscribe(channel)
+    assert await broker.interest(channel) == 0
+
+
+async def test_a_lease_has_one_owner_until_it_expires(broker: Broker) -> None:
+    name = f"lease-{uuid.uuid4().hex}"
+    assert await broker.lease_acquire(name, "a", 0.3) is True
+    assert await broker.lease_acquire(name, "b", 0.3) is False
+    assert await broker.lease_acquire(name, "a", 0.3) is True  # the owner renews it
+    await asyncio.sleep(0.45)  # not renewed: it ran out
+    assert await broker.lease_acquire(name, "b", 10.0) is True
+    assert await broker.lease_acquire(name, "a", 10.0) is False
+
+
+async def test_renewing_a_lease_keeps_it(broker: Broker) -> None:
+    name = f"lease-{uuid.uuid4().hex}"
+    for _ in range(4):
+        assert await broker.lease_acquire(name, "a", 0.25) is True
+        await asyncio.sleep(0.1)
+    assert await broker.lease_acquire(name, "b", 0.25) is False
+
+
+async def test_only_the_owner_releases_a_lease(broker: Broker) -> None:
+    name = f"lease-{uuid.uuid4().hex}"
+    assert await broker.lease_acquire(name, "a", 10.0) is True
+    await broker.lease_release(name, "b")  # not b's: nothing happens
+    assert await broker.lease_acquire(name, "b", 10.0) is False
+    await broker.lease_release(name, "a")
+    assert await broker.lease_acquire(name, "b", 10.0) is True
+    await broker.lease_release(name, "nobody")
+    assert await broker.lease_acquire(name, "a", 10.0) is False
+
+
+@pytest.mark.parametrize("backend", ["redis", "redis-cluster"])
+async def test_interest_counts_nodes_on_a_shared_redis(request: pytest.FixtureRequest, backend: str) -> None:
+    from hub.broker.redis import RedisBroker
+
+    url = request.getfixturevalue("redis_url" if backend == "redis" else "redis_cluster_url")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    nodes = [RedisBroker(url, prefix=prefix) for _ in range(3)]
+    channel = f"test:{uuid.uuid4().hex}"
+    for node in nodes:
+        await node.start(Deliveries())
+    try:
+        await nodes[0].subscribe(channel)
+        await nodes[1].subscribe(channel)
+        assert [await node.interest(channel) for node in nodes] == [2, 2, 2]
+        await nodes[0].unsubscribe(channel)
+        assert await nodes[2].interest(channel) == 1
+        await nodes[1].close()  # a node that goes away takes its interest with it
+        nodes.pop(1)
+        assert await nodes[1].interest(channel) == 0
+    finally:
+        for node in nodes:
+            await node.close()
+
+
 # ---- presence ---------------------------------------------------------------------------------------------
 
 

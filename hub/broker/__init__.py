@@ -60,6 +60,20 @@ class Broker(Protocol):
         """Forget ``key`` (the publish it guarded failed), so a retry is not taken for a duplicate."""
         ...
 
+    async def interest(self, channel: str) -> int:
+        """How many nodes hold a subscription to ``channel`` (between :meth:`subscribe` and
+        :meth:`unsubscribe`), this one included."""
+        ...
+
+    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lease ``name`` for ``owner`` for ``ttl`` seconds if nobody holds it, or extend it if
+        ``owner`` holds it; False if another owner holds it."""
+        ...
+
+    async def lease_release(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (else change nothing)."""
+        ...
+
     async def presence_join(self, channel: str, member: PresenceMember) -> None: ...
 
     async def presence_leave(self, channel: str, client: str) -> None: ...

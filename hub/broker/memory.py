@@ -32,6 +32,8 @@ class MemoryBroker:
         self._streams: dict[str, _Stream] = {}
         self._mids: dict[str, float] = {}
         self._presence: dict[str, dict[str, PresenceMember]] = {}
+        self._subscribed: set[str] = set()
+        self._leases: dict[str, tuple[str, float]] = {}  # name -> (owner, monotonic expiry)
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -82,10 +84,27 @@ class MemoryBroker:
         return offset
 
     async def subscribe(self, channel: str) -> None:
-        """Nothing to do: every subscriber is on this node."""
+        """Every subscriber is on this node: only the interest is kept."""
+        self._subscribed.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        """Nothing to do: every subscriber is on this node."""
+        self._subscribed.discard(channel)
+
+    async def interest(self, channel: str) -> int:
+        return 1 if channel in self._subscribed else 0
+
+    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        held = self._leases.get(name)
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self._leases[name] = (owner, now + ttl)
+        return True
+
+    async def lease_release(self, name: str, owner: str) -> None:
+        held = self._leases.get(name)
+        if held is not None and held[0] == owner:
+            del self._leases[name]
 
     async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
         stream = self._stream(channel, history, time.monotonic())
@@ -134,6 +153,8 @@ class MemoryBroker:
             del self._streams[channel]
         for key in [key for key, expires_at in self._mids.items() if expires_at <= now]:
             del self._mids[key]
+        for name in [name for name, (_owner, expires_at) in self._leases.items() if expires_at <= now]:
+            del self._leases[name]
 
     async def _sweep_forever(self) -> None:
         while True:

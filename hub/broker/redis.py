@@ -65,6 +65,26 @@ local offset = redis.call('GET', KEYS[2])
 return {epoch, offset or '0'}
 """
 
+# A lease: take it when free, extend it when ARGV[1] holds it. KEYS: the lease. ARGV: owner, ttl (ms).
+_LEASE_ACQUIRE = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_LEASE_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # Presence join and leave as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on
 # redis-py's cluster client). KEYS: the member hash, the expiry sorted set.
 # _JOIN ARGV: client id, member JSON, expiry (ms since the epoch), key TTL (ms). _LEAVE ARGV: client id.
@@ -117,6 +137,8 @@ class RedisBroker:
         self._position_script = self._redis.register_script(_POSITION)
         self._join_script = self._redis.register_script(_JOIN)
         self._leave_script = self._redis.register_script(_LEAVE)
+        self._lease_acquire_script = self._redis.register_script(_LEASE_ACQUIRE)
+        self._lease_release_script = self._redis.register_script(_LEASE_RELEASE)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
@@ -251,6 +273,26 @@ class RedisBroker:
         if sequencer is not None and sequencer.timer is not None:
             sequencer.timer.cancel()
         await self._subscriber.unsubscribe(self._pubsub_name(channel))
+
+    async def interest(self, channel: str) -> int:
+        """Redis counts the nodes itself: each holds one (S)SUBSCRIBE per channel with local subscribers, and
+        a node that dies loses its subscriptions with its connection."""
+        name = self._pubsub_name(channel)
+        if self._sharded:
+            node = self._redis.get_node_from_key(name)
+            reply = await self._call(self._redis.execute_command("PUBSUB SHARDNUMSUB", name, target_nodes=node))
+        else:
+            reply = await self._call(self._redis.execute_command("PUBSUB NUMSUB", name))
+        return _numsub(reply, name)
+
+    # ---- leases --------------------------------------------------------------------------------------
+
+    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
+        key = f"{self._prefix}:lease:{{{name}}}"
+        return bool(await self._call(self._lease_acquire_script(keys=[key], args=[owner, max(1, int(ttl * 1000))])))
+
+    async def lease_release(self, name: str, owner: str) -> None:
+        await self._call(self._lease_release_script(keys=[f"{self._prefix}:lease:{{{name}}}"], args=[owner]))
 
     # ---- in-order local delivery ---------------------------------------------------------------------
 
@@ -490,6 +532,22 @@ class _ChannelLocks:
                 del self._locks[channel]
             else:
                 self._locks[channel] = (lock, users - 1)
+
+
+def _numsub(reply: Any, name: str) -> int:
+    """The count for ``name`` in a PUBSUB (SHARD)NUMSUB reply, whichever shape redis-py gives it: a flat
+    [name, count] list, a list of pairs, or a dict."""
+    if isinstance(reply, dict):
+        values = list(reply.items())
+    elif reply and isinstance(reply[0], list | tuple):
+        values = [tuple(pair) for pair in reply]
+    else:
+        values = list(zip(reply[::2], reply[1::2], strict=True))
+    wanted = name.encode()
+    for key, count in values:
+        if key in (name, wanted):
+            return int(count)
+    return 0
 
 
 def _member(value: Any) -> PresenceMember:
