@@ -110,6 +110,7 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
                     "events": sorted(channel.events),
                     "recoverable": channel.recoverable,
                     "presence": channel.presence,
+                    "conflate": channel.conflate,
                 }
                 for namespace, channel in hub.router.channels.items()
             },
