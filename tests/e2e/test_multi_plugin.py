@@ -140,6 +140,7 @@ async def test_info_lists_both_plugins_and_shutdown_stops_the_feed(hub_server, h
         "events": ["ticker.tick"],
         "recoverable": False,
         "presence": False,
+        "conflate": False,
     }
     assert info["channels"]["chat"]["plugin"] == "chat"
     assert "chat.send" in info["channels"]["chat"]["messages"]
