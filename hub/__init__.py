@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hub.broker import BrokerUnavailable
 from hub.channel import Channel, PresenceChanged, allow_everyone, deny_anonymous, only_room_owner
 from hub.context import Context
 from hub.errors import Disconnect, HubError
@@ -14,6 +15,7 @@ from hub.store import PluginStore, StoreUnavailable
 from hub.types import Identity, PresenceMember
 
 __all__ = [
+    "BrokerUnavailable",
     "Channel",
     "Context",
     "Disconnect",
