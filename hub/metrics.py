@@ -17,9 +17,18 @@ class Metrics:
         self.errors: Counter[str] = Counter()  # err frames by code
         self.closes: Counter[int] = Counter()  # server-initiated closes by code
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._counters: dict[str, tuple[str, Callable[[], float]]] = {}
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A value that goes up and down (open feeds), read when /metrics is scraped."""
         self._gauges[name] = (help_text, read)
+
+    def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A count that only grows while the process runs (ticks published), read when /metrics is scraped;
+        by Prometheus convention its name ends in ``_total``."""
+        if not name.endswith("_total"):
+            raise ValueError(f"counter {name!r} must end in '_total'")
+        self._counters[name] = (help_text, read)
 
     def render(self) -> str:
         lines: list[str] = []
@@ -57,6 +66,8 @@ class Metrics:
             "Connections closed by the server, by close code.",
             [(f'{{code="{code}"}}', count) for code, count in sorted(self.closes.items())],
         )
+        for name, (help_text, read) in sorted(self._counters.items()):
+            metric(name, "counter", help_text, [("", read())])
         for name, (help_text, read) in sorted(self._gauges.items()):
             metric(name, "gauge", help_text, [("", read())])
         return "\n".join(lines) + "\n"

@@ -73,9 +73,9 @@ def make_plugin(settings: NotificationsSettings | None = None) -> ModuleType:
     async def hub_startup(hub: Hub) -> None:
         notifier = Notifier(hub, settings)
         attach(hub, notifier)
-        hub.metrics.gauge(
-            "hub_notifications_published",
-            "Notifications published through this node since it started.",
+        hub.metrics.counter(
+            "hub_notifications_published_total",
+            "Notifications published through this node.",
             lambda: notifier.published,
         )
         purgers[hub] = purger = Purger(hub, notifier, settings.purge_interval)
