@@ -4,9 +4,11 @@ drop sockets whose peer stopped reading, and logs that never show a query string
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import socket
 import struct
 from typing import Any
 
@@ -211,6 +213,14 @@ class HubHTTPProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        send_buffer = getattr(self.config, "hub_send_buffer", None)
+        if send_buffer:
+            # A fixed kernel send buffer instead of Linux's autotuning (up to 4 MB): what a slow reader has
+            # not taken waits in the hub's queue, where conflating channels keep only the latest event.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         # Read from the config (not a class attribute) so the class stays importable for worker processes.
         timeout = getattr(self.config, "hub_handshake_timeout", 10.0)
         self._handshake_timer: asyncio.TimerHandle | None = self.loop.call_later(timeout, self._handshake_expired)
@@ -260,6 +270,7 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
     options.update(overrides)
     config = uvicorn.Config(app, **options)
     config.hub_handshake_timeout = settings.handshake_timeout  # type: ignore[attr-defined]
+    config.hub_send_buffer = settings.send_buffer_bytes  # type: ignore[attr-defined]
     return config
 
 

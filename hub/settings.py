@@ -48,6 +48,8 @@ class HubSettings(BaseSettings):
     abuse_window: float = Field(default=10.0, gt=0)
     send_queue_max_frames: int = Field(default=1000, ge=1)
     send_queue_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # SO_SNDBUF of every accepted socket; None leaves it to the kernel (Linux grows it up to tcp_wmem's max, 4 MB)
+    send_buffer_bytes: int | None = Field(default=None, ge=4096)
     close_timeout: float = Field(default=2.0, gt=0)  # seconds a close frame may take before the socket is dropped
     handshake_timeout: float = Field(default=10.0, gt=0)  # seconds to send a complete HTTP request/upgrade
 

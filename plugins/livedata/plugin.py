@@ -36,7 +36,7 @@ class Livedata:
         self.channel = Channel(
             NAMESPACE,
             description="Live prices: one quote per tick, latest wins for slow readers; snapshot with history.",
-            conflate=True,
+            conflate=self.settings.conflate,
         )
         self.channel.event(TICK_EVENT, Quote)
         self.channel.snapshot(self._snapshot)

@@ -27,6 +27,8 @@ class LivedataSettings(BaseSettings):
     lease_ttl: float = Field(default=5.0, gt=0)  # a dead owner's feed moves after at most this + check_interval
     check_interval: float = Field(default=1.0, gt=0)  # how often a node looks for feeds to start or stop
     retry_delay: float = Field(default=5.0, gt=0)  # after a feed failed (its source raised), wait this long
+    # latest wins for slow readers; off, every reader gets every tick or is closed as a slow consumer (4009)
+    conflate: bool = True
 
     @field_validator("symbols", mode="before")
     @classmethod
