@@ -10,6 +10,7 @@ from hub.hookspecs import hookimpl
 from hub.http_auth import check_subscribe, request_identity, request_publisher
 from hub.lease import Lease
 from hub.limits import RateLimit
+from hub.listener import Listener
 from hub.runtime import Hub
 from hub.store import PluginStore, StoreUnavailable
 from hub.types import Identity, PresenceMember
@@ -23,6 +24,7 @@ __all__ = [
     "HubError",
     "Identity",
     "Lease",
+    "Listener",
     "PluginStore",
     "PresenceChanged",
     "PresenceMember",

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from hub.broker import Broker
-from hub.session import Session
+
+
+class Subscriber(Protocol):
+    """A session, or a plugin's :class:`hub.listener.Listener`."""
+
+    def push_event(self, channel: str, frame: str, offset: int | None, conflate: bool = False) -> None: ...
 
 
 class Fanout:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._channels: dict[str, dict[Session, None]] = {}
+        self._channels: dict[str, dict[Subscriber, None]] = {}
         self._conflating: set[str] = set()  # channels whose events replace their unsent predecessor
 
-    async def add(self, channel: str, session: Session, *, conflate: bool = False) -> None:
+    async def add(self, channel: str, session: Subscriber, *, conflate: bool = False) -> None:
         sessions = self._channels.get(channel)
         if sessions is None:
             sessions = self._channels[channel] = {}
@@ -28,7 +35,7 @@ class Fanout:
         else:
             sessions[session] = None
 
-    async def remove(self, channel: str, session: Session, *, unsubscribe: bool = True) -> None:
+    async def remove(self, channel: str, session: Subscriber, *, unsubscribe: bool = True) -> None:
         sessions = self._channels.get(channel)
         if sessions is None or session not in sessions:
             return

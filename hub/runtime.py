@@ -14,6 +14,7 @@ from hub.channel import Channel, PresenceChanged
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
 from hub.lease import Lease
+from hub.listener import Listener, OnEvent
 from hub.metrics import Metrics
 from hub.plugin_manager import PluginManager
 from hub.protocol import CloseCode
@@ -51,6 +52,7 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._plugin_stores: dict[str, PluginStore] = {}
         self.started = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the hub runs on, once started
         self.metrics = Metrics()
         self.metrics.gauge("hub_connections", "Open WebSocket connections.", lambda: len(self.sessions))
         self.metrics.gauge(
@@ -63,6 +65,7 @@ class Hub:
         )
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.store.start()
         await self.broker.start(self.fanout.deliver, self._presence_expired)
         self.heartbeat.start()
@@ -106,8 +109,17 @@ class Hub:
         """How many nodes (this one included) have at least one subscriber of ``channel`` right now."""
         return await self.broker.interest(channel)
 
+    async def listen(self, channel: str, on_event: OnEvent) -> Listener:
+        """Follow ``channel`` from inside the hub: ``on_event(channel, frame)`` gets every event of it on this
+        node, from every node, as a subscribed client would (its ``ev`` frame). Close the listener to stop.
+        Returns once the subscription is confirmed (with Redis: no event published afterwards is missed)."""
+        self.router.resolve(channel)  # a channel no plugin owns, or a bad name, is an error here too
+        listener = Listener(self.fanout, channel, on_event)
+        await self.fanout.add(channel, listener)
+        return listener
+
     def local_subscribers(self, channel: str) -> int:
-        """How many connections of this node follow ``channel``."""
+        """How many connections (and listeners) of this node follow ``channel``."""
         return self.fanout.subscriber_count(channel)
 
     @staticmethod

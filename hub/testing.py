@@ -24,9 +24,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -40,6 +40,8 @@ from hub.plugin_manager import PluginManager
 from hub.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from hub.server import install_log_redaction, uvicorn_config
 from hub.settings import HubSettings
+
+T = TypeVar("T")
 
 TEST_SECRET = "hub-testing-secret-0123456789abcdef"
 
@@ -114,6 +116,13 @@ class HubServer:
     def app(self) -> Any:
         assert self._server is not None
         return self._server.config.app
+
+    async def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop (its own thread) and wait for it from the test's loop:
+        ``await server.call(server.app.state.hub.listen(channel, callback))``."""
+        loop = self.app.state.hub.loop
+        assert loop is not None, "the hub has not started"
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
     def __enter__(self) -> HubServer:
         return self.start()
