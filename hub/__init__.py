@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hub.auth import origin_allowed
 from hub.broker import BrokerUnavailable
 from hub.channel import Channel, PresenceChanged, allow_everyone, deny_anonymous, only_room_owner
 from hub.context import Context
@@ -35,6 +36,7 @@ __all__ = [
     "deny_anonymous",
     "hookimpl",
     "only_room_owner",
+    "origin_allowed",
     "request_identity",
     "request_publisher",
 ]
