@@ -19,6 +19,20 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+/**
+ * Load a panel's stylesheet once per document: `ensureStylesheet(new URL("./chat.css", import.meta.url).href)`.
+ * A second mount of the panel finds the link already there.
+ */
+export function ensureStylesheet(href) {
+  for (const link of document.querySelectorAll('link[rel="stylesheet"]')) {
+    if (link.href === href) return;
+  }
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = href;
+  document.head.append(link);
+}
+
 /** A stable hue (0-359) for a user id: the same colour for a person on every tab and in every panel. */
 export function hue(text) {
   let hash = 0;

@@ -9,7 +9,7 @@
  * `chat.typing {user, name, active}`, and the hub's `chat.joined` / `chat.left`.
  */
 
-import { h, hue, initials } from "/static/ui.js";
+import { ensureStylesheet, h, hue, initials } from "/static/ui.js";
 
 const ROOM_PATTERN = /^[A-Za-z0-9_.@=+-]+$/; // docs/protocol.md §11
 const MAX_TEXT = 2000; // plugins/chat/messages.py MAX_TEXT
@@ -17,20 +17,6 @@ const TYPING_REPEAT_MS = 2500; // re-announce "typing" at most this often (chat.
 const TYPING_IDLE_MS = 4000; // after this long without a keystroke, announce "stopped typing"
 const TYPING_EXPIRY_MS = 6000; // forget someone's "typing" if it is not repeated (their stop may be lost)
 const STORAGE_KEY = "hub.chat.rooms";
-
-/** Load the panel's stylesheet once per document, next to this module. */
-function ensureStylesheet() {
-  const href = new URL("./chat.css", import.meta.url).href;
-  if (document.querySelector(`link[data-chat-css]`)) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = href;
-  link.dataset.chatCss = "";
-  document.head.append(link);
-}
-
-
-
 
 function formatTime(ts) {
   const date = new Date(ts * 1000);
@@ -66,7 +52,7 @@ function saveRooms(rooms) {
  * @returns {() => void} cleanup
  */
 export default function mount(root, hub, _ctx) {
-  ensureStylesheet();
+  ensureStylesheet(new URL("./chat.css", import.meta.url).href);
   const maxRoomLength = (hub.hello?.limits?.max_channel_length ?? 128) - "chat:".length;
 
   // ---- DOM ----------------------------------------------------------------------------------------------

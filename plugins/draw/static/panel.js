@@ -15,7 +15,7 @@
 import { Canvas } from "./vendor/fabric.mjs";
 import { Editor } from "./editor.js";
 import { History } from "./history.js";
-import { initials } from "/static/ui.js";
+import { ensureStylesheet, initials } from "/static/ui.js";
 import { Peers, hue } from "./peers.js";
 import { BOARD_HEIGHT, BOARD_WIDTH } from "./shapes.js";
 import { BoardSync } from "./sync.js";
@@ -26,15 +26,6 @@ const BOARD_PATTERN = /^[A-Za-z0-9_.@=+-]+$/; // docs/protocol.md §11
 const BOARDS_KEY = "hub.draw.boards";
 const CURRENT_KEY = "hub.draw.board";
 const MESSAGE_MS = 8000;
-
-function ensureStylesheet() {
-  if (document.querySelector("link[data-draw-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("./draw.css", import.meta.url).href;
-  link.dataset.drawCss = "";
-  document.head.append(link);
-}
 
 function loadBoards() {
   try {
@@ -89,7 +80,7 @@ function summary(record) {
  * @returns {() => void} cleanup
  */
 export default function mount(root, hub, _ctx) {
-  ensureStylesheet();
+  ensureStylesheet(new URL("./draw.css", import.meta.url).href);
   const maxBoardLength = (hub.hello?.limits?.max_channel_length ?? 128) - "draw:".length;
   const el = buildPanel({ maxBoardLength });
   root.replaceChildren(el.root);

@@ -9,7 +9,7 @@
  * symbol list comes from `GET /api/livedata/symbols`.
  */
 
-import { h } from "/static/ui.js";
+import { ensureStylesheet, h } from "/static/ui.js";
 
 const STORAGE_KEY = "hub.livedata.followed";
 const DEFAULT_FOLLOWED = 8; // with nothing saved, follow the first few symbols
@@ -18,15 +18,6 @@ const STALE_REPEAT = 10; // a tick this many seqs behind the last one is a repea
 const SVG_NS = "http://www.w3.org/2000/svg";
 const SPARK_W = 120;
 const SPARK_H = 28;
-
-function ensureStylesheet() {
-  if (document.querySelector("link[data-livedata-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("./livedata.css", import.meta.url).href;
-  link.dataset.livedataCss = "";
-  document.head.append(link);
-}
 
 /** @returns {string[] | null} the saved followed symbols, or null when nothing (usable) is saved */
 function loadFollowed() {
@@ -98,7 +89,7 @@ function authHeaders(hub) {
  * @returns {Promise<() => void>} cleanup
  */
 export default async function mount(root, hub, _ctx) {
-  ensureStylesheet();
+  ensureStylesheet(new URL("./livedata.css", import.meta.url).href);
   const summary = h("span", { class: "livedata-summary", "aria-live": "polite" });
   const errorLine = h("div", { class: "livedata-error", role: "alert" });
   const body = h("tbody");

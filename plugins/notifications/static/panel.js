@@ -11,7 +11,7 @@
  * url?, ttl?, users? | everyone?}`.
  */
 
-import { h } from "/static/ui.js";
+import { ensureStylesheet, h } from "/static/ui.js";
 
 const BROADCAST = "notifications:@all";
 const MAX_TITLE = 200; // plugins/notifications/messages.py
@@ -31,15 +31,6 @@ const EXPIRIES = [
   ["86400", "1 day"],
 ];
 
-function ensureStylesheet() {
-  if (document.querySelector("link[data-notifications-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("./notifications.css", import.meta.url).href;
-  link.dataset.notificationsCss = "";
-  document.head.append(link);
-}
-
 /** "just now", "5 min ago", "3 h ago", then the date. */
 export function relativeTime(ts, now = Date.now() / 1000) {
   const seconds = Math.max(0, now - ts);
@@ -50,7 +41,7 @@ export function relativeTime(ts, now = Date.now() / 1000) {
 }
 
 export default function mount(root, hub, ctx) {
-  ensureStylesheet();
+  ensureStylesheet(new URL("./notifications.css", import.meta.url).href);
   const idSuffix = Math.random().toString(36).slice(2, 8); // ids for labels, unique on the page
 
   // ---- elements -----------------------------------------------------------------------------------------
