@@ -421,6 +421,25 @@ class RedisClusterServer:
             node.close()
 
 
+async def wait_until(
+    predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` (a function, or one returning an awaitable) until it is truthy; fail after ``timeout``.
+
+    For state no event announces (a metric, a feed moving to another node); wait for events with
+    ``HubClient.next_event`` instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
 def _free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free too."""
     while True:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from hub.protocol import SUBPROTOCOL
-from hub.testing import TEST_SECRET, HubClient, ReplyError
+from hub.testing import TEST_SECRET, HubClient, ReplyError, wait_until
 from plugins.livedata import Livedata, LivedataSettings, Quote, Tick
 from tests.e2e import ticker_plugin
 
@@ -40,19 +40,6 @@ def livedata(source: Any = None, **overrides: Any) -> Livedata:
     values: dict[str, Any] = {"symbols": ["ACME", "GLOBX"], "seed": 7, **FAST}
     values.update(overrides)
     return Livedata(LivedataSettings(**values), source=source)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def symbols_of(url: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from hub.testing import HubClient, HubServer, ReplyError
+from hub.testing import HubClient, HubServer, ReplyError, wait_until
 from plugins.notifications import NotificationsSettings, make_plugin, notify
 
 HUB = Path(sys.executable).with_name("hub")
@@ -326,13 +326,6 @@ async def test_send_is_rate_limited(hub_server, hub_client):
     with pytest.raises(ReplyError) as refused:
         await alice.pub("notifications:alice", "notifications.send", {"title": "x"})
     assert refused.value.code == "rate_limited"
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_expired_notifications_disappear(server, hub_client):

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import plugins.chat
-from hub.testing import TEST_SECRET, HubClient, ReplyError
+from hub.testing import TEST_SECRET, HubClient, ReplyError, wait_until
 from tests.e2e.feed_plugin import make_feed_plugin
 
 HUB = Path(sys.executable).with_name("hub")
@@ -46,19 +45,6 @@ def two_nodes(hub_server, redis_url, prefix):
     node_a = hub_server(plugins=plugins_here, **node_settings(redis_url, prefix))
     node_b = hub_server(plugins=plugins_here, **node_settings(redis_url, prefix))
     return node_a, node_b
-
-
-async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def ready_url(url: str) -> bool:
