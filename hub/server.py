@@ -164,8 +164,18 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the ASGI task has been created but has not run yet, so this is seen by the app
-            scope["extensions"]["hub.abort"] = {"abort": self.transport.abort}
+            scope["extensions"]["hub.abort"] = {"abort": self.abort_connection}
             scope["extensions"]["hub.send_texts"] = {"send_texts": self.send_texts, "try_send": self.try_send_text}
+
+    def abort_connection(self) -> None:
+        """Drop the connection now (``hub.abort``), with a TCP reset: the kernel throws away what it still
+        holds for the peer. A plain abort closes the descriptor, and Linux would go on sending megabytes of
+        stale frames to a peer that reads slowly before the FIN, so it would learn of its close minutes late."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def try_send_text(self, text: str) -> bool:
         """Write one text frame now, without a task switch, if the socket can take it (open, handshake done,
