@@ -34,7 +34,7 @@ from hub.protocol import (
     encode_pong,
 )
 from hub.runtime import Hub
-from hub.session import Session
+from hub.session import WRITE_BATCH_BYTES, Session
 from hub.store import StoreUnavailable
 from hub.types import JSON, Identity
 
@@ -106,6 +106,7 @@ class WebSocketEndpoint:
             send_texts=send_texts,
             try_send=try_send,
             metrics=self.hub.metrics,
+            batch_bytes=min(settings.send_buffer_bytes or WRITE_BATCH_BYTES, WRITE_BATCH_BYTES),
         )
         self.hub.sessions[session.client_id] = session
         self.hub.metrics.connections_opened += 1

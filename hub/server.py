@@ -225,8 +225,10 @@ class HubHTTPProtocol(H11Protocol):
         super().connection_made(transport)
         send_buffer = getattr(self.config, "hub_send_buffer", None)
         if send_buffer:
-            # A fixed kernel send buffer instead of Linux's autotuning (up to 4 MB): what a slow reader has
-            # not taken waits in the hub's queue, where conflating channels keep only the latest event.
+            # A fixed kernel send buffer instead of Linux's autotuning (up to 4 MB), and the transport's own
+            # buffer bounded to the same size (asyncio's default is 64 KiB): what a slow reader has not taken
+            # waits in the hub's queue, where conflating channels keep only the latest event.
+            transport.set_write_buffer_limits(high=send_buffer)
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):

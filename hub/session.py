@@ -56,6 +56,7 @@ class Session:
         send_texts: Callable[[list[str]], Awaitable[None]] | None = None,
         try_send: Callable[[str], bool] | None = None,
         metrics: Metrics | None = None,
+        batch_bytes: int = WRITE_BATCH_BYTES,
     ) -> None:
         self.client_id = client_id
         self.identity = identity
@@ -76,6 +77,9 @@ class Session:
         self._latest: dict[str, _Latest] | None = None
         self._queued_bytes = 0
         self._metrics = metrics
+        # A batch goes to the transport whole, past its high-water mark; with a small send buffer it is as small,
+        # so frames wait here (where conflation applies) rather than in the transport.
+        self._batch_bytes = batch_bytes
         self.conflated = 0  # events of conflating channels replaced by a newer one before they were sent
         self._max_frames = max_frames
         self._max_bytes = max_bytes
@@ -187,7 +191,7 @@ class Session:
                     # Everything queued (up to a batch), in one write to the socket.
                     batch: list[str] = []
                     size = 0
-                    while queue and len(batch) < WRITE_BATCH_FRAMES and size < WRITE_BATCH_BYTES:
+                    while queue and len(batch) < WRITE_BATCH_FRAMES and size < self._batch_bytes:
                         frame = self._take(queue.popleft())
                         size += len(frame)
                         batch.append(frame)
