@@ -1,5 +1,5 @@
-"""What the benchmark scripts share (fanout.py, compare.py): processes started and always stopped, a private
-redis-server, `hub serve` processes, readiness, statistics cells, and the machine and versions they ran on."""
+"""What the benchmark scripts share (fanout.py, compare.py, livedata.py): processes started and always stopped, a
+private redis-server, `hub serve` processes, readiness, statistics cells, and the machine and versions they ran on."""
 
 from __future__ import annotations
 
@@ -79,11 +79,16 @@ def start_redis(procs: Processes, binary: str) -> tuple[subprocess.Popen[bytes],
 
 
 def start_hub(
-    procs: Processes, hub_bin: str, index: int, redis_url: str | None, extra_env: dict[str, str] | None = None
+    procs: Processes,
+    hub_bin: str,
+    index: int,
+    redis_url: str | None,
+    extra_env: dict[str, str] | None = None,
+    plugins: str = "chat",
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     data_dir = procs.workdir / f"hub{index}"
-    argv = [hub_bin, "serve", "--port", str(port), "--plugins", "chat", "--data-dir", str(data_dir)]
+    argv = [hub_bin, "serve", "--port", str(port), "--plugins", plugins, "--data-dir", str(data_dir)]
     if redis_url is not None:
         argv += ["--redis", redis_url]
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_")}
