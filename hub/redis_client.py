@@ -49,7 +49,15 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Any
     # A blocking pool: a burst of operations (many clients leaving at once) waits for a connection instead of
     # failing with "Too many connections".
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout, socket_connect_timeout=timeout
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # After Redis restarts, every pooled connection is dead, and redis-py's default is not to retry: each
+        # one's next command failed (unavailable) even once the node was ready again. A connection error is
+        # retried on a new connection (the restarted server never saw the command on the old one).
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
     )
     return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
 
