@@ -113,4 +113,5 @@ async def test_unknown_plugin_is_a_one_line_error(tmp_path: Path):
         subprocess.run, [str(HUB), "serve", "--plugins", "chat,nope"], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown plugin 'nope'; available: chat, draw, livedata, notifications"
+    available = "chat, docedit, draw, livedata, notifications"
+    assert result.stderr.strip() == f"error: unknown plugin 'nope'; available: {available}"

@@ -1,0 +1,453 @@
+"""Documents: this node's open documents — a pycrdt Doc per document with local users, kept current by a
+listener on its channel — and the one write path for updates: check, store, apply, publish, compact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from pycrdt import Doc, Text
+
+from hub import Hub, HubError, Identity, Listener
+from plugins.docedit.awareness import AwarenessStates
+from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, channel_of, role_of
+from plugins.docedit.messages import DocMeta, DocumentDeleted, IndexChanged, MetaChanged, Person, UpdateApplied
+from plugins.docedit.parts import Parts
+from plugins.docedit.settings import Access, DoceditSettings
+from plugins.docedit.store import DocStore, MetaConflict, YDoc, is_update
+from plugins.docedit.yprotocol import (
+    EMPTY_UPDATE,
+    ProtocolError,
+    SyncKind,
+    awareness_frame,
+    b64decode,
+    b64encode,
+    encode_awareness,
+    parse_awareness,
+    parse_sync,
+    update_message,
+)
+
+log = logging.getLogger("hub.docedit")
+
+CONTENT = "content"  # the root Y.Text holding a document's text
+
+
+class OpenDoc:
+    """One document held in memory on this node."""
+
+    __slots__ = (
+        "awareness",
+        "channel",
+        "compacting",
+        "deleted",
+        "dirty",
+        "doc_id",
+        "last_used",
+        "listener",
+        "lock",
+        "meta",
+        "peers",
+        "size",
+        "stored_updates",
+        "touched",
+        "ydoc",
+    )
+
+    def __init__(self, meta: DocMeta, ydoc: YDoc, now: float) -> None:
+        self.doc_id = meta.id
+        self.channel = channel_of(meta.id)
+        self.meta = meta
+        self.ydoc = ydoc
+        self.awareness = AwarenessStates()
+        self.lock = asyncio.Lock()  # one write at a time per document on this node: check, store, apply
+        self.listener: Listener | None = None
+        self.peers: set[Callable[[bytes], None]] = set()  # this node's /yjs sockets: they get awareness removals
+        self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
+        self.stored_updates = 0  # update records in the store, as far as this node knows
+        self.last_used = now
+        self.touched = now  # when `updated`/`size` were last written to the meta
+        self.dirty = False  # edits since then
+        self.compacting = False
+        self.deleted = False
+
+    def role(self, user: str) -> Role:
+        return role_of(self.meta, user)
+
+    def measure(self) -> int:
+        self.size = len(self.ydoc.get_update())
+        return self.size
+
+    def text(self) -> str:
+        return str(self.ydoc.get(CONTENT, type=Text))
+
+
+def restore_update(live: YDoc, version_state: bytes) -> bytes:
+    """The update that makes ``live``'s content text equal to the version's, in one transaction (delete the
+    current text, insert the version's; other root types untouched). Made on a copy, so the live document
+    changes only through the normal write path."""
+    version: YDoc = Doc()
+    version.apply_update(version_state)
+    text = str(version.get(CONTENT, type=Text))
+    copy: YDoc = Doc()
+    copy.apply_update(live.get_update())
+    updates: list[bytes] = []
+    subscription = copy.observe(lambda event: updates.append(event.update))
+    with copy.transaction():
+        content = copy.get(CONTENT, type=Text)
+        if len(content):
+            del content[:]
+        if text:
+            content.insert(0, text)
+    copy.unobserve(subscription)
+    return updates[0] if updates else EMPTY_UPDATE
+
+
+class Documents:
+    """The registry of one hub's open documents, and everything that writes them."""
+
+    def __init__(self, hub: Hub, settings: DoceditSettings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.store = DocStore(hub.store_for(NAMESPACE))
+        # A chunked message is base64 of at most a whole document plus its message header.
+        self.parts = Parts(max_chars=(settings.max_doc_bytes + 16) * 4 // 3 + 4, ttl=settings.part_ttl)
+        self._open: dict[str, OpenDoc] = {}
+        self._opening: dict[str, asyncio.Future[OpenDoc | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.closers: set[Callable[[], None]] = set()  # one per open /yjs socket: closes it at shutdown
+        self.updates_applied = 0
+        self.compactions = 0
+        self.rejected = 0  # updates refused: too large, malformed, or from a reader
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="docedit-sweep")
+
+    async def stop(self) -> None:
+        for close in tuple(self.closers):
+            close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for task in tuple(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for od in tuple(self._open.values()):
+            with contextlib.suppress(Exception):  # best effort at shutdown: the store may be going away
+                await self._close(od)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def local_users(self, od: OpenDoc) -> int:
+        """Sessions and /yjs sockets of this node following the document (the registry's own listener aside)."""
+        return self.hub.local_subscribers(od.channel) - (1 if od.listener is not None else 0)
+
+    # ---- opening and closing ------------------------------------------------------------------------------
+
+    async def open(self, doc_id: str) -> OpenDoc | None:
+        """The document, loaded on first use; None if it does not exist."""
+        od = self._open.get(doc_id)
+        if od is not None:
+            od.last_used = time.monotonic()
+            return od
+        future = self._opening.get(doc_id)
+        if future is None:
+            future = self._opening[doc_id] = asyncio.ensure_future(self._load(doc_id))
+            future.add_done_callback(lambda done: self._forget_opening(doc_id, done))
+        # Shielded: one waiter giving up must not cancel the load the others wait for.
+        return await asyncio.shield(future)
+
+    def _forget_opening(self, doc_id: str, future: asyncio.Future[OpenDoc | None]) -> None:
+        if self._opening.get(doc_id) is future:
+            del self._opening[doc_id]
+        if not future.cancelled():
+            future.exception()  # retrieved, so an unawaited failure is not logged as "never retrieved"
+
+    async def _load(self, doc_id: str) -> OpenDoc | None:
+        """Listen first, then read the store: an update published meanwhile arrives as an event (and
+        applying it twice is harmless), so none is missed."""
+        holder: list[OpenDoc] = []
+        early: list[str] = []
+
+        def on_event(channel: str, frame: str) -> None:
+            if holder:
+                self._on_event(holder[0], frame)
+            else:
+                early.append(frame)
+
+        listener = await self.hub.listen(channel_of(doc_id), on_event)
+        try:
+            meta = await self.store.meta(doc_id)
+            if meta is None:
+                await listener.close()
+                return None
+            stored = await self.store.load(doc_id)
+        except BaseException:
+            await listener.close()
+            raise
+        ydoc: YDoc = Doc()
+        for record in ([stored.snapshot] if stored.snapshot else []) + stored.updates:
+            try:
+                ydoc.apply_update(record)
+            except ValueError:  # checked before it was stored; skipped so the rest of the document loads
+                log.error("docedit %s: skipped an undecodable stored record", doc_id)
+        od = OpenDoc(meta, ydoc, time.monotonic())
+        od.listener = listener
+        od.stored_updates = len(stored.updates)
+        od.measure()
+        holder.append(od)
+        for frame in early:
+            self._on_event(od, frame)
+        self._open[doc_id] = od
+        return od
+
+    async def _close(self, od: OpenDoc) -> None:
+        if self._open.get(od.doc_id) is od:
+            del self._open[od.doc_id]
+        if od.dirty and not od.deleted:
+            await self._touch(od)
+        if od.listener is not None:
+            await od.listener.close()
+            od.listener = None
+
+    # ---- events from every node ---------------------------------------------------------------------------
+
+    def _on_event(self, od: OpenDoc, frame: str) -> None:
+        event = orjson.loads(frame)
+        kind = event.get("type")
+        data = event.get("data") or {}
+        if kind == "docedit.update":
+            if data.get("node") != self.hub.node_id:  # this node applied its own before publishing
+                self._apply_remote(od, data.get("m", ""))
+        elif kind == "docedit.awareness":
+            with contextlib.suppress(ProtocolError):  # checked by the sender's node
+                od.awareness.apply(parse_awareness(b64decode(data["m"])), data["client"], time.monotonic())
+        elif kind == f"{NAMESPACE}.left":
+            removed = od.awareness.forget(data["client"], time.monotonic())
+            self.parts.drop(data["client"], od.doc_id)
+            if removed and od.peers:
+                # /ws clients drop a leaver's cursors on docedit.left; y-websocket clients see no presence,
+                # so each node tells its own /yjs sockets (every node gets the event: no duplicates).
+                removal = awareness_frame(encode_awareness(removed))
+                for send in tuple(od.peers):
+                    send(removal)
+        elif kind == "docedit.meta":
+            od.meta = DocMeta.model_validate(data["doc"])
+        elif kind == "docedit.deleted":
+            od.deleted = True
+            self._spawn(self._close(od), f"docedit-close-{od.doc_id}")
+
+    def _apply_remote(self, od: OpenDoc, m: str) -> None:
+        try:
+            message = parse_sync(b64decode(m))
+            if message.kind != SyncKind.UPDATE:
+                raise ProtocolError("docedit.update carries a sync update")
+            od.ydoc.apply_update(message.payload)
+        except ValueError:
+            log.error("docedit %s: ignored a malformed docedit.update event", od.doc_id)
+            return
+        od.size += len(message.payload)
+        od.stored_updates += 1  # the node that applied it stored it
+        self._maybe_compact(od)
+
+    # ---- writes -------------------------------------------------------------------------------------------
+
+    async def apply(self, od: OpenDoc, update: bytes, *, client: str | None) -> None:
+        """Check an update, store it (append), apply it here, then publish it as ``docedit.update``."""
+        if update == EMPTY_UPDATE:
+            return
+        if not is_update(update):
+            self.rejected += 1
+            raise HubError("invalid", "The message does not carry a valid Yjs update.")
+        while self._open.get(od.doc_id) is not od and not od.deleted:
+            # Closed as idle while this request waited; applying to a fresh copy keeps it current.
+            reopened = await self.open(od.doc_id)
+            if reopened is None:
+                raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
+            od = reopened
+        async with od.lock:  # the sweeper never closes a locked document
+            if od.deleted:
+                raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
+            self._check_size(od, update)
+            await self.store.append(od.doc_id, update)
+            try:
+                od.ydoc.apply_update(update)
+            except ValueError:  # is_update accepted it, so this cannot happen; the stored copy stands
+                log.error("docedit %s: a checked update failed to apply", od.doc_id)
+            od.size += len(update)
+            od.stored_updates += 1
+            od.dirty = True
+            od.last_used = time.monotonic()
+        self.updates_applied += 1
+        event = UpdateApplied(m=b64encode(update_message(update)), client=client, node=self.hub.node_id)
+        await self.hub.publish(od.channel, "docedit.update", event, ephemeral=True)
+        self._maybe_compact(od)
+        if time.monotonic() - od.touched >= self.settings.meta_touch_interval:
+            od.touched = time.monotonic()
+            self._spawn(self._touch(od), f"docedit-touch-{od.doc_id}")
+
+    def _check_size(self, od: OpenDoc, update: bytes) -> None:
+        limit = self.settings.max_doc_bytes
+        if od.size + len(update) <= limit:
+            return
+        trial: YDoc = Doc()  # exact only near the limit: the document with the update, encoded
+        trial.apply_update(od.ydoc.get_update())
+        trial.apply_update(update)
+        exact = len(trial.get_update())
+        if exact > limit:
+            self.rejected += 1
+            raise HubError(
+                "too_large",
+                f"This change would make the document {exact} bytes long; documents are limited to {limit} bytes.",
+            )
+        od.size = exact - len(update)
+
+    async def _touch(self, od: OpenDoc) -> None:
+        """Write the meta's `updated` and `size` (throttled: at most every meta_touch_interval per node)."""
+        od.dirty = False
+        od.touched = time.monotonic()
+        size = od.measure()
+        now = time.time()
+        try:
+            meta = await self.store.change_meta(
+                od.doc_id, lambda m: m.model_copy(update={"updated": now, "size": size})
+            )
+        except Exception:  # a background write (task boundary): the next edit retries
+            log.exception("docedit %s: writing updated/size failed", od.doc_id)
+            od.dirty = True
+            return
+        if meta is not None:
+            od.meta = meta
+
+    # ---- compaction ---------------------------------------------------------------------------------------
+
+    def _maybe_compact(self, od: OpenDoc) -> None:
+        if od.stored_updates > self.settings.compact_every and not od.compacting and not od.deleted:
+            od.compacting = True
+            self._spawn(self._compact(od), f"docedit-compact-{od.doc_id}")
+
+    async def _compact(self, od: OpenDoc) -> None:
+        lease = self.hub.lease(f"docedit:compact:{od.doc_id}", ttl=self.settings.compact_lease_ttl)
+        again = False
+        try:
+            if not await lease.acquire():
+                od.stored_updates = 0  # another node is compacting; count afresh from here
+                return
+            result = await self.store.compact(od.doc_id)
+            if result is not None:
+                self.compactions += 1
+                od.stored_updates = max(0, od.stored_updates - result.merged)
+                again = od.stored_updates > self.settings.compact_every
+        except Exception:  # a background task (task boundary): the next append tries again
+            log.exception("docedit %s: compaction failed", od.doc_id)
+        finally:
+            od.compacting = False
+            with contextlib.suppress(Exception):  # the lease expires by itself anyway
+                await lease.release()
+        if again:
+            self._maybe_compact(od)
+
+    # ---- documents ----------------------------------------------------------------------------------------
+
+    async def create(self, doc_id: str, identity: Identity, title: str, public: Access) -> DocMeta | None:
+        """A new document owned by ``identity``; None if it exists."""
+        now = time.time()
+        meta = DocMeta(
+            id=doc_id,
+            title=title,
+            owner=Person(user=identity.user, name=identity.name),
+            public=public,
+            created=now,
+            updated=now,
+            size=0,
+        )
+        if not await self.store.create(meta):
+            return None
+        await self.index_changed()
+        return meta
+
+    async def change_meta(self, od: OpenDoc, change: Callable[[DocMeta], DocMeta]) -> DocMeta:
+        try:
+            meta = await self.store.change_meta(od.doc_id, change)
+        except MetaConflict:
+            raise HubError("unavailable", "The document is being changed by others; retry.") from None
+        if meta is None:
+            raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
+        od.meta = meta
+        await self.hub.publish(od.channel, "docedit.meta", MetaChanged(doc=meta), ephemeral=True)
+        await self.index_changed()
+        return meta
+
+    async def delete(self, od: OpenDoc) -> None:
+        async with od.lock:
+            od.deleted = True
+            await self.store.delete(od.doc_id)
+        await self.hub.publish(od.channel, "docedit.deleted", DocumentDeleted(id=od.doc_id), ephemeral=True)
+        await self.index_changed()
+        await self._close(od)
+
+    async def index_changed(self) -> None:
+        await self.hub.publish(channel_of(INDEX_ROOM), "docedit.index_changed", IndexChanged(), ephemeral=True)
+
+    async def listing(self, user: str, limit: int = 200) -> list[DocMeta]:
+        """Documents ``user`` has a role in, most recently updated first."""
+        metas = [meta for meta in await self.store.metas() if role_of(meta, user) is not Role.NONE]
+        metas.sort(key=lambda meta: meta.updated, reverse=True)
+        return metas[:limit]
+
+    # ---- upkeep -------------------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.idle_check_interval)
+            try:
+                await self.sweep()
+            except Exception:  # one failed round must not end the loop (task boundary)
+                log.exception("docedit sweep failed")
+
+    async def sweep(self) -> None:
+        """Forget stale parts and cursors; close documents without local users for idle_timeout."""
+        now = time.monotonic()
+        self.parts.prune(now)
+        for od in tuple(self._open.values()):
+            od.awareness.prune(now, self.settings.awareness_timeout)
+            if self.local_users(od) > 0:
+                od.last_used = now
+            elif now - od.last_used >= self.settings.idle_timeout and not od.lock.locked():
+                await self._close(od)
+
+
+_running: weakref.WeakKeyDictionary[Hub, Documents] = weakref.WeakKeyDictionary()
+
+
+def attach(hub: Hub, documents: Documents) -> None:
+    _running[hub] = documents
+
+
+def detach(hub: Hub) -> None:
+    _running.pop(hub, None)
+
+
+def documents_for(hub: Hub) -> Documents:
+    documents = _running.get(hub)
+    if documents is None:
+        raise HubError("unavailable", "docedit is not running on this hub.")
+    return documents

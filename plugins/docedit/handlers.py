@@ -1,0 +1,249 @@
+"""docedit's channel: ``docedit:<doc>`` (the Yjs sync and awareness protocols in the envelope, document and
+version management) and ``docedit:@index`` (the list of documents), with their snapshots."""
+
+from __future__ import annotations
+
+import time
+
+from hub import Channel, Context, HubError, RateLimit
+from plugins.docedit.documents import Documents, OpenDoc, documents_for, restore_update
+from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, is_doc_id, sortable_id
+from plugins.docedit.messages import (
+    MAX_AWARENESS_BYTES,
+    Applied,
+    AwarenessChanged,
+    CreateDocument,
+    DeleteDocument,
+    DocList,
+    DocMeta,
+    DocSnapshot,
+    DocumentDeleted,
+    Empty,
+    GetVersion,
+    IndexChanged,
+    ListDocuments,
+    ListVersions,
+    MetaChanged,
+    Partial,
+    Person,
+    RenameDocument,
+    RestoreVersion,
+    SaveVersion,
+    ShareAwareness,
+    ShareDocument,
+    SyncDocument,
+    SyncStep2,
+    UpdateApplied,
+    Version,
+    VersionList,
+    VersionRestored,
+    VersionSaved,
+    VersionState,
+)
+from plugins.docedit.settings import DoceditSettings
+from plugins.docedit.yprotocol import (
+    EMPTY_UPDATE,
+    ProtocolError,
+    SyncKind,
+    b64decode,
+    b64encode,
+    parse_awareness,
+    parse_sync,
+    step1,
+    step2,
+)
+
+INDEX_LIMIT = 200  # documents in the @index snapshot and the docedit.list reply
+_FEW = RateLimit(rate=2, burst=5)  # create, rename, share, delete, versions
+_READS = RateLimit(rate=5, burst=20)  # listing documents and versions
+
+
+def doc_room(room: str) -> str:
+    """The document id a room names; every ``@`` room but @index is not found."""
+    if room == INDEX_ROOM:
+        raise HubError("bad_request", "Only docedit.list is accepted on 'docedit:@index'.")
+    if room.startswith("@"):
+        raise HubError("not_found", f"There is no 'docedit:{room}'.")
+    if not is_doc_id(room):
+        raise HubError("bad_channel", "Document ids are 1 to 64 letters, digits and _ . = + -.")
+    return room
+
+
+async def open_doc(ctx: Context, need: Role) -> tuple[Documents, OpenDoc, Role]:
+    """The document of ``ctx``'s channel and the caller's role; not_found, or forbidden below ``need``."""
+    documents = documents_for(ctx.hub)
+    doc_id = doc_room(ctx.room)
+    od = await documents.open(doc_id)
+    if od is None:
+        raise HubError("not_found", f"There is no document {doc_id!r}.")
+    role = od.role(ctx.identity.user)
+    if role is Role.NONE:
+        raise HubError("forbidden", f"{ctx.identity.name} has no access to document {doc_id!r}.")
+    if role < need:
+        raise HubError("forbidden", f"Only a document's {need.label}s and above may do this; you are a {role.label}.")
+    return documents, od, role
+
+
+def _author(ctx: Context) -> Person:
+    return Person(user=ctx.identity.user, name=ctx.identity.name)
+
+
+def make_channel(settings: DoceditSettings) -> Channel:
+    channel = Channel(
+        NAMESPACE,
+        description="Collaborative documents (Yjs CRDTs): sync, awareness, sharing, versions; @index lists them.",
+        presence=True,
+    )
+    for event_type, model in (
+        ("docedit.update", UpdateApplied),
+        ("docedit.awareness", AwarenessChanged),
+        ("docedit.meta", MetaChanged),
+        ("docedit.deleted", DocumentDeleted),
+        ("docedit.version_saved", VersionSaved),
+        ("docedit.restored", VersionRestored),
+        ("docedit.index_changed", IndexChanged),
+    ):
+        channel.event(event_type, model)
+
+    @channel.snapshot
+    async def snapshot(ctx: Context) -> DocSnapshot | DocList:
+        documents = documents_for(ctx.hub)
+        if ctx.room == INDEX_ROOM:
+            return DocList(docs=await documents.listing(ctx.identity.user, INDEX_LIMIT))
+        doc_id = doc_room(ctx.room)
+        od = await documents.open(doc_id)
+        if od is None:
+            if not settings.auto_create:
+                raise HubError("not_found", f"There is no document {doc_id!r}.")
+            await documents.create(doc_id, ctx.identity, doc_id, settings.default_access)
+            od = await documents.open(doc_id)  # ours, or the one a concurrent subscriber created
+            if od is None:
+                raise HubError("not_found", f"Document {doc_id!r} was deleted.")
+        role = od.role(ctx.identity.user)
+        if role is Role.NONE:
+            raise HubError("forbidden", f"{ctx.identity.name} has no access to document {doc_id!r}.")
+        awareness = od.awareness.encode()
+        meta = od.meta.model_copy(update={"size": od.measure()})
+        return DocSnapshot(
+            doc=meta,
+            role=role.label,  # NONE was refused above
+            step1=b64encode(step1(od.ydoc.get_state())),
+            awareness=b64encode(awareness) if awareness is not None else None,
+            awareness_owners=od.awareness.owners(),
+        )
+
+    @channel.on("docedit.sync", SyncDocument, rate_limit=RateLimit(settings.sync_rate, settings.sync_burst))
+    async def sync(ctx: Context, msg: SyncDocument) -> SyncStep2 | Applied | Partial:
+        documents, od, role = await open_doc(ctx, Role.READER)
+        text = msg.m
+        if msg.part is not None:
+            part = msg.part
+            whole = documents.parts.add(
+                ctx.client_id, od.doc_id, part.id, part.index, part.count, msg.m, time.monotonic()
+            )
+            if whole is None:
+                return Partial()
+            text = whole
+        try:
+            message = parse_sync(b64decode(text))
+        except ProtocolError as exc:
+            raise HubError("invalid", f"docedit.sync: {exc}.") from None
+        if message.kind is SyncKind.STEP1:
+            try:
+                missing = od.ydoc.get_update(message.payload)
+            except ValueError:
+                raise HubError("invalid", "docedit.sync: step 1 does not carry a state vector.") from None
+            return SyncStep2(m=b64encode(step2(missing)))
+        if message.payload == EMPTY_UPDATE:
+            return Applied()
+        if role < Role.EDITOR:
+            documents.rejected += 1
+            raise HubError("forbidden", f"{ctx.identity.name} may only read document {od.doc_id!r}.")
+        await documents.apply(od, message.payload, client=ctx.client_id)
+        return Applied()
+
+    @channel.on(
+        "docedit.awareness", ShareAwareness, rate_limit=RateLimit(settings.awareness_rate, settings.awareness_burst)
+    )
+    async def awareness(ctx: Context, msg: ShareAwareness) -> None:
+        _documents, od, _role = await open_doc(ctx, Role.READER)
+        try:
+            data = b64decode(msg.m)
+            if len(data) > MAX_AWARENESS_BYTES:
+                raise ProtocolError(f"an awareness update is at most {MAX_AWARENESS_BYTES} bytes")
+            entries = parse_awareness(data)
+        except ProtocolError as exc:
+            raise HubError("invalid", f"docedit.awareness: {exc}.") from None
+        od.awareness.apply(entries, ctx.client_id, time.monotonic())
+        await ctx.publish("docedit.awareness", AwarenessChanged(m=msg.m, client=ctx.client_id), ephemeral=True)
+
+    @channel.on("docedit.create", CreateDocument, rate_limit=_FEW)
+    async def create(ctx: Context, msg: CreateDocument) -> DocMeta:
+        doc_id = doc_room(ctx.room)
+        meta = await documents_for(ctx.hub).create(
+            doc_id, ctx.identity, msg.title, msg.public or settings.default_access
+        )
+        if meta is None:
+            raise HubError("conflict", f"Document {doc_id!r} exists already.")
+        return meta
+
+    @channel.on("docedit.rename", RenameDocument, rate_limit=_FEW)
+    async def rename(ctx: Context, msg: RenameDocument) -> DocMeta:
+        documents, od, _role = await open_doc(ctx, Role.EDITOR)
+        return await documents.change_meta(od, lambda meta: meta.model_copy(update={"title": msg.title}))
+
+    @channel.on("docedit.share", ShareDocument, rate_limit=_FEW)
+    async def share(ctx: Context, msg: ShareDocument) -> DocMeta:
+        documents, od, _role = await open_doc(ctx, Role.OWNER)
+        editors = list(dict.fromkeys(msg.editors))
+        readers = [user for user in dict.fromkeys(msg.readers) if user not in editors]
+        change = {"editors": editors, "readers": readers, "public": msg.public}
+        return await documents.change_meta(od, lambda meta: meta.model_copy(update=change))
+
+    @channel.on("docedit.delete", DeleteDocument, rate_limit=_FEW)
+    async def delete(ctx: Context, msg: DeleteDocument) -> Empty:
+        documents, od, _role = await open_doc(ctx, Role.OWNER)
+        await documents.delete(od)
+        return Empty()
+
+    @channel.on("docedit.save_version", SaveVersion, rate_limit=_FEW)
+    async def save_version(ctx: Context, msg: SaveVersion) -> Version:
+        documents, od, _role = await open_doc(ctx, Role.EDITOR)
+        state = od.ydoc.get_update()
+        version = Version(id=sortable_id(), name=msg.name, created=time.time(), author=_author(ctx), size=len(state))
+        await documents.store.save_version(od.doc_id, version, state, settings.max_versions)
+        await ctx.publish("docedit.version_saved", VersionSaved(version=version), ephemeral=True)
+        return version
+
+    @channel.on("docedit.versions", ListVersions, rate_limit=_READS)
+    async def versions(ctx: Context, msg: ListVersions) -> VersionList:
+        documents, od, _role = await open_doc(ctx, Role.READER)
+        return VersionList(versions=await documents.store.versions(od.doc_id))
+
+    @channel.on("docedit.get_version", GetVersion, rate_limit=_READS)
+    async def get_version(ctx: Context, msg: GetVersion) -> VersionState:
+        documents, od, _role = await open_doc(ctx, Role.READER)
+        found = await documents.store.version(od.doc_id, msg.id)
+        if found is None:
+            raise HubError("not_found", f"Document {od.doc_id!r} has no version {msg.id!r}.")
+        version, state = found
+        return VersionState(version=version, update=b64encode(state))
+
+    @channel.on("docedit.restore", RestoreVersion, rate_limit=_FEW)
+    async def restore(ctx: Context, msg: RestoreVersion) -> Applied:
+        documents, od, _role = await open_doc(ctx, Role.EDITOR)
+        found = await documents.store.version(od.doc_id, msg.id)
+        if found is None:
+            raise HubError("not_found", f"Document {od.doc_id!r} has no version {msg.id!r}.")
+        version, state = found
+        await documents.apply(od, restore_update(od.ydoc, state), client=None)
+        await ctx.publish("docedit.restored", VersionRestored(version=version, by=_author(ctx)), ephemeral=True)
+        return Applied()
+
+    @channel.on("docedit.list", ListDocuments, rate_limit=_READS)
+    async def list_documents(ctx: Context, msg: ListDocuments) -> DocList:
+        if ctx.room != INDEX_ROOM:
+            raise HubError("bad_request", "docedit.list is accepted on 'docedit:@index' only.")
+        return DocList(docs=await documents_for(ctx.hub).listing(ctx.identity.user, INDEX_LIMIT))
+
+    return channel

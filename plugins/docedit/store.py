@@ -1,0 +1,189 @@
+"""DocStore: docedit's records in the plugin store — meta, the compacted snapshot, appended updates, versions —
+and compaction, which folds the updates into a new snapshot without losing a concurrent append."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from pycrdt import Doc, get_update, merge_updates
+
+from hub import PluginStore
+from plugins.docedit.ids import (
+    INDEX_PREFIX,
+    doc_prefix,
+    index_key,
+    meta_key,
+    snap_key,
+    sortable_id,
+    updates_prefix,
+    versions_prefix,
+)
+from plugins.docedit.messages import DocMeta, Version
+from plugins.docedit.yprotocol import EMPTY_UPDATE
+
+log = logging.getLogger("hub.docedit")
+
+YDoc: TypeAlias = Doc[Any]  # a document whose root types are read by name
+
+CAS_ATTEMPTS = 20
+
+
+class MetaConflict(Exception):
+    """A meta record kept changing under a read-modify-write; the caller reports ``unavailable``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What a document is made of in the store: its snapshot and its appended updates (in key order)."""
+
+    snapshot: bytes | None
+    updates: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    merged: int  # update records folded into the snapshot (and deleted)
+    size: int  # bytes of the new snapshot
+
+
+def is_update(data: bytes) -> bool:
+    """Whether ``data`` decodes as a Yjs (v1) update: applied to an empty document, it raises nothing."""
+    try:
+        empty: YDoc = Doc()
+        empty.apply_update(data)
+    except ValueError:
+        return False
+    return True
+
+
+def fold(snapshot: bytes | None, updates: list[bytes]) -> bytes:
+    """One update equal to the snapshot plus the updates: applied to a document (so deleted content is garbage
+    collected: the result grows with the document, not with its edits), plus whatever of them the document
+    could not integrate yet (updates waiting for a missing dependency), kept as they are."""
+    doc: YDoc = Doc()
+    parts = ([snapshot] if snapshot else []) + updates
+    for part in parts:
+        try:
+            doc.apply_update(part)
+        except ValueError:  # never stored unchecked; skipped so one bad record cannot block the document
+            log.error("skipped an undecodable docedit record (%d bytes)", len(part))
+    state = doc.get_state()
+    folded = doc.get_update()
+    pending = [rest for rest in (_beyond(part, state) for part in parts) if rest is not None]
+    return merge_updates(folded, *pending) if pending else folded
+
+
+def _beyond(update: bytes, state: bytes) -> bytes | None:
+    """The part of ``update`` that ``state`` does not cover (its delete set included), or None if empty."""
+    try:
+        rest = get_update(update, state)
+    except ValueError:
+        return None
+    return None if rest == EMPTY_UPDATE else rest
+
+
+def _encode_version(version: Version, state: bytes) -> bytes:
+    # Header and state in one record: the header is compact JSON (no raw newline), then a newline, then bytes.
+    return version.model_dump_json().encode() + b"\n" + state
+
+
+def _decode_version(raw: bytes) -> tuple[Version, bytes]:
+    header, _, state = raw.partition(b"\n")
+    return Version.model_validate_json(header), state
+
+
+class DocStore:
+    """docedit's slice of the store. Keys: ``d/<doc>/meta``, ``d/<doc>/snap``, ``d/<doc>/u/<id>``,
+    ``d/<doc>/v/<id>``, and ``i/<doc>`` (a copy of the meta, so listing documents reads only metas)."""
+
+    def __init__(self, store: PluginStore) -> None:
+        self._store = store
+
+    # ---- meta ---------------------------------------------------------------------------------------------
+
+    async def meta(self, doc_id: str) -> DocMeta | None:
+        raw = await self._store.get(meta_key(doc_id))
+        return DocMeta.model_validate_json(raw) if raw is not None else None
+
+    async def create(self, meta: DocMeta) -> bool:
+        """Store a new document's meta; False if the document exists. Leftovers of a deleted document with the
+        same id (an update stored while it was being deleted) are removed first."""
+        raw = meta.model_dump_json().encode()
+        if not await self._store.compare_and_set(meta_key(meta.id), None, raw):
+            return False
+        for prefix in (updates_prefix(meta.id), versions_prefix(meta.id)):
+            await self._store.delete_prefix(prefix)
+        await self._store.delete(snap_key(meta.id))
+        await self._store.put(index_key(meta.id), raw)
+        return True
+
+    async def change_meta(self, doc_id: str, change: Callable[[DocMeta], DocMeta]) -> DocMeta | None:
+        """Read-modify-write the meta with compare-and-set, so concurrent changes on other nodes are kept;
+        None if the document does not exist."""
+        for _ in range(CAS_ATTEMPTS):
+            raw = await self._store.get(meta_key(doc_id))
+            if raw is None:
+                return None
+            meta = change(DocMeta.model_validate_json(raw))
+            encoded = meta.model_dump_json().encode()
+            if await self._store.compare_and_set(meta_key(doc_id), raw, encoded):
+                await self._store.put(index_key(doc_id), encoded)
+                return meta
+        raise MetaConflict(f"the meta of {doc_id!r} kept changing")
+
+    async def metas(self) -> list[DocMeta]:
+        return [DocMeta.model_validate_json(raw) for _key, raw in await self._store.scan(INDEX_PREFIX)]
+
+    async def delete(self, doc_id: str) -> None:
+        """Everything of the document goes; the meta first, so nothing opens it meanwhile."""
+        await self._store.delete(meta_key(doc_id))
+        await self._store.delete(index_key(doc_id))
+        await self._store.delete_prefix(doc_prefix(doc_id))
+
+    # ---- content ------------------------------------------------------------------------------------------
+
+    async def load(self, doc_id: str) -> StoredState:
+        """Updates first, then the snapshot: a compaction in between wrote its snapshot before deleting the
+        updates it merged, so whatever this read misses of the updates is in the snapshot it reads after."""
+        updates = [value for _key, value in await self._store.scan(updates_prefix(doc_id))]
+        snapshot = await self._store.get(snap_key(doc_id))
+        return StoredState(snapshot, updates)
+
+    async def append(self, doc_id: str, update: bytes) -> None:
+        await self._store.put(updates_prefix(doc_id) + sortable_id(), update)
+
+    async def update_count(self, doc_id: str) -> int:
+        return len(await self._store.scan(updates_prefix(doc_id)))
+
+    async def compact(self, doc_id: str) -> Compaction | None:
+        """Fold the snapshot and every stored update into a new snapshot, then delete exactly the update keys
+        folded; updates appended meanwhile keep their keys. None if another compaction replaced the snapshot
+        first (its work stands; nothing is deleted here)."""
+        records = await self._store.scan(updates_prefix(doc_id))
+        if not records:
+            return Compaction(0, 0)
+        snapshot = await self._store.get(snap_key(doc_id))
+        folded = fold(snapshot, [value for _key, value in records])
+        if not await self._store.compare_and_set(snap_key(doc_id), snapshot, folded):
+            return None
+        for key, _value in records:
+            await self._store.delete(key)
+        return Compaction(len(records), len(folded))
+
+    # ---- versions -----------------------------------------------------------------------------------------
+
+    async def save_version(self, doc_id: str, version: Version, state: bytes, keep: int) -> None:
+        await self._store.put(versions_prefix(doc_id) + version.id, _encode_version(version, state))
+        await self._store.trim(versions_prefix(doc_id), keep)
+
+    async def versions(self, doc_id: str) -> list[Version]:
+        """Newest first."""
+        records = await self._store.scan(versions_prefix(doc_id), reverse=True)
+        return [_decode_version(raw)[0] for _key, raw in records]
+
+    async def version(self, doc_id: str, version_id: str) -> tuple[Version, bytes] | None:
+        raw = await self._store.get(versions_prefix(doc_id) + version_id)
+        return _decode_version(raw) if raw is not None else None

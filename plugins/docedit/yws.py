@@ -1,0 +1,269 @@
+"""/yjs/{document}: the same documents over the plain y-websocket protocol (binary frames), so a stock Yjs
+``WebsocketProvider`` edits alongside the hub's own clients, with the same auth, roles and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+
+import orjson
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+
+from hub import Hub, HubError, Listener, origin_allowed, request_identity
+from plugins.docedit.awareness import AwarenessStates
+from plugins.docedit.documents import Documents, OpenDoc, documents_for
+from plugins.docedit.ids import INDEX_ROOM, Role, is_doc_id
+from plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged
+from plugins.docedit.settings import DoceditSettings
+from plugins.docedit.yprotocol import (
+    EMPTY_UPDATE,
+    FrameKind,
+    ProtocolError,
+    SyncKind,
+    awareness_frame,
+    b64decode,
+    b64encode,
+    encode_awareness,
+    parse_awareness,
+    parse_frame,
+    permission_denied_frame,
+    step1,
+    step2,
+    sync_frame,
+)
+
+log = logging.getLogger("hub.docedit.yjs")
+
+TOKEN_PREFIX = "bearer."
+CLOSE_AUTH_FAILED = 4001  # as on /ws: missing, forged or expired token
+CLOSE_NO_ACCESS = 4003  # the identity has no role in the document
+CLOSE_POLICY = 1008  # a refused origin, a bad document name, a missing document (auto-create off)
+CLOSE_MALFORMED = 1007  # a frame that is not y-websocket
+CLOSE_SLOW = 4509  # the socket did not read its frames fast enough
+CLOSE_DELETED = 4510  # the document was deleted
+
+
+class _Closed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class YjsConnection:
+    """One /yjs socket: a listener on the document's channel feeds it everyone else's updates and awareness;
+    its own frames go through the same write path as ``docedit.sync`` and ``docedit.awareness``."""
+
+    def __init__(self, hub: Hub, settings: DoceditSettings, websocket: WebSocket, doc_id: str) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.ws = websocket
+        self.doc_id = doc_id
+        self.client = f"yjs:{secrets.token_hex(6)}"
+        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=settings.yjs_send_queue)
+        self.closing: tuple[int, str] | None = None
+        self.own_clients: set[int] = set()  # Yjs clientIDs whose awareness this socket sent
+        self._tokens = float(settings.sync_burst)
+        self._refilled = time.monotonic()
+
+    async def serve(self) -> None:
+        headers = dict(self.ws.scope.get("headers") or [])
+        if not origin_allowed(headers, self.hub.settings.allowed_origins):
+            log.warning("refused a /yjs socket from origin %r", headers.get(b"origin", b"").decode("latin-1"))
+            await self.ws.close(CLOSE_POLICY)  # before accept: HTTP 403
+            return
+        offered: list[str] = list(self.ws.scope.get("subprotocols") or [])
+        token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), None)
+        token = token or self.ws.query_params.get("token")
+        # Browsers fail a handshake that offered subprotocols and got none back; never echo the token.
+        await self.ws.accept(subprotocol=next((p for p in offered if not p.startswith(TOKEN_PREFIX)), None))
+        try:
+            identity = request_identity(self.hub, f"Bearer {token}" if token else None)
+        except HTTPException as exc:
+            await self.ws.close(CLOSE_AUTH_FAILED, str(exc.detail)[:120])
+            return
+        if self.doc_id == INDEX_ROOM or not is_doc_id(self.doc_id):
+            await self.ws.close(CLOSE_POLICY, "Document ids are 1 to 64 letters, digits and _ . = + -.")
+            return
+        documents = documents_for(self.hub)
+        od = await documents.open(self.doc_id)
+        if od is None and self.settings.auto_create:
+            await documents.create(self.doc_id, identity, self.doc_id, self.settings.default_access)
+            od = await documents.open(self.doc_id)
+        if od is None:
+            await self.ws.close(CLOSE_POLICY, f"There is no document {self.doc_id!r}.")
+            return
+        if od.role(identity.user) is Role.NONE:
+            await self.ws.close(CLOSE_NO_ACCESS, f"{identity.name} has no access to this document.")
+            return
+        listener = await self.hub.listen(od.channel, self._on_event)
+        writer = asyncio.create_task(self._write_forever(), name=f"docedit-yjs-{self.client}")
+        stop = self._going_away
+        documents.closers.add(stop)
+        od.peers.add(self._send)
+        try:
+            self._send(sync_frame(step1(od.ydoc.get_state())))
+            known = od.awareness.encode()
+            if known is not None:
+                self._send(awareness_frame(known))
+            await self._read_forever(documents, identity.user)
+        except _Closed as closed:
+            self.closing = (closed.code, closed.reason)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            documents.closers.discard(stop)
+            od.peers.discard(self._send)
+            await self._leave(documents, listener, writer)
+
+    # ---- inbound ------------------------------------------------------------------------------------------
+
+    async def _read_forever(self, documents: Documents, user: str) -> None:
+        while self.closing is None:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                raise _Closed(CLOSE_MALFORMED, "y-websocket frames are binary.")
+            await self._throttle()
+            try:
+                frame = parse_frame(data)
+            except ProtocolError as exc:
+                raise _Closed(CLOSE_MALFORMED, f"Not a y-websocket frame: {exc}.") from None
+            od = await documents.open(self.doc_id)
+            if od is None or od.deleted:
+                raise _Closed(CLOSE_DELETED, "The document was deleted.")
+            role = od.role(user)
+            if role is Role.NONE:
+                raise _Closed(CLOSE_NO_ACCESS, "Access to this document was withdrawn.")
+            if frame.sync is not None:
+                await self._on_sync(documents, od, role, frame.sync.kind, frame.sync.payload)
+            elif frame.awareness is not None:
+                await self._on_awareness(od, frame.awareness)
+            elif frame.kind == FrameKind.QUERY_AWARENESS:
+                known = od.awareness.encode()
+                if known is not None:
+                    self._send(awareness_frame(known))
+            # auth frames from a client and unknown kinds are ignored, as y-websocket servers do
+
+    async def _on_sync(self, documents: Documents, od: OpenDoc, role: Role, kind: SyncKind, payload: bytes) -> None:
+        if kind is SyncKind.STEP1:
+            try:
+                self._send(sync_frame(step2(od.ydoc.get_update(payload))))
+            except ValueError:
+                raise _Closed(CLOSE_MALFORMED, "Sync step 1 without a state vector.") from None
+            return
+        if payload == EMPTY_UPDATE:
+            return
+        if role < Role.EDITOR:
+            documents.rejected += 1
+            self._send(permission_denied_frame("forbidden: you may only read this document"))
+            return
+        try:
+            await documents.apply(od, payload, client=self.client)
+        except HubError as exc:
+            if exc.code == "invalid":
+                raise _Closed(CLOSE_MALFORMED, exc.msg) from None
+            # y-websocket has no error message but the auth one; the update is not applied
+            self._send(permission_denied_frame(f"{exc.code}: {exc.msg}"))
+
+    async def _on_awareness(self, od: OpenDoc, update: bytes) -> None:
+        try:
+            if len(update) > MAX_AWARENESS_BYTES:
+                raise ProtocolError(f"an awareness update is at most {MAX_AWARENESS_BYTES} bytes")
+            entries = parse_awareness(update)
+        except ProtocolError as exc:
+            raise _Closed(CLOSE_MALFORMED, f"Bad awareness update: {exc}.") from None
+        self.own_clients.update(entry.client_id for entry in entries)
+        od.awareness.apply(entries, self.client, time.monotonic())
+        event = AwarenessChanged(m=b64encode(update), client=self.client)
+        await self.hub.publish(od.channel, "docedit.awareness", event, ephemeral=True)
+
+    async def _throttle(self) -> None:
+        """sync_rate frames per second on average (sync_burst at once): a faster client waits, which its TCP
+        window turns into backpressure."""
+        now = time.monotonic()
+        self._tokens = min(
+            float(self.settings.sync_burst), self._tokens + (now - self._refilled) * self.settings.sync_rate
+        )
+        self._refilled = now
+        if self._tokens < 1.0:
+            await asyncio.sleep((1.0 - self._tokens) / self.settings.sync_rate)
+            self._tokens = 1.0
+            self._refilled = time.monotonic()
+        self._tokens -= 1.0
+
+    # ---- outbound -----------------------------------------------------------------------------------------
+
+    def _on_event(self, channel: str, frame: str) -> None:
+        event = orjson.loads(frame)
+        kind = event.get("type")
+        data = event.get("data") or {}
+        if kind == "docedit.update" and data.get("client") != self.client:
+            self._send(sync_frame(b64decode(data["m"])))
+        elif kind == "docedit.awareness" and data.get("client") != self.client:
+            self._send(awareness_frame(b64decode(data["m"])))
+        elif kind == "docedit.deleted":
+            self._stop(CLOSE_DELETED, "The document was deleted.")
+
+    def _send(self, data: bytes) -> None:
+        if self.closing is not None:
+            return
+        try:
+            self.outbox.put_nowait(data)
+        except asyncio.QueueFull:
+            self._stop(CLOSE_SLOW, "The socket did not read its updates fast enough.")
+
+    def _going_away(self) -> None:
+        self._stop(1001, "The hub is shutting down.")
+
+    def _stop(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.outbox.put_nowait(None)
+
+    async def _write_forever(self) -> None:
+        while True:
+            data = await self.outbox.get()
+            if data is None:
+                code, reason = self.closing or (1000, "")
+                await self.ws.close(code, reason)
+                return
+            await self.ws.send_bytes(data)
+
+    async def _leave(self, documents: Documents, listener: Listener, writer: asyncio.Task[None]) -> None:
+        await listener.close()
+        if self.closing is not None and not writer.done():
+            # Queued frames go first, then the close (the writer closes when it reaches the marker).
+            with contextlib.suppress(asyncio.QueueFull):
+                self.outbox.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, self.hub.settings.close_timeout)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        od = await documents.open(self.doc_id) if self.own_clients else None
+        if od is not None:
+            await self._forget_awareness(od.awareness, od.channel)
+
+    async def _forget_awareness(self, states: AwarenessStates, channel: str) -> None:
+        removed = states.forget(self.client, time.monotonic())
+        if removed:
+            event = AwarenessChanged(m=b64encode(encode_awareness(removed)), client=self.client)
+            with contextlib.suppress(Exception):  # the socket is gone either way; states also time out
+                await self.hub.publish(channel, "docedit.awareness", event, ephemeral=True)
+
+
+def make_router(hub: Hub, settings: DoceditSettings) -> APIRouter:
+    router = APIRouter()
+
+    @router.websocket("/yjs/{document}")
+    async def yjs_socket(websocket: WebSocket, document: str) -> None:
+        await YjsConnection(hub, settings, websocket, document).serve()
+
+    return router
