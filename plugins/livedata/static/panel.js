@@ -112,7 +112,13 @@ export default async function mount(root, hub, _ctx) {
     ),
     body,
   );
-  const container = h("div", { class: "livedata" }, h("div", { class: "livedata-toolbar" }, summary), errorLine, table);
+  const container = h(
+    "div",
+    { class: "livedata" },
+    h("div", { class: "livedata-toolbar" }, summary),
+    errorLine,
+    h("div", { class: "livedata-scroll" }, table), // a narrow panel scrolls the table rather than clipping it
+  );
   root.replaceChildren(container);
 
   /** @type {Map<string, any>} symbol -> its row: elements, subscription and data */
