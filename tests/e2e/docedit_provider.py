@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pycrdt import Doc, Text
 
+from hub import testing
 from hub.testing import HubClient
 from plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
@@ -28,16 +28,8 @@ PART_CHARS = 32768
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+    """hub.testing's, with the longer default these tests need (documents syncing across nodes)."""
+    await testing.wait_until(predicate, timeout, interval)
 
 
 class DocProvider:
