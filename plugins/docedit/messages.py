@@ -75,7 +75,7 @@ class ShareDocument(_Inbound):
 
 
 class DeleteDocument(_Inbound):
-    pass
+    """``docedit.delete {}``: no fields; the document is the channel's."""
 
 
 class SaveVersion(_Inbound):
@@ -83,7 +83,7 @@ class SaveVersion(_Inbound):
 
 
 class ListVersions(_Inbound):
-    pass
+    """``docedit.versions {}``: no fields."""
 
 
 class GetVersion(_Inbound):
@@ -95,7 +95,7 @@ class RestoreVersion(_Inbound):
 
 
 class ListDocuments(_Inbound):
-    pass
+    """``docedit.list {}`` on ``docedit:@index``: no fields."""
 
 
 # ---- stored and outbound ------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Partial(BaseModel):
 
 
 class Empty(BaseModel):
-    pass
+    """A reply with nothing to say (``{}``)."""
 
 
 class VersionList(BaseModel):
@@ -202,4 +202,4 @@ class VersionRestored(BaseModel):
 
 
 class IndexChanged(BaseModel):
-    pass
+    """``docedit.index_changed {}``: no content (titles of documents a subscriber may not see stay private)."""

@@ -113,7 +113,7 @@ class YjsConnection:
         except _Closed as closed:
             self.closing = (closed.code, closed.reason)
         except WebSocketDisconnect:
-            pass
+            log.debug("a /yjs socket of %s went away", self.doc_id)
         finally:
             documents.closers.discard(stop)
             od.peers.discard(self._send)
