@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from hub.connection import WebSocketEndpoint
+from hub.connection import FRAME_LIMIT_EXTENSION, WebSocketEndpoint
 from hub.plugin_manager import PluginManager
 from hub.runtime import Hub
 from hub.settings import HubSettings
@@ -45,6 +45,10 @@ class HubApp(FastAPI):
             if path == "/ws":
                 await endpoint(scope, receive, send)
                 return
+            limit = endpoint.hub.websocket_frame_limit(path)
+            setter = (scope.get("extensions") or {}).get(FRAME_LIMIT_EXTENSION, {}).get("set")
+            if limit is not None and setter is not None:
+                setter(limit)  # a plugin's route that takes bigger messages (Hub.limit_websocket_frames)
         await super().__call__(scope, receive, send)
 
 

@@ -44,6 +44,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ABORT_EXTENSION = "hub.abort"  # set by hub.server's uvicorn protocol: drop a socket whose peer stopped reading
+FRAME_LIMIT_EXTENSION = "hub.frame_limit"  # set by hub.server's uvicorn protocol: this socket's largest message
 SEND_TEXTS_EXTENSION = "hub.send_texts"  # set by hub.server's uvicorn protocol: several frames in one write
 
 

@@ -50,6 +50,8 @@ class Hub:
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator(settings.resolved_secret(), leeway=settings.token_leeway)
         self.sessions: dict[str, Session] = {}
+        # path prefix -> the largest message a plugin's own WebSocket route there accepts (else max_frame_bytes)
+        self.websocket_frame_limits: dict[str, int] = {}
         self._plugin_stores: dict[str, PluginStore] = {}
         self.started = False
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the hub runs on, once started
@@ -117,6 +119,22 @@ class Hub:
         listener = Listener(self.fanout, channel, on_event)
         await self.fanout.add(channel, listener)
         return listener
+
+    def limit_websocket_frames(self, path_prefix: str, max_bytes: int) -> None:
+        """Let a plugin's own WebSocket route(s) under ``path_prefix`` take messages of up to ``max_bytes``
+        instead of ``max_frame_bytes`` (docedit's ``/yjs/``: a stock Yjs client cannot split a big update).
+        Call it from ``hub_http_routes``. Applies under ``hub serve`` (the hub's uvicorn protocol); /ws keeps
+        ``max_frame_bytes``."""
+        if not path_prefix.startswith("/") or path_prefix.rstrip("/") == "/ws" or path_prefix == "/":
+            raise ValueError(f"a frame limit needs a path prefix of a plugin's route, not {path_prefix!r}")
+        if max_bytes < 256:
+            raise ValueError("a frame limit is at least 256 bytes")
+        self.websocket_frame_limits[path_prefix] = max_bytes
+
+    def websocket_frame_limit(self, path: str) -> int | None:
+        """The frame limit a plugin set for ``path`` (the longest matching prefix), or None."""
+        found = [prefix for prefix in self.websocket_frame_limits if path.startswith(prefix)]
+        return self.websocket_frame_limits[max(found, key=len)] if found else None
 
     def local_subscribers(self, channel: str) -> int:
         """How many connections (and listeners) of this node follow ``channel``."""

@@ -165,7 +165,13 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # the ASGI task has been created but has not run yet, so this is seen by the app
             scope["extensions"]["hub.abort"] = {"abort": self.abort_connection}
+            scope["extensions"]["hub.frame_limit"] = {"set": self.set_max_message_size}
             scope["extensions"]["hub.send_texts"] = {"send_texts": self.send_texts, "try_send": self.try_send_text}
+
+    def set_max_message_size(self, max_bytes: int) -> None:
+        """This socket's largest message from now on (``hub.frame_limit``: a plugin's route that needs more
+        than ``max_frame_bytes``); the parser reads it for every frame."""
+        self.conn.max_message_size = max_bytes
 
     def abort_connection(self) -> None:
         """Drop the connection now (``hub.abort``), with a TCP reset: the kernel throws away what it still

@@ -22,6 +22,7 @@ def make_plugin(settings: DoceditSettings | None = None) -> ModuleType:
         return [channel]
 
     def hub_http_routes(hub: Hub) -> APIRouter:
+        hub.limit_websocket_frames("/yjs/", settings.yjs_message_limit())
         return make_router(hub, settings)
 
     async def hub_startup(hub: Hub) -> None:

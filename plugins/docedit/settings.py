@@ -29,3 +29,9 @@ class DoceditSettings(BaseSettings):
     awareness_rate: float = Field(default=20.0, gt=0)  # docedit.awareness per second per connection
     awareness_burst: int = Field(default=40, ge=1)
     yjs_send_queue: int = Field(default=1000, ge=1)  # frames waiting for one /yjs socket before it is closed
+    # the largest /yjs message (a stock Yjs client sends a whole offline document in one); None: a document's
+    # limit plus room for the message's framing
+    yjs_max_message_bytes: int | None = Field(default=None, ge=256)
+
+    def yjs_message_limit(self) -> int:
+        return self.yjs_max_message_bytes or self.max_doc_bytes + 1024

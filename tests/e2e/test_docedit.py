@@ -418,6 +418,25 @@ class YjsPeer:
         self._reader.cancel()
 
 
+async def test_a_y_websocket_client_may_send_a_whole_document_in_one_message(hub_server, hub_client):
+    # A stock Yjs client cannot split its messages: /yjs takes up to yjs_max_message_bytes while /ws keeps
+    # the hub's 64 KB max_frame_bytes.
+    server = hub_server(plugins={"docedit": plugin(yjs_max_message_bytes=400_000)}, **FAST)
+    alice = await provider(hub_client, server, "alice", "offline")
+    yjs = await YjsPeer.connect(server, "offline", server.token("yuri"))
+    big = "offline work. " * 15_000  # 210 KB, typed while offline: one update in one frame
+    await yjs.edit(0, big)
+    await wait_until(lambda: alice.content == big)
+    too_big = "x" * 500_000  # past this hub's /yjs limit: closed with 1009, nothing applied
+    await yjs.edit(0, too_big)
+    await asyncio.wait_for(yjs.ws.wait_closed(), 5)
+    assert yjs.ws.close_code == 1009
+    late = await provider(hub_client, server, "bob", "offline")
+    assert late.content == big
+    await alice.client.send_raw('{"op":"ping","pad":"' + "x" * 70_000 + '"}')  # /ws keeps max_frame_bytes
+    assert (await alice.client.closed())[0] == 1009
+
+
 async def test_a_raw_y_websocket_client_edits_alongside_a_ws_client(server, hub_client):
     alice = await provider(hub_client, server, "alice", "interop")
     await alice.edit(lambda text: text.insert(0, "from ws. "))
