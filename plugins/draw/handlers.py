@@ -19,6 +19,7 @@ from plugins.draw import board
 from plugins.draw.board import Entry, Limits, Meta, Stamp, Verdict
 from plugins.draw.messages import (
     BoardCleared,
+    BoardLimits,
     BoardSnapshot,
     ClearBoard,
     ClearResult,
@@ -440,4 +441,13 @@ async def extend_stroke(ctx: Context, msg: ExtendStroke) -> None:
 async def whole_board(ctx: Context) -> BoardSnapshot:
     loaded = await BoardStore(ctx.store, ctx.room).load()
     meta = loaded.meta
-    return BoardSnapshot(gen=meta.gen, floor=meta.floor, objects=loaded.objects, deleted=loaded.tombstones)
+    limits = BoardLimits(
+        max_objects=settings.max_objects,
+        max_object_bytes=settings.max_object_bytes,
+        max_board_bytes=settings.max_board_bytes,
+        max_points=settings.max_points,
+        max_put_objects=settings.max_put_objects,
+    )
+    return BoardSnapshot(
+        gen=meta.gen, floor=meta.floor, objects=loaded.objects, deleted=loaded.tombstones, limits=limits
+    )

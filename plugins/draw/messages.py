@@ -273,13 +273,24 @@ class ClearResult(BaseModel):
     cleared: bool = Field(description="false: the board had already moved past the given generation")
 
 
+class BoardLimits(BaseModel):
+    """The hub's limits a client must stay within (docs/draw.md §8), so it can fit its edits to them."""
+
+    max_objects: int
+    max_object_bytes: int
+    max_board_bytes: int
+    max_points: int
+    max_put_objects: int
+
+
 class BoardSnapshot(BaseModel):
-    """The late joiner's ``snapshot``: the whole board."""
+    """The late joiner's ``snapshot``: the whole board, and the limits its edits must respect."""
 
     gen: int
     floor: int = Field(description="edits of unknown ids with a version from 2 to floor are refused")
     objects: list[DrawObject] = Field(description="every live object, in drawing order (z, then id)")
     deleted: list[Tombstone]
+    limits: BoardLimits
 
 
 class BoardExport(BaseModel):

@@ -123,6 +123,18 @@ async def test_edits_are_broadcast_and_a_late_joiner_gets_the_whole_board(hub_se
     assert (await snapshot(server, hub_client, "draw:other"))["objects"] == []  # boards are separate
 
 
+async def test_the_snapshot_tells_clients_the_hubs_limits(hub_server, hub_client, small_limits):
+    server = hub_server(plugins=DRAW)
+    limits = (await snapshot(server, hub_client, "draw:limits"))["limits"]
+    assert limits == {
+        "max_objects": 3,
+        "max_object_bytes": 600,
+        "max_board_bytes": 100_000,
+        "max_points": 5,
+        "max_put_objects": 2,
+    }
+
+
 async def test_a_client_back_from_a_short_disconnect_gets_exactly_the_edits_it_missed(hub_server, hub_client):
     server = hub_server(plugins=DRAW)
     alice = await hub_client(server, user="alice")
@@ -220,7 +232,8 @@ async def test_clear_moves_the_board_to_a_new_generation(hub_server, hub_client)
     stale = await put(bob, "draw:b", rect("a", 2, 0))  # made before bob saw the clear
     assert stale == {"gen": 1, "applied": [], "conflicts": [{"id": "a", "current": None}]}
     assert (await put(bob, "draw:b", rect("a", 2, 0), gen=1))["applied"] == ["a"]  # an undo of the clear
-    assert await snapshot(server, hub_client, "draw:b") == {
+    board = await snapshot(server, hub_client, "draw:b")
+    assert {key: board[key] for key in ("gen", "floor", "objects", "deleted")} == {
         "gen": 1,
         "floor": 0,
         "objects": [(await bob.next_event("draw:b", "draw.updated"))["data"]["objects"][0]],

@@ -234,7 +234,7 @@ export class Editor {
     const stroke = this.#stroke;
     if (!stroke?.buffer.length || !this.sync.isOpen) return;
     // Best effort: the put that ends the stroke carries every point.
-    this.sync.ephemeral("draw.stroke", { id: stroke.id, points: fitPoints(stroke.buffer.splice(0)), ...stroke.style });
+    this.sync.ephemeral("draw.stroke", { id: stroke.id, points: fitPoints(stroke.buffer.splice(0), this.sync.limits), ...stroke.style });
   }
 
   #endStroke(rawPoints) {
@@ -242,7 +242,7 @@ export class Editor {
     this.#stroke = null;
     if (!stroke) return;
     clearInterval(stroke.timer);
-    const points = fitPoints(rawPoints);
+    const points = fitPoints(rawPoints, this.sync.limits);
     if (!points.length) return;
     const object = createShape({ kind: "path", id: stroke.id, points, fill: null, ...stroke.style });
     this.canvas.add(object);

@@ -12,8 +12,8 @@ export const BOARD_HEIGHT = 1000;
 
 export const FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 
-const MAX_POINTS = 1800; // under the server's default max_points (2000)
-const MAX_POINTS_CHARS = 24_000; // a path's points are most of its JSON; max_object_bytes is 32768 by default
+/** The hub's defaults (docs/draw.md §8); the board's snapshot brings the limits of the hub at hand. */
+export const DEFAULT_LIMITS = { max_points: 2000, max_object_bytes: 32_768, max_put_objects: 100 };
 const HEX_COLOUR = /^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
 
 /** How a selected object (or a selection of several) shows its box and handles. */
@@ -77,11 +77,17 @@ function hexColour(value) {
   return HEX_COLOUR.test(value) ? value : `#${new Color(value).toHex()}`;
 }
 
-/** At most MAX_POINTS points in at most MAX_POINTS_CHARS of JSON, rounded to a tenth (docs/draw.md §2). */
-export function fitPoints(points) {
+/**
+ * Points rounded to a tenth (docs/draw.md §2), thinned until they fit the hub's `limits`: a tenth below
+ * max_points, and points' JSON in under three quarters of max_object_bytes (the rest of a path's JSON is
+ * small), so a long stroke is simplified rather than refused.
+ */
+export function fitPoints(points, limits = DEFAULT_LIMITS) {
+  const maxPoints = Math.max(2, Math.floor(limits.max_points * 0.9));
+  const maxChars = Math.floor(limits.max_object_bytes * 0.73);
   let fitted = points.map(([x, y]) => [round(x, 1), round(y, 1)]);
   fitted = fitted.filter((p, i) => i === 0 || p[0] !== fitted[i - 1][0] || p[1] !== fitted[i - 1][1]);
-  while (fitted.length > 2 && (fitted.length > MAX_POINTS || JSON.stringify(fitted).length > MAX_POINTS_CHARS)) {
+  while (fitted.length > 2 && (fitted.length > maxPoints || JSON.stringify(fitted).length > maxChars)) {
     const last = fitted[fitted.length - 1];
     fitted = fitted.filter((_, i) => i % 2 === 0);
     if (fitted[fitted.length - 1] !== last) fitted.push(last);

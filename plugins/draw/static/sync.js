@@ -9,9 +9,8 @@
 import { ActiveSelection } from "./vendor/fabric.mjs";
 import { Board, compareStamps, isLive, randomId, randomNonce } from "./board.js";
 import { sameBody, transition } from "./history.js";
-import { createShape, readShape, updateShape } from "./shapes.js";
+import { DEFAULT_LIMITS, createShape, readShape, updateShape } from "./shapes.js";
 
-const MAX_PUT_OBJECTS = 100; // the server's default max_put_objects
 
 export const selectionOf = (target) =>
   target instanceof ActiveSelection ? target.getObjects() : target ? [target] : [];
@@ -39,6 +38,8 @@ export class BoardSync {
     this.hub = hub;
     this.canvas = canvas;
     this.hooks = hooks;
+    /** The hub's limits for this board's edits (its snapshot's `limits`; docs/draw.md §8). */
+    this.limits = DEFAULT_LIMITS;
   }
 
   get isOpen() {
@@ -62,6 +63,7 @@ export class BoardSync {
         if (info.recovered) this.hooks.notice(`Reconnected: ${info.missed} missed change(s) caught up.`);
       },
       onSnapshot: (snapshot, info) => {
+        if (snapshot.limits) this.limits = snapshot.limits;
         this.renderAll(this.board.load(snapshot));
         if (info.reset) this.hooks.notice("Reconnected: the board was reloaded.");
         this.hooks.loaded();
@@ -217,8 +219,9 @@ export class BoardSync {
       ["draw.put", puts],
       ["draw.delete", deletes],
     ]) {
-      for (let i = 0; i < list.length; i += MAX_PUT_OBJECTS) {
-        this.#send(type, this.board.gen, list.slice(i, i + MAX_PUT_OBJECTS), { quiet, retry: true });
+      const perMessage = this.limits.max_put_objects;
+      for (let i = 0; i < list.length; i += perMessage) {
+        this.#send(type, this.board.gen, list.slice(i, i + perMessage), { quiet, retry: true });
       }
     }
     this.hooks.changed();
