@@ -304,7 +304,10 @@ export class HubYProvider {
     if (this.#destroyed) return;
     const generation = ++this.#generation;
     this.#synced = false;
-    this.#outgoing = []; // what they held is in the step 2 below
+    // What they held is in the step 2 below, which must then be sent even when it adds no new items (a
+    // deletion does not move the state vector).
+    if (this.#outgoing.length) this.#unsent = true;
+    this.#outgoing = [];
     this.#setMeta(snapshot.doc, snapshot.role);
     this.#setStatus("syncing");
     this.#clearRemoteAwareness();
