@@ -1,4 +1,4 @@
-"""The ``hub`` command line: serve, plugins, token, bench — and whatever commands plugins add."""
+"""The ``hub`` command line: serve, plugins, schema, token, bench — and whatever commands plugins add."""
 
 from __future__ import annotations
 
@@ -107,6 +107,23 @@ def list_plugins() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+
+
+@cli.command()
+def schema(
+    plugins: Annotated[str | None, typer.Option(help="Comma-separated plugins (default: all installed).")] = None,
+) -> None:
+    """Print the JSON Schema of every channel's messages, events and snapshot, as one JSON document."""
+    import json
+
+    from hub.router import Router
+    from hub.schema import hub_schema
+
+    try:
+        manager = PluginManager.from_entry_points(_plugin_list(plugins))
+    except UnknownPlugin as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(hub_schema(Router(manager.channels(), max_channel_length=1024)), indent=2))
 
 
 @cli.command()

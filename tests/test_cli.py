@@ -120,3 +120,31 @@ def test_token_with_a_short_secret_is_a_one_line_error():
     result = CliRunner().invoke(cli, ["token", "--user", "alice", "--secret", "too-short"])
     assert result.exit_code == 2
     assert "at least 32 bytes" in result.output
+
+
+def test_schema_describes_every_channel_of_the_chosen_plugins() -> None:
+    import json
+
+    result = CliRunner().invoke(cli, ["schema", "--plugins", "chat,livedata"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["protocol"] == 1
+    assert sorted(document["channels"]) == ["chat", "livedata"]
+    chat = document["channels"]["chat"]
+    assert chat["channel"] == "chat:<room>"
+    assert chat["recoverable"] is True
+    send = chat["messages"]["chat.send"]
+    assert send["required"] == ["text"]
+    assert send["properties"]["text"]["maxLength"] == 2000
+    assert "chat.joined" in chat["events"]  # the core's presence events are declared too
+    assert chat["snapshot"]["title"] == "ChatSnapshot"  # from the snapshot provider's return annotation
+    livedata = document["channels"]["livedata"]
+    assert livedata["conflate"] is True
+    assert livedata["messages"] == {}
+    assert livedata["events"]["livedata.tick"]["title"] == "Quote"
+
+
+def test_schema_of_an_unknown_plugin_is_a_one_line_error() -> None:
+    result = CliRunner().invoke(cli, ["schema", "--plugins", "nope"])
+    assert result.exit_code == 2
+    assert "unknown plugin 'nope'" in result.output
