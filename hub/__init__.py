@@ -9,6 +9,7 @@ from hub.context import Context
 from hub.errors import Disconnect, HubError
 from hub.hookspecs import hookimpl
 from hub.http_auth import check_subscribe, request_identity, request_publisher
+from hub.ids import sortable_id
 from hub.lease import Lease
 from hub.limits import RateLimit
 from hub.listener import Listener
@@ -39,4 +40,5 @@ __all__ = [
     "origin_allowed",
     "request_identity",
     "request_publisher",
+    "sortable_id",
 ]

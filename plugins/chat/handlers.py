@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import time
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub import Channel, Context, HubError, RateLimit
+from hub import Channel, Context, HubError, RateLimit, sortable_id
 from plugins.chat.messages import (
     Author,
     ChatSnapshot,
@@ -47,19 +46,13 @@ chat.event("chat.edited", MessagePosted)
 chat.event("chat.deleted", MessageDeleted)
 chat.event("chat.typing", UserTyping)
 
-_last_ms = 0
-# Ids must not collide, not be secret (edits and deletes check the author): a PRNG seeded from os.urandom
-# instead of secrets.token_hex, which is an os.urandom system call for every message.
-_random = random.Random()
 _sends = 0
 TRIM_EVERY = 100  # sends between two trims of a room's stored log
 
 
 def new_message_id() -> str:
-    """Sortable by time (12 hex digits of milliseconds, strictly increasing in this process) then random."""
-    global _last_ms
-    _last_ms = max(int(time.time() * 1000), _last_ms + 1)
-    return f"{_last_ms:012x}-{_random.getrandbits(32):08x}"
+    """Sortable by time, then random (``hub.sortable_id``); edits and deletes check the author, not the id."""
+    return sortable_id()
 
 
 def _key(room: str, message_id: str) -> str:

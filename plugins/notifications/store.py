@@ -11,24 +11,18 @@ Keys (every one sorts by time where it matters, because notification ids start w
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hub import PluginStore
+from hub import PluginStore, sortable_id
 from plugins.notifications.messages import BROADCAST_ROOM, Notification, is_notification_id
 from plugins.notifications.settings import NotificationsSettings
 
-_random = random.Random()
-_last_ms = 0
-
 
 def new_notification_id(now: float | None = None) -> str:
-    """Sortable by time (12 hex digits of milliseconds, strictly increasing in this process), then random."""
-    global _last_ms
-    _last_ms = max(int((time.time() if now is None else now) * 1000), _last_ms + 1)
-    return f"{_last_ms:012x}-{_random.getrandbits(32):08x}"
+    """Sortable by time, then random (``hub.sortable_id``)."""
+    return sortable_id(now)
 
 
 def _personal(user: str) -> str:
