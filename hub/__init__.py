@@ -13,6 +13,7 @@ from hub.ids import sortable_id
 from hub.lease import Lease
 from hub.limits import RateLimit
 from hub.listener import Listener
+from hub.protocol import close_reason
 from hub.runtime import Hub
 from hub.store import PluginStore, StoreUnavailable
 from hub.types import Identity, PresenceMember
@@ -34,6 +35,7 @@ __all__ = [
     "StoreUnavailable",
     "allow_everyone",
     "check_subscribe",
+    "close_reason",
     "deny_anonymous",
     "hookimpl",
     "only_room_owner",

@@ -27,6 +27,7 @@ from hub.protocol import (
     PubRequest,
     SubRequest,
     UnsubRequest,
+    close_reason,
     decode_frame,
     encode_err,
     encode_hello,
@@ -80,7 +81,7 @@ class WebSocketEndpoint:
             try:
                 identity = self._verify(token)
             except AuthError as exc:
-                await send({"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": str(exc)})
+                await send({"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": close_reason(str(exc))})
                 return
         elif settings.anonymous:
             identity = anonymous_identity()

@@ -40,7 +40,8 @@ class ErrorCode(StrEnum):
 
 
 class CloseCode(IntEnum):
-    """Close codes the server uses. 4000-4499 are the core's, 4500-4999 are left to plugins."""
+    """Close codes the server uses. 4000-4499 are the core's, 4500-4999 are left to plugins. Every reason sent
+    with one goes through :func:`close_reason` (at most 123 bytes)."""
 
     NORMAL = 1000
     GOING_AWAY = 1001  # the server is shutting down; reconnect elsewhere
@@ -52,6 +53,25 @@ class CloseCode(IntEnum):
     RATE_ABUSE = 4008  # kept sending past the rate limit after rate_limited errors
     SLOW_CONSUMER = 4009  # the send queue overflowed: the client does not read fast enough
     HEARTBEAT_TIMEOUT = 4010  # nothing received from the client within heartbeat_timeout
+
+
+MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes: the 2-byte code, then the reason
+_ELLIPSIS = "…"
+
+
+def close_reason(text: str) -> str:
+    """``text`` as a close reason: at most 123 bytes of UTF-8, cut on a character boundary with an ellipsis.
+
+    A longer reason makes the WebSocket layer raise instead of closing (the client sees 1006), so every close
+    the hub or a plugin sends goes through here. Characters UTF-8 cannot encode (lone surrogates) become "?".
+    """
+    if len(text) <= MAX_CLOSE_REASON_BYTES and text.isascii():
+        return text
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return encoded.decode()
+    room = MAX_CLOSE_REASON_BYTES - len(_ELLIPSIS.encode())
+    return encoded[:room].decode("utf-8", "ignore") + _ELLIPSIS
 
 
 # Channels are "<namespace>:<room>". Namespaces are a plugin's lower-case name; rooms are a safe ASCII subset.

@@ -12,7 +12,7 @@ from typing import Any
 
 from hub.limits import ConnectionLimiter
 from hub.metrics import Metrics
-from hub.protocol import CloseCode
+from hub.protocol import CloseCode, close_reason
 from hub.types import Identity
 
 log = logging.getLogger("hub.session")
@@ -254,7 +254,8 @@ class Session:
         try:
             # A peer that stopped reading never drains the socket, so the close frame may never be written.
             await asyncio.wait_for(
-                self._send({"type": "websocket.close", "code": code, "reason": reason}), self._close_timeout
+                self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)}),
+                self._close_timeout,
             )
         except TimeoutError:
             if self._abort is not None:

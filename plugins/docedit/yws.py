@@ -12,7 +12,7 @@ import time
 import orjson
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
-from hub import Hub, HubError, Listener, origin_allowed, request_identity
+from hub import Hub, HubError, Listener, close_reason, origin_allowed, request_identity
 from plugins.docedit.awareness import AwarenessStates
 from plugins.docedit.documents import Documents, OpenDoc, documents_for
 from plugins.docedit.ids import INDEX_ROOM, Role, is_doc_id
@@ -83,10 +83,10 @@ class YjsConnection:
         try:
             identity = request_identity(self.hub, f"Bearer {token}" if token else None)
         except HTTPException as exc:
-            await self.ws.close(CLOSE_AUTH_FAILED, str(exc.detail)[:120])
+            await self.ws.close(CLOSE_AUTH_FAILED, close_reason(str(exc.detail)))
             return
         if self.doc_id == INDEX_ROOM or not is_doc_id(self.doc_id):
-            await self.ws.close(CLOSE_POLICY, "Document ids are 1 to 64 letters, digits and _ . = + -.")
+            await self.ws.close(CLOSE_POLICY, close_reason("Document ids are 1 to 64 letters, digits and _ . = + -."))
             return
         documents = documents_for(self.hub)
         od = await documents.open(self.doc_id)
@@ -94,10 +94,10 @@ class YjsConnection:
             await documents.create(self.doc_id, identity, self.doc_id, self.settings.default_access)
             od = await documents.open(self.doc_id)
         if od is None:
-            await self.ws.close(CLOSE_POLICY, f"There is no document {self.doc_id!r}.")
+            await self.ws.close(CLOSE_POLICY, close_reason(f"There is no document {self.doc_id!r}."))
             return
         if od.role(identity.user) is Role.NONE:
-            await self.ws.close(CLOSE_NO_ACCESS, f"{identity.name} has no access to this document.")
+            await self.ws.close(CLOSE_NO_ACCESS, close_reason(f"{identity.name} has no access to this document."))
             return
         listener = await self.hub.listen(od.channel, self._on_event)
         writer = asyncio.create_task(self._write_forever(), name=f"docedit-yjs-{self.client}")
@@ -232,7 +232,7 @@ class YjsConnection:
             data = await self.outbox.get()
             if data is None:
                 code, reason = self.closing or (1000, "")
-                await self.ws.close(code, reason)
+                await self.ws.close(code, close_reason(reason))
                 return
             await self.ws.send_bytes(data)
 
