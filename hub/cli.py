@@ -135,15 +135,20 @@ def token(
     secret: Annotated[str | None, typer.Option(help="HS256 secret (default: HUB_SECRET or the data dir's).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory holding the generated secret.")] = None,
 ) -> None:
-    """Print a development JWT signed with the hub's secret."""
-    from hub.auth import Authenticator
+    """Print a development JWT signed with the hub's secret (HS256; RS256/ES256 tokens come from your identity
+    provider). It carries HUB_JWT_AUDIENCE's first audience and HUB_JWT_ISSUER when they are set."""
+    from hub.auth import ALGORITHM, Authenticator
 
     overrides: dict[str, Any] = {"secret": secret, "data_dir": data_dir}
     settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
     try:
-        authenticator = Authenticator(settings.resolved_secret())
+        authenticator = Authenticator(
+            settings.resolved_secret(), audience=settings.jwt_audience, issuer=settings.jwt_issuer
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    if ALGORITHM not in settings.jwt_algorithms:
+        typer.echo(f"warning: HUB_JWT_ALGORITHMS does not list {ALGORITHM}, so the hub refuses this token", err=True)
     typer.echo(authenticator.issue(user, name=name, ttl=ttl, scopes=tuple(scope or ())))
 
 

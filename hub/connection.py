@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -79,9 +80,13 @@ class WebSocketEndpoint:
         identity: Identity | None = None
         if token is not None:
             try:
-                identity = self._verify(token)
+                identity = await self._verify(token)
             except AuthError as exc:
-                await send({"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": close_reason(str(exc))})
+                # The peer may have left while a JWKS refresh was awaited (uvicorn's ClientDisconnected).
+                with contextlib.suppress(OSError):
+                    await send(
+                        {"type": "websocket.close", "code": CloseCode.AUTH_FAILED, "reason": close_reason(str(exc))}
+                    )
                 return
         elif settings.anonymous:
             identity = anonymous_identity()
@@ -138,8 +143,8 @@ class WebSocketEndpoint:
             await self._leave_all(session)
             await session.stop()
 
-    def _verify(self, token: str) -> Identity:
-        identity = self.hub.authenticator.verify(token)
+    async def _verify(self, token: str) -> Identity:
+        identity = await self.hub.authenticator.verify_async(token)
         if identity.anonymous and not self.hub.settings.anonymous:
             raise AuthError("Guests are not allowed on this hub; sign in.")
         return identity
@@ -209,7 +214,7 @@ class WebSocketEndpoint:
                 if not allowed:
                     raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 if isinstance(frame, AuthRequest):
-                    timer = self._auth(session, frame, timer)
+                    timer = await self._auth(session, frame, timer)
                 else:
                     await self._ops[type(frame)](session, frame)
             except FrameError as exc:
@@ -245,11 +250,11 @@ class WebSocketEndpoint:
             raise HubError(ErrorCode.UNAUTHORIZED, 'Authenticate first: send {"op":"auth","token":...}.')
         return session.identity
 
-    def _auth(
+    async def _auth(
         self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None
     ) -> asyncio.TimerHandle | None:
         try:
-            identity = self._verify(req.token)
+            identity = await self._verify(req.token)
         except AuthError as exc:
             session.close(CloseCode.AUTH_FAILED, str(exc))
             return timer

@@ -48,7 +48,7 @@ class Hub:
         """This node's id: the Redis broker's (in its pub/sub payloads), else a random one."""
         self.fanout = Fanout(self.broker)
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
-        self.authenticator = Authenticator(settings.resolved_secret(), leeway=settings.token_leeway)
+        self.authenticator = Authenticator.from_settings(settings)
         self.sessions: dict[str, Session] = {}
         # path prefix -> the largest message a plugin's own WebSocket route there accepts (else max_frame_bytes)
         self.websocket_frame_limits: dict[str, int] = {}
@@ -71,6 +71,7 @@ class Hub:
         await self.store.start()
         await self.broker.start(self.fanout.deliver, self._presence_expired)
         self.heartbeat.start()
+        await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
         await self.plugins.startup(self)
         self.started = True
         log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
@@ -84,6 +85,7 @@ class Hub:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
         await self.plugins.shutdown(self)
         await self.heartbeat.stop()
+        await self.authenticator.stop()
         await self.broker.close()
         await self.store.close()
 

@@ -37,6 +37,16 @@ class HubSettings(BaseSettings):
     guest_token_ttl: float = Field(default=86400.0, gt=0)  # lifetime of a guest's resume token (hello.resume)
     allowed_origins: Annotated[list[str], NoDecode] = []  # besides the hub's own origin; "*" allows every site
     api_keys: Annotated[list[str], NoDecode] = []  # keys for server-to-server HTTP APIs (e.g. publishing)
+    # tokens from an identity provider (docs/operations.md, "Tokens and identity providers")
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]  # accepted for users; guests' are always HS256
+    jwt_public_key: str | None = None  # PEM text, or a PEM file's path: verifies RS*/PS*/ES*/EdDSA tokens
+    jwks_url: str | None = None  # the identity provider's JWKS (http/https): fetched at start, then in the background
+    jwks_refresh_interval: float = Field(default=300.0, gt=0)  # seconds between background JWKS fetches
+    jwks_min_refresh_interval: float = Field(default=30.0, ge=0)  # an unknown kid refetches at most this often
+    jwks_timeout: float = Field(default=5.0, gt=0)  # seconds one JWKS fetch may take
+    jwks_max_bytes: int = Field(default=256 * 1024, ge=1024)  # a larger JWKS response is refused
+    jwt_audience: Annotated[list[str], NoDecode] = []  # when set, a token's 'aud' must name one of these
+    jwt_issuer: str | None = None  # when set, a token's 'iss' must be exactly this
 
     # limits
     max_frame_bytes: int = Field(default=64 * 1024, ge=256)
@@ -64,7 +74,7 @@ class HubSettings(BaseSettings):
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
 
-    @field_validator("plugins", "allowed_origins", "api_keys", mode="before")
+    @field_validator("plugins", "allowed_origins", "api_keys", "jwt_algorithms", "jwt_audience", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
