@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +21,10 @@ Handler = Callable[["Context", Any], Awaitable[BaseModel | None]]
 SnapshotProvider = Callable[["Context"], Awaitable[BaseModel | None]]
 Policy = Callable[[Identity, str], bool]
 """An access rule: (identity, room) -> allowed?"""
+Action = Literal["subscribe", "presence", "publish"]
+Authorizer = Callable[["Context", Action, str | None], Awaitable[None]]
+"""An async access rule: ``(ctx, action, message_type)``; returns to allow, raises :class:`hub.HubError` to refuse.
+``message_type`` is the ``pub``'s type for "publish", None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,12 @@ class Channel:
     ``conflate``: every event is the channel's whole current state (a price, a position), so a client that
     reads slowly gets the latest one instead of a backlog: an event replaces the channel's previous event while
     that one still waits in the client's send queue. Counted in ``hub_conflated_events_total``.
+
+    ``can_subscribe`` / ``can_publish`` are fast synchronous policies on the identity and room. An access rule
+    that needs I/O (a document's members in the store) is an async ``authorize`` (the argument, or the
+    :meth:`authorize` decorator): it runs after the policies and every ``hub_authorize`` hook allowed the
+    request, and before anything of the channel is read or written for it (presence, history, snapshot,
+    handler).
     """
 
     def __init__(
@@ -76,6 +87,7 @@ class Channel:
         conflate: bool = False,
         can_subscribe: Policy = allow_everyone,
         can_publish: Policy = allow_everyone,
+        authorize: Authorizer | None = None,
     ) -> None:
         if not NAMESPACE_RE.fullmatch(namespace):
             raise ValueError(f"namespace {namespace!r} must be lower_snake_case ASCII, at most 32 characters")
@@ -96,6 +108,9 @@ class Channel:
         self._inbound: dict[str, Inbound] = {}
         self._events: dict[str, type[BaseModel]] = {}
         self._snapshot: SnapshotProvider | None = None
+        self._authorizer: Authorizer | None = None
+        if authorize is not None:
+            self.authorize(authorize)
         if presence:
             self._events[f"{namespace}.joined"] = PresenceChanged
             self._events[f"{namespace}.left"] = PresenceChanged
@@ -129,6 +144,27 @@ class Channel:
         """Register what a late joiner gets in its ``sub`` reply."""
         self._snapshot = provider
         return provider
+
+    def authorize(self, authorizer: Authorizer) -> Authorizer:
+        """Register the channel's async access rule, ``async def rule(ctx, action, message_type) -> None``.
+
+        ``action`` is "subscribe" (a ``sub``), "presence" (a ``presence`` request) or "publish" (a ``pub`` of
+        ``message_type``, before its data is validated). Raise :class:`hub.HubError` to refuse: its code and
+        sentence are the client's ``err``. It runs after ``can_subscribe`` / ``can_publish`` and every
+        ``hub_authorize`` hook allowed the request, and before the hub writes presence, reads history, takes the
+        snapshot or calls the handler, so a refused client leaves no trace. Access withdrawn later is
+        :meth:`hub.Hub.revoke`'s business: this rule only runs when a request comes in.
+        """
+        if not inspect.iscoroutinefunction(authorizer):
+            raise TypeError(f"the authorize rule of channel '{self.namespace}:*' must be an async function")
+        if self._authorizer is not None:
+            raise ValueError(f"channel '{self.namespace}:*' already has an authorize rule")
+        self._authorizer = authorizer
+        return authorizer
+
+    @property
+    def authorizer(self) -> Authorizer | None:
+        return self._authorizer
 
     @property
     def inbound(self) -> Mapping[str, Inbound]:

@@ -282,7 +282,8 @@ class WebSocketEndpoint:
         session.push(encode_ok(req.id, result))
 
     async def _presence(self, session: Session, req: PresenceRequest) -> None:
-        session.push(encode_ok(req.id, await operations.presence(self.hub, self._identity(session), req.ch)))
+        data = await operations.presence(self.hub, session, self._identity(session), req.ch)
+        session.push(encode_ok(req.id, data))
 
     async def _ping(self, session: Session, req: PingRequest) -> None:
         session.push(encode_pong(req.id))

@@ -1,7 +1,9 @@
-"""Context: what a handler or snapshot provider gets — identity, channel, store, publish, reply, presence."""
+"""Context: what a handler, snapshot provider or access rule gets — identity, channel, store, publish, reply,
+presence, revoke."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -55,3 +57,7 @@ class Context:
 
     async def presence(self) -> list[PresenceMember]:
         return await self.hub.broker.presence_members(self.channel)
+
+    def revoke(self, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None) -> int:
+        """End this channel's subscriptions of the identities ``who`` selects, on this node (:meth:`Hub.revoke`)."""
+        return self.hub.revoke(self.channel, who, code=code, msg=msg)

@@ -1,18 +1,24 @@
-"""What each client op does once a frame is decoded and the client identified: sub, unsub, pub, presence."""
+"""What each client op does once a frame is decoded and the client identified: sub, unsub, pub, presence; and
+the server's own ``unsub``, which ends subscriptions whose access was withdrawn (revoke)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from hub.broker import BrokerUnavailable
-from hub.channel import Channel, PresenceChanged
+from hub.channel import Action, Channel, PresenceChanged
 from hub.context import Context
 from hub.errors import HubError
-from hub.protocol import ErrorCode, PubRequest, SubRequest, event_fragment
-from hub.runtime import Hub
+from hub.protocol import ErrorCode, PubRequest, SubRequest, encode_unsub, event_fragment
 from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
 
 log = logging.getLogger("hub.operations")
 
@@ -29,6 +35,14 @@ def _authorize(hub: Hub, spec: Channel, identity: Identity, channel: str, room: 
         raise HubError(ErrorCode.FORBIDDEN, f"{identity.name} may not {verb} {channel!r}.")
 
 
+async def _check_access(ctx: Context, action: Action, message_type: str | None) -> None:
+    """The synchronous policies and hooks, then the channel's async rule (which raises its own refusal)."""
+    _authorize(ctx.hub, ctx.spec, ctx.identity, ctx.channel, ctx.room, message_type)
+    authorizer = ctx.spec.authorizer
+    if authorizer is not None:
+        await authorizer(ctx, action, message_type)
+
+
 async def subscribe(
     hub: Hub, session: Session, identity: Identity, req: SubRequest
 ) -> tuple[dict[str, JSON], int | None]:
@@ -38,6 +52,7 @@ async def subscribe(
     with :meth:`Session.finish_join`, so the client always sees ``ok`` before the first ``ev``.
     """
     spec, room = hub.router.resolve(req.ch)
+    await hub.revocations.settled(session, req.ch)  # a subscription the server is ending is over first
     if req.ch in session.subscriptions:
         raise HubError(ErrorCode.ALREADY_SUBSCRIBED, f"Already subscribed to {req.ch!r}.")
     if len(session.subscriptions) >= hub.settings.max_channels_per_connection:
@@ -45,7 +60,9 @@ async def subscribe(
             ErrorCode.TOO_MANY_CHANNELS,
             f"A connection may follow at most {hub.settings.max_channels_per_connection} channels.",
         )
-    _authorize(hub, spec, identity, req.ch, room, None)
+    ctx = Context(hub, session, identity, req.ch, room, spec)
+    # Before anything of the channel is written or read for this client: a refused one leaves no trace.
+    await _check_access(ctx, "subscribe", None)
     member = PresenceMember(session.client_id, identity.user, identity.name)
     session.begin_join(req.ch)
     try:
@@ -69,11 +86,13 @@ async def subscribe(
             start_offset = position.offset
         provider = spec.snapshot_provider
         if provider is not None and not recovered:
-            snapshot = await provider(Context(hub, session, identity, req.ch, room, spec))
+            snapshot = await provider(ctx)
             data["snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
         if spec.presence:
             data["presence"] = [m.as_dict() for m in await hub.broker.presence_members(req.ch)]
+        hub.revocations.check_join(session, req.ch)  # access withdrawn while the reply was prepared
     except BaseException:
+        hub.revocations.forget_join(session, req.ch)
         session.subscriptions[req.ch] = None  # so leave() finds and undoes everything done so far
         await leave(hub, session, req.ch)
         raise
@@ -81,14 +100,18 @@ async def subscribe(
 
 
 async def unsubscribe(hub: Hub, session: Session, channel: str) -> None:
+    await hub.revocations.settled(session, channel)  # the server's unsub came first: not subscribed any more
     if channel not in session.subscriptions:
         raise HubError(ErrorCode.NOT_SUBSCRIBED, f"Not subscribed to {channel!r}.")
     await leave(hub, session, channel)
 
 
 async def leave(hub: Hub, session: Session, channel: str) -> None:
-    """Drop one subscription; on a presence channel, tell the others."""
-    session.subscriptions.pop(channel, None)
+    """Drop one subscription; on a presence channel, tell the others. Once per subscription: a second call
+    (the socket closing while the server ends the subscription) does nothing."""
+    if channel not in session.subscriptions:
+        return
+    session.subscriptions.pop(channel)
     await hub.fanout.remove(channel, session)
     spec, _room = hub.router.resolve(channel)
     identity = session.identity
@@ -111,13 +134,14 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
         req.type, inbound.rate_limit, time.monotonic()
     ):
         raise HubError(ErrorCode.RATE_LIMITED, f"Too many {req.type!r} messages; slow down.")
-    _authorize(hub, spec, identity, req.ch, room, req.type)
+    ctx = Context(hub, session, identity, req.ch, room, spec)
+    await _check_access(ctx, "publish", req.type)
     message = hub.router.validate(inbound, req.data)
     mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
     if mid_key is not None and not await hub.broker.claim_mid(mid_key, hub.settings.dedup_window):
         return {"duplicate": True}
     try:
-        result = await inbound.handler(Context(hub, session, identity, req.ch, room, spec), message)
+        result = await inbound.handler(ctx, message)
     except BaseException:
         if mid_key is not None:  # nothing was done, so a retry with this mid must run
             await hub.broker.release_mid(mid_key)
@@ -125,9 +149,96 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
     return result.model_dump(mode="json") if result is not None else None
 
 
-async def presence(hub: Hub, identity: Identity, channel: str) -> JSON:
+async def presence(hub: Hub, session: Session, identity: Identity, channel: str) -> JSON:
     spec, room = hub.router.resolve(channel)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
-    _authorize(hub, spec, identity, channel, room, None)
+    await _check_access(Context(hub, session, identity, channel, room, spec), "presence", None)
     return {"presence": [m.as_dict() for m in await hub.broker.presence_members(channel)]}
+
+
+# ---- the server's unsub ----------------------------------------------------------------------------------
+
+
+class Revocations:
+    """This node's subscriptions the server is ending (:meth:`hub.Hub.revoke`): the cleanup of each, and the
+    refusal that a ``sub`` still being prepared when its access went away ends with."""
+
+    def __init__(self) -> None:
+        self._ending: dict[tuple[str, str], asyncio.Task[None]] = {}  # (client id, channel) -> its cleanup
+        self._joins: dict[tuple[str, str], tuple[str, str]] = {}  # (client id, channel) -> (code, msg)
+        self.count = 0  # subscriptions ended (or sub requests refused) so far
+
+    def ending(self, session: Session, channel: str) -> bool:
+        return (session.client_id, channel) in self._ending
+
+    def start(self, session: Session, channel: str, cleanup: Coroutine[Any, Any, None]) -> None:
+        key = (session.client_id, channel)
+        task = asyncio.create_task(cleanup, name=f"hub-revoke-{session.client_id}")
+        self._ending[key] = task
+        task.add_done_callback(lambda done: self._ending.pop(key) if self._ending.get(key) is done else None)
+
+    async def settled(self, session: Session, channel: str) -> None:
+        """Until the server has finished ending this session's subscription of ``channel`` (at once if it is
+        not ending one), so a request that follows the ``unsub`` notice sees the subscription gone."""
+        task = self._ending.get((session.client_id, channel))
+        if task is not None:
+            await asyncio.wait([task])  # never raises: the task logs its own failure
+
+    def refuse_join(self, session: Session, channel: str, code: str, msg: str) -> None:
+        self._joins[(session.client_id, channel)] = (code, msg)
+
+    def check_join(self, session: Session, channel: str) -> None:
+        refused = self._joins.pop((session.client_id, channel), None)
+        if refused is not None:
+            raise HubError(*refused)
+
+    def forget_join(self, session: Session, channel: str) -> None:
+        self._joins.pop((session.client_id, channel), None)
+
+    async def drain(self, timeout: float) -> None:
+        """Let the cleanups under way finish (at shutdown, before the broker closes)."""
+        if self._ending:
+            await asyncio.wait(tuple(self._ending.values()), timeout=timeout)
+
+
+def revoke(hub: Hub, channel: str, who: Callable[[Identity], bool], code: str, msg: str) -> int:
+    """End the subscriptions of ``channel`` held by this node's sessions whose identity ``who`` selects.
+
+    Synchronous, so a plugin may call it from a listener callback: when it returns, no further event of the
+    channel reaches those sessions. Each gets ``{"op":"unsub","ch":...,"code":...,"msg":...}``; leaving the
+    fan-out and presence (the others see ``<namespace>.left``) follows in a task. A session whose ``sub`` is
+    still being prepared gets an ``err`` with ``code`` and ``msg`` as the reply instead. Returns how many.
+    """
+    hub.router.resolve(channel)
+    HubError(code, msg)  # a malformed code is the caller's bug: ValueError here, not at the client
+    frame = encode_unsub(channel, code, msg)
+    revocations = hub.revocations
+    ended = 0
+    for session in tuple(hub.sessions.values()):
+        identity = session.identity
+        if identity is None or channel not in session.subscriptions or revocations.ending(session, channel):
+            continue
+        if not who(identity):
+            continue
+        ended += 1
+        if session.subscriptions[channel] is not None:  # its sub reply is being prepared: that sub fails
+            revocations.refuse_join(session, channel, code, msg)
+            continue
+        # Hold the channel's events from now on (the fan-out may still hand some over before the task runs);
+        # leave() drops them with the subscription.
+        session.begin_join(channel)
+        session.push(frame)
+        held = session.subscriptions[channel]
+        revocations.start(session, channel, _end_subscription(hub, session, channel, held))
+    revocations.count += ended
+    return ended
+
+
+async def _end_subscription(hub: Hub, session: Session, channel: str, held: object) -> None:
+    if session.subscriptions.get(channel) is not held:
+        return  # the socket closed meanwhile, and its leave() did this
+    try:
+        await leave(hub, session, channel)
+    except Exception:  # a background task (task boundary): the session no longer gets the channel's events
+        log.exception("ending %r's subscription of %s failed", session, channel)

@@ -254,6 +254,11 @@ def encode_err(request_id: JSON, code: str, msg: str, details: list[JSON] | None
     return _dumps(frame)
 
 
+def encode_unsub(channel: str, code: str, msg: str) -> str:
+    """The server ended the client's subscription of ``channel`` (access withdrawn); nothing of it follows."""
+    return _dumps({"op": "unsub", "ch": channel, "code": code, "msg": msg})
+
+
 def encode_pong(request_id: JSON) -> str:
     return _dumps({"op": "pong", "id": request_id}) if request_id is not None else '{"op":"pong"}'
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -16,13 +17,14 @@ from hub.heartbeat import HeartbeatMonitor
 from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Metrics
+from hub.operations import Revocations, revoke
 from hub.plugin_manager import PluginManager
 from hub.protocol import CloseCode
 from hub.router import Router
 from hub.session import Session
 from hub.settings import HubSettings
 from hub.store import PluginStore, Store, open_store
-from hub.types import PresenceMember
+from hub.types import Identity, PresenceMember
 
 log = logging.getLogger("hub")
 
@@ -50,6 +52,7 @@ class Hub:
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator.from_settings(settings)
         self.sessions: dict[str, Session] = {}
+        self.revocations = Revocations()  # subscriptions the server is ending (revoke)
         # path prefix -> the largest message a plugin's own WebSocket route there accepts (else max_frame_bytes)
         self.websocket_frame_limits: dict[str, int] = {}
         self._plugin_stores: dict[str, PluginStore] = {}
@@ -64,6 +67,11 @@ class Hub:
             "hub_send_queue_frames",
             "Frames waiting in send queues, all sessions.",
             lambda: sum(session.queued_frames for session in self.sessions.values()),
+        )
+        self.metrics.counter(
+            "hub_revoked_subscriptions_total",
+            "Subscriptions this node ended because access was withdrawn (Hub.revoke).",
+            lambda: self.revocations.count,
         )
 
     async def start(self) -> None:
@@ -83,6 +91,7 @@ class Hub:
         closing = [session.wait_closed() for session in self.sessions.values()]
         if closing:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
+        await self.revocations.drain(timeout=2.0)
         await self.plugins.shutdown(self)
         await self.heartbeat.stop()
         await self.authenticator.stop()
@@ -137,6 +146,26 @@ class Hub:
         """The frame limit a plugin set for ``path`` (the longest matching prefix), or None."""
         found = [prefix for prefix in self.websocket_frame_limits if path.startswith(prefix)]
         return self.websocket_frame_limits[max(found, key=len)] if found else None
+
+    def revoke(
+        self,
+        channel: str,
+        who: Callable[[Identity], bool],
+        *,
+        code: str = "forbidden",
+        msg: str | None = None,
+    ) -> int:
+        """End the subscriptions of ``channel`` that this node's connections hold for identities ``who``
+        selects (``lambda identity: identity.user in removed``), because their access was withdrawn.
+
+        Each such client gets ``{"op":"unsub","ch":channel,"code":code,"msg":msg}`` and no further event of the
+        channel; the others see ``<namespace>.left`` on a presence channel. A ``sub`` still being prepared is
+        answered with an ``err`` (``code``, ``msg``) instead. Synchronous, so it may run in a listener callback:
+        when it returns, nothing more of the channel reaches those clients. It acts on this node only: with
+        several nodes, call it on each (a plugin follows the change that withdraws access with
+        :meth:`listen`, which runs on every node). Returns how many subscriptions it ended.
+        """
+        return revoke(self, channel, who, code, msg or f"Access to {channel!r} was withdrawn.")
 
     def local_subscribers(self, channel: str) -> int:
         """How many connections (and listeners) of this node follow ``channel``."""

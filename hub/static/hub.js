@@ -98,7 +98,9 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  * @property {(members: Member[], change: {type: "sync" | "joined" | "left", member?: Member}) => void}
  *   [onPresence] The channel's presence list, kept by the SDK from the reply and `joined`/`left` events.
  * @property {(error: HubError) => void} [onError] The `sub` was refused. `error.retrying` says whether the SDK
- *   tries again (`unavailable`, `rate_limited`, …); otherwise the subscription is over.
+ *   tries again (`unavailable`, `rate_limited`, …); otherwise the subscription is over. Also called, with
+ *   `error.revoked` true, when the hub ends a subscription itself (access withdrawn, the room deleted): the
+ *   subscription is over and is not sent again on reconnect.
  */
 
 /**
@@ -133,6 +135,8 @@ export class HubError extends Error {
     this.frame = frame;
     /** @type {boolean} Only for `onError` of a subscription: whether the SDK retries the `sub`. */
     this.retrying = false;
+    /** @type {boolean} Only for `onError` of a subscription: the hub ended it (an `unsub` frame from the hub). */
+    this.revoked = false;
   }
 }
 
@@ -248,8 +252,9 @@ export class Hub {
   /**
    * Listen to `connecting`, `open`, `reconnecting`, `closed` (each with a {@link StateDetail}), `state`
    * (every state change), `rtt` (ms), `auth` (the new Identity), `error` (a {@link HubError} that answers no
-   * request) and `event` (an {@link EventFrame} for a channel with no subscription here, such as a handler's
-   * reply to a publish). `reconnecting` fires once per attempt.
+   * request), `event` (an {@link EventFrame} for a channel with no subscription here, such as a handler's
+   * reply to a publish) and `revoked` (`{channel, error}`: the hub ended a subscription; its `onError` got the
+   * same error). `reconnecting` fires once per attempt.
    * @param {string} event
    * @param {(detail: any) => void} fn
    * @returns {() => void} removes the listener
@@ -519,6 +524,9 @@ export class Hub {
       case "ev":
         this.#dispatch(frame);
         break;
+      case "unsub":
+        this.#onRevoked(frame);
+        break;
       case "ok":
       case "err":
       case "pong":
@@ -579,6 +587,21 @@ export class Hub {
     clearTimeout(request.timer);
     if (frame.op === "err") request.reject(new HubError(frame.code, frame.msg, frame.details, frame));
     else request.resolve(frame);
+  }
+
+  /** The hub ended a subscription (access withdrawn, the room deleted): it is over, and is not sent again. */
+  #onRevoked(frame) {
+    const sub = this.#subs.get(frame.ch);
+    // A `sub` still waiting for its reply is newer than the subscription the notice ends (the hub answers a
+    // `sub` it refuses with an `err`, never with an `unsub`).
+    if (!sub || sub.awaitingReply) return;
+    this.#subs.delete(frame.ch);
+    clearTimeout(sub.retryTimer);
+    const message = typeof frame.msg === "string" ? frame.msg : `The hub ended the subscription to ${frame.ch}.`;
+    const error = new HubError(typeof frame.code === "string" ? frame.code : "revoked", message, undefined, frame);
+    error.revoked = true;
+    sub.call("onError", error);
+    this.#emit("revoked", { channel: frame.ch, error });
   }
 
   /** @param {EventFrame} frame */
@@ -731,12 +754,15 @@ export class Hub {
     const frame = { op: "sub", ch: sub.channel };
     if (sub.epoch != null && sub.offset != null) frame.since = { epoch: sub.epoch, offset: sub.offset };
     sub.sent = true;
+    sub.awaitingReply = true;
     const generation = this.#generation;
     this.#request(frame).then(
       (reply) => {
+        sub.awaitingReply = false;
         if (this.#subs.get(sub.channel) === sub) sub.subscribed(reply.data ?? {});
       },
       (error) => {
+        sub.awaitingReply = false;
         if (this.#subs.get(sub.channel) !== sub || generation !== this.#generation) return;
         if (error.code === "disconnected") return; // resubscribed on the next connection
         error.retrying = RETRYABLE_SUB_CODES.has(error.code);
@@ -782,6 +808,8 @@ class Subscription {
     this.offset = undefined;
     /** Whether a `sub` went out on the current socket. */
     this.sent = false;
+    /** Whether a `sub` waits for its reply. */
+    this.awaitingReply = false;
     this.everSubscribed = false;
     this.failures = 0;
     this.retryTimer = null;

@@ -16,7 +16,7 @@ from pycrdt import Doc, Text
 
 from hub import Hub, HubError, Identity, Listener
 from plugins.docedit.awareness import AwarenessStates
-from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, channel_of, role_of
+from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, access_withdrawn, channel_of, role_of
 from plugins.docedit.messages import DocMeta, DocumentDeleted, IndexChanged, MetaChanged, Person, UpdateApplied
 from plugins.docedit.parts import Parts
 from plugins.docedit.settings import Access, DoceditSettings
@@ -251,9 +251,21 @@ class Documents:
                     send(removal)
         elif kind == "docedit.meta":
             od.meta = DocMeta.model_validate(data["doc"])
+            # Every node gets the event and ends its own sessions' subscriptions. Now, in this callback: the
+            # registry's listener is the channel's first subscriber here (the document is opened before anyone
+            # subscribes), so those who lost access get neither this event nor any after it.
+            self.hub.revoke(
+                od.channel, lambda identity: od.role(identity.user) is Role.NONE, msg=access_withdrawn(od.doc_id)
+            )
         elif kind == "docedit.deleted":
             od.deleted = True
+            # After this event has reached every local subscriber, so each sees it before its unsub.
+            asyncio.get_running_loop().call_soon(self._end_subscriptions, od)
             self._spawn(self._close(od), f"docedit-close-{od.doc_id}")
+
+    def _end_subscriptions(self, od: OpenDoc) -> None:
+        deleted = f"Document {od.doc_id!r} was deleted."
+        self.hub.revoke(od.channel, lambda _identity: True, code="not_found", msg=deleted)
 
     def _apply_remote(self, od: OpenDoc, m: str) -> None:
         try:

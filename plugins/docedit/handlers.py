@@ -7,7 +7,16 @@ import time
 
 from hub import Channel, Context, HubError, RateLimit
 from plugins.docedit.documents import Documents, OpenDoc, documents_for, restore_update
-from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, is_doc_id, sortable_id
+from plugins.docedit.ids import (
+    CREATE_SCOPE,
+    INDEX_ROOM,
+    NAMESPACE,
+    Role,
+    is_doc_id,
+    may_create,
+    no_document,
+    sortable_id,
+)
 from plugins.docedit.messages import (
     MAX_AWARENESS_BYTES,
     Applied,
@@ -70,15 +79,14 @@ def doc_room(room: str) -> str:
 
 
 async def open_doc(ctx: Context, need: Role) -> tuple[Documents, OpenDoc, Role]:
-    """The document of ``ctx``'s channel and the caller's role; not_found, or forbidden below ``need``."""
+    """The document of ``ctx``'s channel and the caller's role; not_found without one (the same answer as for a
+    missing document), forbidden below ``need``."""
     documents = documents_for(ctx.hub)
     doc_id = doc_room(ctx.room)
     od = await documents.open(doc_id)
-    if od is None:
-        raise HubError("not_found", f"There is no document {doc_id!r}.")
-    role = od.role(ctx.identity.user)
-    if role is Role.NONE:
-        raise HubError("forbidden", f"{ctx.identity.name} has no access to document {doc_id!r}.")
+    role = od.role(ctx.identity.user) if od is not None else Role.NONE
+    if od is None or role is Role.NONE:
+        raise HubError("not_found", no_document(doc_id))
     if role < need:
         raise HubError("forbidden", f"Only a document's {need.label}s and above may do this; you are a {role.label}.")
     return documents, od, role
@@ -86,6 +94,11 @@ async def open_doc(ctx: Context, need: Role) -> tuple[Documents, OpenDoc, Role]:
 
 def _author(ctx: Context) -> Person:
     return Person(user=ctx.identity.user, name=ctx.identity.name)
+
+
+def creation_refused(settings: DoceditSettings) -> str:
+    who = {"users": "signed-in users", "scope": f"tokens with the {CREATE_SCOPE!r} scope"}.get(settings.create)
+    return f"Only {who} may create documents on this hub." if who else "This hub does not create documents."
 
 
 def make_channel(settings: DoceditSettings) -> Channel:
@@ -105,23 +118,32 @@ def make_channel(settings: DoceditSettings) -> Channel:
     ):
         channel.event(event_type, model)
 
+    @channel.authorize
+    async def admit(ctx: Context, action: str, message_type: str | None) -> None:
+        """Run before presence, snapshot and handlers: a caller without a role in the document gets the answer
+        a missing document gets, and nobody sees it come and go. A ``sub`` of a missing document creates it
+        here (auto-create), so the subscriber is its owner before anything else happens."""
+        if ctx.room == INDEX_ROOM:
+            return  # the index lists each caller's own documents
+        doc_id = doc_room(ctx.room)
+        if message_type == "docedit.create":
+            if not may_create(settings.create, ctx.identity):
+                raise HubError("forbidden", creation_refused(settings))
+            return  # the handler answers conflict for a name that is taken
+        documents = documents_for(ctx.hub)
+        od = await documents.open(doc_id)
+        if od is None and action == "subscribe" and settings.auto_create and may_create(settings.create, ctx.identity):
+            await documents.create(doc_id, ctx.identity, doc_id, settings.default_access)
+            od = await documents.open(doc_id)  # ours, or the one a concurrent subscriber created
+        if od is None or od.role(ctx.identity.user) is Role.NONE:
+            raise HubError("not_found", no_document(doc_id))
+
     @channel.snapshot
     async def snapshot(ctx: Context) -> DocSnapshot | DocList:
         documents = documents_for(ctx.hub)
         if ctx.room == INDEX_ROOM:
             return DocList(docs=await documents.listing(ctx.identity.user, INDEX_LIMIT))
-        doc_id = doc_room(ctx.room)
-        od = await documents.open(doc_id)
-        if od is None:
-            if not settings.auto_create:
-                raise HubError("not_found", f"There is no document {doc_id!r}.")
-            await documents.create(doc_id, ctx.identity, doc_id, settings.default_access)
-            od = await documents.open(doc_id)  # ours, or the one a concurrent subscriber created
-            if od is None:
-                raise HubError("not_found", f"Document {doc_id!r} was deleted.")
-        role = od.role(ctx.identity.user)
-        if role is Role.NONE:
-            raise HubError("forbidden", f"{ctx.identity.name} has no access to document {doc_id!r}.")
+        _documents, od, role = await open_doc(ctx, Role.READER)  # admit checked it; the document may be gone since
         awareness = od.awareness.encode()
         meta = od.meta.model_copy(update={"size": od.measure()})
         return DocSnapshot(
@@ -179,7 +201,7 @@ def make_channel(settings: DoceditSettings) -> Channel:
 
     @channel.on("docedit.create", CreateDocument, rate_limit=_FEW)
     async def create(ctx: Context, msg: CreateDocument) -> DocMeta:
-        doc_id = doc_room(ctx.room)
+        doc_id = doc_room(ctx.room)  # admit checked HUB_DOCEDIT_CREATE
         meta = await documents_for(ctx.hub).create(
             doc_id, ctx.identity, msg.title, msg.public or settings.default_access
         )

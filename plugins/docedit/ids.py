@@ -9,9 +9,12 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hub import Identity
     from plugins.docedit.messages import DocMeta
+    from plugins.docedit.settings import CreatePolicy
 
 NAMESPACE = "docedit"
+CREATE_SCOPE = "docedit.create"  # the token scope HUB_DOCEDIT_CREATE=scope asks for
 INDEX_ROOM = "@index"
 DOC_ID_RE = re.compile(r"[A-Za-z0-9_.=+-]{1,64}")
 VERSION_ID_PATTERN = r"^[0-9a-f]{16}-[0-9a-f]{8}$"
@@ -47,6 +50,26 @@ def role_of(meta: DocMeta, user: str) -> Role:
     if user in meta.readers or meta.public == "read":
         return Role.READER
     return Role.NONE
+
+
+def may_create(policy: CreatePolicy, identity: Identity) -> bool:
+    """Whether ``identity`` may create a document under HUB_DOCEDIT_CREATE."""
+    if policy == "anyone":
+        return True
+    if policy == "users":
+        return not identity.anonymous
+    if policy == "scope":
+        return not identity.anonymous and CREATE_SCOPE in identity.scopes
+    return False
+
+
+def no_document(doc_id: str) -> str:
+    """The one answer to a caller without a role, whether or not the document exists: nothing tells them apart."""
+    return f"There is no document {doc_id!r} open to you."
+
+
+def access_withdrawn(doc_id: str) -> str:
+    return f"Access to document {doc_id!r} was withdrawn."
 
 
 _last_ns = 0

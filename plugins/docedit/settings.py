@@ -8,12 +8,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Access = Literal["none", "read", "edit"]
+CreatePolicy = Literal["anyone", "users", "scope", "none"]
 
 
 class DoceditSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_DOCEDIT_", extra="ignore")
 
     auto_create: bool = True  # subscribing to a missing document creates it, owned by the subscriber
+    # who may create documents (auto-create and docedit.create): guests too, signed-in users, tokens with the
+    # docedit.create scope, or nobody (only documents that exist)
+    create: CreatePolicy = "anyone"
     default_access: Access = "edit"  # `public` of an auto-created document (and of docedit.create without one)
     max_doc_bytes: int = Field(default=2_000_000, ge=1024)  # encoded full state of one document
     max_versions: int = Field(default=50, ge=1, le=1000)  # named versions kept per document; the oldest go first

@@ -15,8 +15,8 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from hub import Hub, HubError, Listener, close_reason, origin_allowed, request_identity
 from plugins.docedit.awareness import AwarenessStates
 from plugins.docedit.documents import Documents, OpenDoc, documents_for
-from plugins.docedit.ids import INDEX_ROOM, Role, is_doc_id
-from plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged
+from plugins.docedit.ids import INDEX_ROOM, Role, access_withdrawn, is_doc_id, may_create, no_document, role_of
+from plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged, DocMeta
 from plugins.docedit.settings import DoceditSettings
 from plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
@@ -39,8 +39,8 @@ log = logging.getLogger("hub.docedit.yjs")
 
 TOKEN_PREFIX = "bearer."
 CLOSE_AUTH_FAILED = 4001  # as on /ws: missing, forged or expired token
-CLOSE_NO_ACCESS = 4003  # the identity has no role in the document
-CLOSE_POLICY = 1008  # a refused origin, a bad document name, a missing document (auto-create off)
+CLOSE_NO_ACCESS = 4003  # the identity has no role in the document (or it is missing), or lost it
+CLOSE_POLICY = 1008  # a refused origin, a bad document name
 CLOSE_MALFORMED = 1007  # a frame that is not y-websocket
 CLOSE_SLOW = 4509  # the socket did not read its frames fast enough
 CLOSE_DELETED = 4510  # the document was deleted
@@ -66,6 +66,7 @@ class YjsConnection:
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=settings.yjs_send_queue)
         self.closing: tuple[int, str] | None = None
         self.own_clients: set[int] = set()  # Yjs clientIDs whose awareness this socket sent
+        self.user = ""  # the socket's user id, once authenticated
         self._tokens = float(settings.sync_burst)
         self._refilled = time.monotonic()
 
@@ -88,18 +89,18 @@ class YjsConnection:
         if self.doc_id == INDEX_ROOM or not is_doc_id(self.doc_id):
             await self.ws.close(CLOSE_POLICY, close_reason("Document ids are 1 to 64 letters, digits and _ . = + -."))
             return
+        self.user = identity.user
         documents = documents_for(self.hub)
         od = await documents.open(self.doc_id)
-        if od is None and self.settings.auto_create:
+        if od is None and self.settings.auto_create and may_create(self.settings.create, identity):
             await documents.create(self.doc_id, identity, self.doc_id, self.settings.default_access)
             od = await documents.open(self.doc_id)
-        if od is None:
-            await self.ws.close(CLOSE_POLICY, close_reason(f"There is no document {self.doc_id!r}."))
-            return
-        if od.role(identity.user) is Role.NONE:
-            await self.ws.close(CLOSE_NO_ACCESS, close_reason(f"{identity.name} has no access to this document."))
+        if od is None or od.role(identity.user) is Role.NONE:  # the same close: nothing tells the two apart
+            await self.ws.close(CLOSE_NO_ACCESS, close_reason(no_document(self.doc_id)))
             return
         listener = await self.hub.listen(od.channel, self._on_event)
+        if od.role(identity.user) is Role.NONE:  # withdrawn while the listener started: no event will say so
+            self._stop(CLOSE_NO_ACCESS, access_withdrawn(self.doc_id))
         writer = asyncio.create_task(self._write_forever(), name=f"docedit-yjs-{self.client}")
         stop = self._going_away
         documents.closers.add(stop)
@@ -139,7 +140,7 @@ class YjsConnection:
                 raise _Closed(CLOSE_DELETED, "The document was deleted.")
             role = od.role(user)
             if role is Role.NONE:
-                raise _Closed(CLOSE_NO_ACCESS, "Access to this document was withdrawn.")
+                raise _Closed(CLOSE_NO_ACCESS, access_withdrawn(self.doc_id))
             if frame.sync is not None:
                 await self._on_sync(documents, od, role, frame.sync.kind, frame.sync.payload)
             elif frame.awareness is not None:
@@ -207,6 +208,8 @@ class YjsConnection:
             self._send(sync_frame(b64decode(data["m"])))
         elif kind == "docedit.awareness" and data.get("client") != self.client:
             self._send(awareness_frame(b64decode(data["m"])))
+        elif kind == "docedit.meta" and role_of(DocMeta.model_validate(data["doc"]), self.user) is Role.NONE:
+            self._stop(CLOSE_NO_ACCESS, access_withdrawn(self.doc_id))  # nothing more is sent: _send checks
         elif kind == "docedit.deleted":
             self._stop(CLOSE_DELETED, "The document was deleted.")
 

@@ -184,13 +184,13 @@ async def test_a_reader_cannot_write_and_a_stranger_cannot_enter(server, hub_cli
         stored.apply_update(value)
     assert "HACKED" not in str(stored.get("content", type=Text))
 
-    stranger = await hub_client(server, user="mallory")
+    stranger = await hub_client(server, user="mallory")  # no role: the answer a missing document gets
     with pytest.raises(ReplyError) as no_role:
         await stranger.sub("docedit:private")
-    assert no_role.value.code == "forbidden"
+    assert no_role.value.code == "not_found"
     with pytest.raises(ReplyError) as no_role_pub:
         await stranger.pub("docedit:private", "docedit.sync", {"m": b64encode(step1(b"\x00"))})
-    assert no_role_pub.value.code == "forbidden"
+    assert no_role_pub.value.code == "not_found"
 
 
 async def test_size_limit_and_malformed_input_leave_the_connection_working(hub_server, hub_client):

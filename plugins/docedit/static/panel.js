@@ -495,7 +495,17 @@ export default function mount(root, hub, _ctx) {
   }
 
   function onProviderError(error) {
-    if (error.code === "too_large") {
+    if (error.revoked) {
+      // The hub ended the subscription: our access was withdrawn (a deletion comes as docedit.deleted first).
+      const id = current?.id;
+      showNotice(error.message);
+      closeDocument();
+      if (id) {
+        docs.delete(id);
+        saveCurrent(null);
+        renderDocs();
+      }
+    } else if (error.code === "too_large") {
       showError(`${error.message} Your last change was not saved; the document is reloaded.`);
       reopen();
     } else if (error.code === "forbidden" && current?.provider.synced) {
