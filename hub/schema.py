@@ -7,10 +7,34 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from hub.channel import Channel, SnapshotProvider
 from hub.protocol import PROTOCOL_VERSION
 from hub.router import Router
+
+# The integers the socket's JSON parser (orjson) reads as integers; it reads a longer literal as a float, which
+# an integer field refuses. So an integer field without bounds of its own takes this range, and says so.
+WIRE_INT_MIN = -(2**63)
+WIRE_INT_MAX = 2**64 - 1
+
+
+class InboundJsonSchema(GenerateJsonSchema):
+    """The JSON Schema of what the hub accepts: pydantic's, with every integer bounded to what the wire carries."""
+
+    def int_schema(self, schema: core_schema.IntSchema) -> JsonSchemaValue:
+        json_schema = super().int_schema(schema)
+        if "minimum" not in json_schema and "exclusiveMinimum" not in json_schema:
+            json_schema["minimum"] = WIRE_INT_MIN
+        if "maximum" not in json_schema and "exclusiveMaximum" not in json_schema:
+            json_schema["maximum"] = WIRE_INT_MAX
+        return json_schema
+
+
+def inbound_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """What ``Router.validate`` accepts for a message of this model (strict JSON), as JSON Schema."""
+    return model.model_json_schema(schema_generator=InboundJsonSchema)
 
 
 def _snapshot_model(provider: SnapshotProvider | None) -> type[BaseModel] | None:
@@ -38,7 +62,7 @@ def channel_schema(plugin: str, channel: Channel) -> dict[str, Any]:
         "presence": channel.presence,
         "conflate": channel.conflate,
         "messages": {
-            message_type: inbound.model.model_json_schema() for message_type, inbound in sorted(channel.inbound.items())
+            message_type: inbound_schema(inbound.model) for message_type, inbound in sorted(channel.inbound.items())
         },
         "events": {event_type: model.model_json_schema() for event_type, model in sorted(channel.events.items())},
         "snapshot": snapshot.model_json_schema() if snapshot is not None else None,

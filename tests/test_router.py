@@ -114,7 +114,7 @@ def test_validate_returns_the_model(router: Router) -> None:
         ({}, ["text"], "missing"),
         ({"text": ""}, ["text"], "string_too_short"),
         ({"text": "x" * 11}, ["text"], "string_too_long"),
-        ({"text": "hi", "loud": "very"}, ["loud"], "bool_parsing"),
+        ({"text": "hi", "loud": "very"}, ["loud"], "bool_type"),  # strict: a string is never a boolean
         (None, [], "model_type"),
         ([1, 2], [], "model_type"),
     ],

@@ -59,6 +59,80 @@ def judge(stored: Entry | None, incoming: Entry, *, floor: int, same: bool) -> V
     return Verdict.APPLY if wins(incoming.stamp, stored.stamp if stored else None, floor=floor) else Verdict.LOSE
 
 
+# ---- who may change what ----------------------------------------------------------------------------------------
+
+
+class EditPolicy(Enum):
+    """Who may change or delete an object (docs/draw.md, "Who may change what"; setting ``HUB_DRAW_EDIT``)."""
+
+    ANYONE = "anyone"  # everyone who may publish on the board: a shared surface, as on Excalidraw or Miro
+    OWNER = "owner"  # an object's creator, and moderators; clearing needs a board without others' objects
+
+
+@dataclass(frozen=True, slots=True)
+class Editor:
+    """Who makes an edit, and what the hub's policy lets them change."""
+
+    user: str
+    policy: EditPolicy = EditPolicy.ANYONE
+    moderator: bool = False
+
+    def may_change(self, owner: str | None) -> bool:
+        """Whether this editor may replace a stored record (an object or its tombstone) created by ``owner``.
+
+        ``owner`` None: the record was stored before owners were recorded; under ``owner`` only a moderator may
+        change it, since nobody can prove it is theirs.
+        """
+        return self.policy is EditPolicy.ANYONE or self.moderator or (owner is not None and owner == self.user)
+
+    def owner_after(self, stored: bool, owner: str | None) -> str | None:
+        """The owner an edit is stored with: the stored record's (its creator stays its owner), or this editor
+        when the board holds nothing for the id (a creation)."""
+        return owner if stored else self.user
+
+
+class Forbidden(Exception):
+    """The policy does not let this editor do this; ``details`` in pydantic's shape, one per refused object."""
+
+    def __init__(self, msg: str, details: list[dict[str, object]]) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def check_may_change(editor: Editor, stored: Iterable[tuple[int, str, str | None]]) -> None:
+    """Refuse a whole message if one of its edits replaces a record the editor may not change.
+
+    ``stored``: ``(index in the message, id, owner)`` of each record the board holds for an edit of the message.
+    """
+    refused: list[dict[str, object]] = [
+        {"loc": ["objects", index], "msg": _whose(object_id, owner), "type": "not_owner"}
+        for index, object_id, owner in stored
+        if not editor.may_change(owner)
+    ]
+    if refused:
+        raise Forbidden(
+            f"On this hub only an object's creator (or a moderator) may change or delete it; {len(refused)} of "
+            f"these objects are not {editor.user}'s. Nothing was changed.",
+            refused,
+        )
+
+
+def check_may_clear(editor: Editor, owners: Iterable[str | None]) -> None:
+    """Refuse a clear that would delete objects the editor may not change (their tombstones do not count)."""
+    others = sum(1 for owner in owners if not editor.may_change(owner))
+    if others:
+        raise Forbidden(
+            f"On this hub only a moderator may clear a board that holds other users' objects; this one holds "
+            f"{others}. Delete your own objects instead.",
+            [{"loc": ["gen"], "msg": f"{others} objects of other users", "type": "not_owner"}],
+        )
+
+
+def _whose(object_id: str, owner: str | None) -> str:
+    return f"object {object_id!r} is {owner}'s" if owner is not None else f"object {object_id!r} has no recorded owner"
+
+
 # ---- generations ---------------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub import Channel, Context, Hub, HubError, RateLimit
 from plugins.draw import board
-from plugins.draw.board import Entry, Limits, Meta, Stamp, Verdict
+from plugins.draw.board import Editor, EditPolicy, Entry, Limits, Meta, Stamp, Verdict
 from plugins.draw.messages import (
     BoardCleared,
     BoardLimits,
@@ -62,6 +62,8 @@ class DrawSettings(BaseSettings):
     cursor_burst: int = Field(default=30, ge=1)
     stroke_rate: float = Field(default=20.0, gt=0)
     stroke_burst: int = Field(default=40, ge=1)
+    edit: EditPolicy = EditPolicy.ANYONE  # who may change or delete an object (docs/draw.md, "Who may change what")
+    moderator_scope: str = Field(default="moderator", min_length=1)  # a token scope that may change and clear all
 
     def limits(self) -> Limits:
         return Limits(
@@ -104,6 +106,13 @@ def refusals() -> Iterator[None]:
         raise HubError(exc.code, exc.msg, [exc.detail()]) from None
     except board.UnknownGeneration as exc:
         raise HubError("conflict", str(exc)) from None
+    except board.Forbidden as exc:
+        raise HubError("forbidden", exc.msg, list(exc.details)) from None
+
+
+def editor_of(ctx: Context) -> Editor:
+    identity = ctx.identity
+    return Editor(identity.user, settings.edit, moderator=settings.moderator_scope in identity.scopes)
 
 
 # Edits of one board on this node take turns, so they do not make each other retry; nodes sharing a store
@@ -184,12 +193,19 @@ class BoardStore:
         return raw, (_records.validate_json(raw) if raw is not None else None)
 
     async def apply(
-        self, gen: int, edits: Sequence[Record], encoded: Sequence[bytes], limits: Limits, outcome: Outcome
+        self,
+        gen: int,
+        edits: Sequence[Record],
+        encoded: Sequence[bytes],
+        editor: Editor,
+        limits: Limits,
+        outcome: Outcome,
     ) -> None:
         """Apply the edits of one message, recording each in ``outcome`` as it is done.
 
-        The limits are checked against the board as it is before anything is written, so a refused message
-        changes nothing; then each object goes through its own compare-and-set loop.
+        ``edits`` carry ``editor`` as their owner; an edit of a stored record is stored with that record's owner.
+        The policy and the limits are checked against the board as it is before anything is written, so a
+        refused message changes nothing; then each object goes through its own compare-and-set loop.
         """
         meta_raw, meta = await self.read_meta()
         outcome.gen = meta.gen
@@ -198,6 +214,13 @@ class BoardStore:
                 outcome.conflicts.append(Conflict(id=edit.id, current=(await self.read(meta.gen, edit.id))[1]))
             return
         stored = [await self.read(gen, edit.id) for edit in edits]
+        held = [(index, record) for index, (_, record) in enumerate(stored) if record is not None]
+        board.check_may_change(editor, [(index, record.id, record.owner) for index, record in held])
+        owned = [
+            owned_by(editor, record, edit, data, limits, index)
+            for index, (edit, data, (_, record)) in enumerate(zip(edits, encoded, stored, strict=True))
+        ]
+        edits, encoded = [edit for edit, _ in owned], [data for _, data in owned]
         projected = meta
         for edit, data, (raw, record) in zip(edits, encoded, stored, strict=True):
             before, after = stored_entry(record, raw), entry_of(edit, data)
@@ -205,25 +228,30 @@ class BoardStore:
                 projected = board.account(projected, before, after)
         board.check_capacity(meta, projected, limits)
         for edit, data, (raw, record) in zip(edits, encoded, stored, strict=True):
-            meta_raw, meta = await self._apply_one(gen, edit, data, (meta_raw, meta), (raw, record), outcome)
+            meta_raw, meta = await self._apply_one(gen, edit, data, editor, (meta_raw, meta), (raw, record), outcome)
 
     async def _apply_one(
         self,
         gen: int,
         edit: Record,
         data: bytes,
+        editor: Editor,
         meta_read: tuple[bytes | None, Meta],
         record_read: tuple[bytes | None, Record | None],
         outcome: Outcome,
     ) -> tuple[bytes | None, Meta]:
         """One object's compare-and-set loop, starting from what was read; returns the meta as last seen."""
         (meta_raw, meta), (raw, record) = meta_read, record_read
-        incoming = entry_of(edit, data)
         for _ in range(CAS_ATTEMPTS):
             if meta.gen != gen:  # cleared meanwhile: the edit was made on a generation that is gone
                 outcome.gen = meta.gen
                 outcome.conflicts.append(Conflict(id=edit.id, current=(await self.read(meta.gen, edit.id))[1]))
                 return meta_raw, meta
+            if record is not None and not editor.may_change(record.owner):  # created by another, racing us
+                outcome.conflicts.append(Conflict(id=edit.id, current=record))
+                return meta_raw, meta
+            edit, data = owned_by(editor, record, edit, data)
+            incoming = entry_of(edit, data)
             current = stored_entry(record, raw)
             verdict = board.judge(current, incoming, floor=meta.floor, same=same_edit(raw, record, data, edit))
             if verdict is Verdict.REPEAT:
@@ -262,12 +290,21 @@ class BoardStore:
                 return
         raise busy(self.room)
 
-    async def clear(self, gen: int) -> tuple[Meta, bool]:
-        """Move the board from generation ``gen`` to the next; False if it is past ``gen`` already."""
+    async def clear(self, gen: int, editor: Editor) -> tuple[Meta, bool]:
+        """Move the board from generation ``gen`` to the next; False if it is past ``gen`` already.
+
+        Under the ``owner`` policy a non-moderator may clear only a board whose live objects are all theirs: the
+        board is read whole first, and the clear lands only if the meta has not changed since.
+        """
         for _ in range(CAS_ATTEMPTS):
             meta_raw, meta = await self.read_meta()
             if not board.is_current(gen, meta.gen):
                 return meta, False
+            if not editor.may_change(None):  # a moderator, or the anyone policy, may clear any board
+                loaded = await self.load()
+                if loaded.meta != meta:  # changed between the two reads: start again
+                    continue
+                board.check_may_clear(editor, (obj.owner for obj in loaded.objects))
             cleared = meta.next_generation()
             if await self.store.compare_and_set(self.meta_key, meta_raw, cleared.encode()):
                 # Nothing can be stored under the old generation any more except by an edit that had read the
@@ -353,6 +390,22 @@ def same_edit(raw: bytes | None, record: Record | None, data: bytes, edit: Recor
     return raw == data
 
 
+def owned_by(
+    editor: Editor, record: Record | None, edit: Record, data: bytes, limits: Limits | None = None, index: int = 0
+) -> tuple[Record, bytes]:
+    """The edit as it is stored over ``record`` (None: nothing stored): with the owner the policy gives it, and its
+    JSON. The edit came encoded with ``editor`` as its owner; with another owner it is encoded again, and
+    checked again against the per-object limits when ``limits`` are given."""
+    owner = editor.owner_after(record is not None, record.owner if record is not None else None)
+    if owner == edit.owner:
+        return edit, data
+    edit = edit.model_copy(update={"owner": owner})
+    data = edit.model_dump_json().encode()
+    if limits is not None and not isinstance(edit, Tombstone):
+        board.check_object(index, len(data), len(edit.points) if isinstance(edit, PathObject) else 0, limits)
+    return edit, data
+
+
 def busy(room: str) -> HubError:
     return HubError("unavailable", f"Board {room!r} is too busy: an edit lost {CAS_ATTEMPTS} races in a row; retry.")
 
@@ -360,15 +413,19 @@ def busy(room: str) -> HubError:
 # ---- handlers ---------------------------------------------------------------------------------------------
 
 
-def encode_objects(objects: Sequence[DrawObject], limits: Limits) -> list[bytes]:
-    """Each object's JSON as it will be stored, after the per-message and per-object limits."""
+def encode_objects(objects: Sequence[DrawObject], owner: str, limits: Limits) -> tuple[list[DrawObject], list[bytes]]:
+    """Each object as it will be stored if it is new (owned by ``owner``: what the client sent as the owner is
+    ignored) and its JSON, after the per-message and per-object limits."""
     board.check_message(len(objects), limits)
+    owned: list[DrawObject] = []
     encoded = []
-    for index, obj in enumerate(objects):
+    for index, sent in enumerate(objects):
+        obj = sent.model_copy(update={"owner": owner}) if sent.owner != owner else sent
         data = obj.model_dump_json().encode()
         board.check_object(index, len(data), len(obj.points) if isinstance(obj, PathObject) else 0, limits)
+        owned.append(obj)
         encoded.append(data)
-    return encoded
+    return owned, encoded
 
 
 async def apply_edits(ctx: Context, gen: int, edits: Sequence[Record], encoded: Sequence[bytes]) -> Outcome:
@@ -380,7 +437,7 @@ async def apply_edits(ctx: Context, gen: int, edits: Sequence[Record], encoded: 
     async with board_lock(ctx.hub, ctx.room):
         try:
             with refusals():
-                await store.apply(gen, edits, encoded, limits, outcome)
+                await store.apply(gen, edits, encoded, editor_of(ctx), limits, outcome)
         finally:
             objects = [r for r in outcome.applied if not isinstance(r, Tombstone)]
             tombstones = [r for r in outcome.applied if isinstance(r, Tombstone)]
@@ -397,8 +454,8 @@ async def apply_edits(ctx: Context, gen: int, edits: Sequence[Record], encoded: 
 @draw.on("draw.put", PutObjects, rate_limit=RateLimit(rate=settings.put_rate, burst=settings.put_burst))
 async def put_objects(ctx: Context, msg: PutObjects) -> EditResult:
     with refusals():
-        encoded = encode_objects(msg.objects, settings.limits())
-    return (await apply_edits(ctx, msg.gen, msg.objects, encoded)).result()
+        objects, encoded = encode_objects(msg.objects, ctx.identity.user, settings.limits())
+    return (await apply_edits(ctx, msg.gen, objects, encoded)).result()
 
 
 @draw.on("draw.delete", DeleteObjects, rate_limit=RateLimit(rate=settings.delete_rate, burst=settings.delete_burst))
@@ -406,7 +463,8 @@ async def delete_objects(ctx: Context, msg: DeleteObjects) -> EditResult:
     with refusals():
         board.check_message(len(msg.objects), settings.limits())
     now = time.time()
-    tombstones = [Tombstone(id=d.id, version=d.version, nonce=d.nonce, ts=now) for d in msg.objects]
+    owner = ctx.identity.user
+    tombstones = [Tombstone(id=d.id, version=d.version, nonce=d.nonce, ts=now, owner=owner) for d in msg.objects]
     encoded = [t.model_dump_json().encode() for t in tombstones]
     return (await apply_edits(ctx, msg.gen, tombstones, encoded)).result()
 
@@ -415,7 +473,7 @@ async def delete_objects(ctx: Context, msg: DeleteObjects) -> EditResult:
 async def clear_board(ctx: Context, msg: ClearBoard) -> ClearResult:
     async with board_lock(ctx.hub, ctx.room):
         with refusals():
-            meta, cleared = await BoardStore(ctx.store, ctx.room).clear(msg.gen)
+            meta, cleared = await BoardStore(ctx.store, ctx.room).clear(msg.gen, editor_of(ctx))
         if cleared:
             await ctx.publish("draw.cleared", BoardCleared(gen=meta.gen, client=ctx.client_id, user=ctx.identity.user))
     return ClearResult(gen=meta.gen, cleared=cleared)
@@ -449,5 +507,10 @@ async def whole_board(ctx: Context) -> BoardSnapshot:
         max_put_objects=settings.max_put_objects,
     )
     return BoardSnapshot(
-        gen=meta.gen, floor=meta.floor, objects=loaded.objects, deleted=loaded.tombstones, limits=limits
+        gen=meta.gen,
+        floor=meta.floor,
+        edit=settings.edit.value,
+        objects=loaded.objects,
+        deleted=loaded.tombstones,
+        limits=limits,
     )

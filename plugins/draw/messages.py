@@ -24,6 +24,14 @@ Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=
 Length = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_COORDINATE)]
 Colour = Annotated[str, StringConstraints(pattern=r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")]
 Point = tuple[Coordinate, Coordinate]
+Owner = Annotated[
+    str | None,
+    Field(
+        max_length=128,
+        description="the user who created the object, set by the server (a value sent in draw.put is ignored); "
+        "null: stored before owners were recorded",
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -52,6 +60,7 @@ class _Shape(_Model):
     stroke_width: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 2.0
     fill: Colour | None = None
     opacity: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1)] = 1.0
+    owner: Owner = None
 
 
 class PathObject(_Shape):
@@ -108,6 +117,7 @@ class Tombstone(_Model):
     nonce: Nonce
     deleted: Literal[True] = True
     ts: float = Field(default=0.0, description="server time of the delete (seconds since the epoch)")
+    owner: Owner = None
 
 
 def _record_tag(value: Any) -> str:
@@ -288,6 +298,9 @@ class BoardSnapshot(BaseModel):
 
     gen: int
     floor: int = Field(description="edits of unknown ids with a version from 2 to floor are refused")
+    edit: Literal["anyone", "owner"] = Field(
+        description="who may change or delete an object: anyone, or its owner (and moderators) only"
+    )
     objects: list[DrawObject] = Field(description="every live object, in drawing order (z, then id)")
     deleted: list[Tombstone]
     limits: BoardLimits
