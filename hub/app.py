@@ -91,9 +91,8 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = hub.ready
-        body = {"ready": ready, "started": hub.started, "broker": "ok" if hub.broker.healthy else "unavailable"}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        readiness = await hub.readiness()
+        return JSONResponse(readiness.as_json(), status_code=200 if readiness.ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -77,6 +77,11 @@ def serve(
         raise _fail("--workers > 1 needs a shared broker: add --redis redis://host:port/db")
     if settings.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise _fail("HUB_LOOP=uvloop needs the uvloop package: pip install uvloop")
+    from hub.store import check_before_start as check_store_before_start
+
+    store_problem = check_store_before_start(settings.resolved_store_url())
+    if store_problem is not None:
+        raise _fail(f"the store cannot be used: {store_problem}")
     from hub.server import serve as run_server
 
     run_server(settings, workers=workers)

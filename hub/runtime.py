@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -28,6 +29,35 @@ from hub.types import Identity, PresenceMember
 
 log = logging.getLogger("hub")
 
+BROKER_UNHEALTHY = "no probe made the round trip through the broker's pub/sub within HUB_PROBE_TIMEOUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """A node's readiness as /readyz reports it: each part None when healthy, else why not."""
+
+    started: bool
+    broker: str | None
+    store: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.started and self.broker is None and self.store is None
+
+    def as_json(self) -> dict[str, bool | str]:
+        """``ready``, ``started``, ``broker`` and ``store`` ("ok" or "unavailable"), and ``reason`` when not ready."""
+        body: dict[str, bool | str] = {
+            "ready": self.ready,
+            "started": self.started,
+            "broker": "ok" if self.broker is None else "unavailable",
+            "store": "ok" if self.store is None else "unavailable",
+        }
+        reasons = [] if self.started else ["starting up or shutting down"]
+        reasons += [f"{part}: {why}" for part, why in (("broker", self.broker), ("store", self.store)) if why]
+        if reasons:
+            body["reason"] = "; ".join(reasons)
+        return body
+
 
 class Hub:
     """Everything a node runs. Plugins receive it in ``hub_startup`` to publish from background tasks."""
@@ -45,7 +75,9 @@ class Hub:
             reorder_timeout=settings.reorder_timeout,
             prefix=settings.redis_prefix,
         )
-        self.store: Store = open_store(settings.resolved_store_url(), prefix=settings.redis_prefix)
+        self.store: Store = open_store(
+            settings.resolved_store_url(), prefix=settings.redis_prefix, check_timeout=settings.probe_timeout
+        )
         self.node_id: str = getattr(self.broker, "node_id", None) or secrets.token_hex(6)
         """This node's id: the Redis broker's (in its pub/sub payloads), else a random one."""
         self.fanout = Fanout(self.broker)
@@ -105,7 +137,15 @@ class Hub:
 
     @property
     def ready(self) -> bool:
-        return self.started and self.broker.healthy
+        """Started, the broker healthy and the store usable as last seen (:meth:`readiness` looks again)."""
+        return self.started and self.broker.healthy and self.store.problem is None
+
+    async def readiness(self) -> Readiness:
+        """What /readyz answers: the store checked now (a few stats on SQLite, a PING on Redis), the broker's
+        health as its probes last found it."""
+        broker = None if self.broker.healthy else BROKER_UNHEALTHY
+        store = await self.store.check() if self.started else self.store.problem
+        return Readiness(started=self.started, broker=broker, store=store)
 
     def store_for(self, namespace: str) -> PluginStore:
         store = self._plugin_stores.get(namespace)

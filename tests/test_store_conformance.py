@@ -335,6 +335,13 @@ async def test_closed_store_is_unavailable(store: Store, ns: str) -> None:
         await store.get(ns, "k")
     with pytest.raises(StoreUnavailable):
         await store.put(ns, "k", b"v")
+    assert await store.check() is not None  # readiness says so too
+
+
+async def test_a_working_store_checks_healthy(store: Store, ns: str) -> None:
+    await store.put(ns, "k", b"v")
+    assert await store.check() is None
+    assert store.problem is None
 
 
 async def test_sqlite_file_store_persists_after_reopen(tmp_path: Path) -> None:

@@ -211,9 +211,17 @@ class RedisBroker:
     @property
     def healthy(self) -> bool:
         """True while our probes make the round trip through pub/sub (cross-node delivery is alive) and every
-        pub/sub connection answers its PINGs (on a Cluster: one per primary that holds our channels)."""
-        return time.monotonic() - self._last_probe < self._probe_timeout and self._subscriber.healthy(
-            self._probe_timeout
+        pub/sub connection answers its PINGs (on a Cluster: one per primary that holds our channels).
+
+        Only a probe that came back on the current pub/sub connection counts: after a reconnect the node stays
+        unready until one has, however recent the last probe on the lost connection was."""
+        now = time.monotonic()
+        connected_at = self._subscriber.connected_at(self._probe_channel)
+        return (
+            connected_at is not None
+            and connected_at <= self._last_probe
+            and now - self._last_probe < self._probe_timeout
+            and self._subscriber.healthy(self._probe_timeout)
         )
 
     # ---- fan-out -------------------------------------------------------------------------------------

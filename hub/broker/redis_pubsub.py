@@ -5,6 +5,9 @@ on the primary that owns its hash slot with SSUBSCRIBE (one connection per prima
 names when the slot map changes: after a failover, a resharding (Redis then sends ``sunsubscribe`` for the
 moved slots), or a lost connection. Both reconnect by themselves, resubscribe what they hold, confirm each
 subscription before ``subscribe`` returns, and answer ``healthy`` from PINGs sent on every connection.
+
+A connection counts as healthy only once Redis answered on it (a subscription confirmed, a PONG): opening it
+is not enough, so a reconnect attempt during an outage never looks like a recovery.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class _Reader:
         self.label = label
         self.names: set[str] = set()
         self.last_seen = time.monotonic()  # the last reply of any kind on this connection
+        self.connected_at: float | None = None  # when the current connection was opened and subscribed
         self._sharded = sharded
         self._on_message = on_message
         self._on_dropped = on_dropped
@@ -61,9 +65,9 @@ class _Reader:
         self._failures = 0  # connection attempts failed in a row
         self._connect_lock = asyncio.Lock()
 
-    @property
-    def connected(self) -> bool:
-        return self._pubsub is not None
+    def alive(self, within: float, now: float) -> bool:
+        """Redis answered on the current connection (after it was opened), within the last ``within`` seconds."""
+        return self.connected_at is not None and self.last_seen >= self.connected_at and now - self.last_seen < within
 
     async def start(self) -> None:
         """Connect and subscribe the names held so far, then read in the background. During an outage the
@@ -140,11 +144,13 @@ class _Reader:
                 await pubsub.ssubscribe(name)
         elif self.names:
             await pubsub.subscribe(*self.names)
-        self.last_seen = time.monotonic()
+        # Not a reply yet: last_seen moves when Redis confirms these subscriptions or answers a PING.
+        self.connected_at = time.monotonic()
         return pubsub
 
     async def _disconnect(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
+        self.connected_at = None
         self._leaving.clear()
         if pubsub is not None:
             with contextlib.suppress(*REDIS_ERRORS):
@@ -228,7 +234,11 @@ class Subscriber:
         await self._reader.ping()
 
     def healthy(self, within: float) -> bool:
-        return self._reader.connected and time.monotonic() - self._reader.last_seen < within
+        return self._reader.alive(within, time.monotonic())
+
+    def connected_at(self, name: str) -> float | None:
+        """When the connection that carries ``name`` was opened (None: there is none now)."""
+        return self._reader.connected_at if name in self._reader.names else None
 
 
 class ShardedSubscriber:
@@ -282,8 +292,13 @@ class ShardedSubscriber:
         return (
             len(self._placement) == len(self._wanted)
             and bool(self._readers)
-            and all(reader.connected and now - reader.last_seen < within for reader in self._readers.values())
+            and all(reader.alive(within, now) for reader in self._readers.values())
         )
+
+    def connected_at(self, name: str) -> float | None:
+        """When the connection that carries ``name`` was opened (None: there is none now)."""
+        reader = self._readers.get(self._placement.get(name, ""))
+        return reader.connected_at if reader is not None and name in reader.names else None
 
     # ---- placement ---------------------------------------------------------------------------------------
 

@@ -35,9 +35,21 @@ class Store(Protocol):
     documents (update logs plus snapshots), on SQLite and on Redis alike.
     """
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Open the store; raises StoreUnavailable, with a sentence saying why, when it cannot be used."""
+        ...
 
     async def close(self) -> None: ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot be used, as last seen (None: usable as far as is known); :meth:`check` looks
+        again. SQLite's is permanent once set (its files changed under it: only a restart recovers)."""
+        ...
+
+    async def check(self) -> str | None:
+        """Look again now, cheaply enough for every readiness probe: None when the store is usable, else why not."""
+        ...
 
     async def get(self, ns: str, key: str) -> bytes | None: ...
 
@@ -100,8 +112,10 @@ class PluginStore:
         return await self._store.compare_and_set(self._ns, key, expected, value)
 
 
-def open_store(url: str, *, prefix: str = "hub") -> Store:
-    """Build the store a URL names: ``sqlite:///relative/file``, ``sqlite:////absolute/file``, ``sqlite:///:memory:``."""
+def open_store(url: str, *, prefix: str = "hub", check_timeout: float = 3.0) -> Store:
+    """Build the store a URL names: ``sqlite:///relative/file``, ``sqlite:////absolute/file``, ``sqlite:///:memory:``
+    (``?locking=exclusive``: see SQLiteStore), or a Redis URL. ``check_timeout``: how long :meth:`Store.check`
+    waits for a remote store to answer."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         from hub.store.sqlite import SQLiteStore
@@ -110,7 +124,18 @@ def open_store(url: str, *, prefix: str = "hub") -> Store:
     if scheme in REDIS_SCHEMES:
         from hub.store.redis import RedisStore
 
-        return RedisStore(url, prefix=prefix)
+        return RedisStore(url, prefix=prefix, check_timeout=check_timeout)
     raise ValueError(
         f"unsupported store URL {url!r}; expected sqlite:///path, redis://host:port/db or redis+cluster://host:port"
     )
+
+
+def check_before_start(url: str) -> str | None:
+    """Why the store a URL names cannot start (None: it can, as far as can be told without a server): for
+    ``hub serve``, to stop with one line before it serves. A SQLite store's files are checked, and the database
+    opened and closed once; a Redis store is not contacted (its start-up needs Redis anyway)."""
+    if urlparse(url).scheme != "sqlite":
+        return None
+    from hub.store.sqlite import SQLiteStore
+
+    return SQLiteStore.from_url(url).check_before_start()

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
+
 from hub import redis_client
 from hub.redis_client import REDIS_ERRORS
 from hub.store import StoreUnavailable, prefix_successor
@@ -55,8 +57,11 @@ class RedisStore:
     to survive a Redis restart; see docs/operations.md.
     """
 
-    def __init__(self, url: str, *, prefix: str = "hub", max_connections: int = 64) -> None:
+    def __init__(self, url: str, *, prefix: str = "hub", max_connections: int = 64, check_timeout: float = 3.0) -> None:
         self.url = url
+        self.problem: str | None = None
+        """Why the last :meth:`check` found Redis unusable, or None."""
+        self._check_timeout = check_timeout
         self._prefix = prefix
         self._redis: Any = redis_client.connect(url, max_connections=max_connections, timeout=5.0)
         self._put_script = self._redis.register_script(_PUT)
@@ -92,6 +97,23 @@ class RedisStore:
     async def close(self) -> None:
         self._closed = True
         await self._redis.aclose()
+
+    async def check(self) -> str | None:
+        """A PING (on a Cluster: every primary's, since each holds some namespaces), answered within
+        ``check_timeout``."""
+        if self._closed:
+            return "the store is closed"
+        try:
+            async with asyncio.timeout(self._check_timeout):
+                if isinstance(self._redis, RedisCluster):
+                    await self._redis.ping(target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    await self._redis.ping()
+        except REDIS_ERRORS as exc:
+            self.problem = f"redis: {exc or f'no answer within {self._check_timeout:g} s'}"
+        else:
+            self.problem = None
+        return self.problem
 
     async def get(self, ns: str, key: str) -> bytes | None:
         value = await self._call(self._redis.hget(self._values(ns), key))

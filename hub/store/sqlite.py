@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from hub.store import StoreUnavailable, prefix_successor
+from hub.store.sqlite_files import StoreFiles, unusable_before_open
 
 T = TypeVar("T")
+log = logging.getLogger("hub.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -51,11 +57,46 @@ def _write_batch(db: sqlite3.Connection, rows: list[tuple[str, str, bytes]]) -> 
     db.execute("COMMIT")
 
 
-class SQLiteStore:
-    """Records in one WITHOUT ROWID table keyed by (ns, key), so prefix scans are index range scans."""
+def _open(path: str, *, exclusive: bool) -> sqlite3.Connection:
+    """Open (creating it if need be) the database in WAL mode with the records table."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        if exclusive:
+            # Before WAL mode is entered: the WAL index then lives in this process's heap, with no -shm file.
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        db.execute("SELECT 1 FROM records LIMIT 1").fetchall()  # a read transaction: the -wal (and -shm) exist now
+    except BaseException:
+        db.close()
+        raise
+    return db
 
-    def __init__(self, path: str) -> None:
+
+def _never_close(db: sqlite3.Connection) -> None:
+    """Keep ``db`` from ever being closed, even by the interpreter's exit: its last close would checkpoint
+    through an unwritable -shm mapping and kill the process with SIGBUS. The WAL stays on disk, complete."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(db))
+
+
+class SQLiteStore:
+    """Records in one WITHOUT ROWID table keyed by (ns, key), so prefix scans are index range scans.
+
+    While it runs it checks, before every statement and after every write, that the database, its -wal and
+    its -shm at their paths are still the files it opened (and the -shm no shorter): a removed data directory
+    or a truncated WAL index makes the store unavailable for good, with the reason in :attr:`problem`, logged
+    once, instead of acknowledging writes into unlinked files or dying of SIGBUS. A restart is the recovery.
+    """
+
+    def __init__(self, path: str, *, exclusive: bool = False) -> None:
         self.path = path
+        self.exclusive = exclusive  # locking_mode=EXCLUSIVE: no -shm, but no other process may open the file
+        self.problem: str | None = None
+        """Why the store is unusable (a file of it moved under the running hub), or None."""
+        self._files: StoreFiles | None = None
+        self._problem_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: SQLite serialises writers anyway, and ordering stays simple.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
@@ -76,40 +117,110 @@ class SQLiteStore:
             return cls(":memory:")
         if not path:
             raise ValueError(f"sqlite URL {url!r} names no file; use sqlite:///path/to/file")
-        return cls(path)
+        locking = parse_qs(parsed.query).get("locking", ["normal"])[-1]
+        if locking not in ("normal", "exclusive"):
+            raise ValueError(f"sqlite URL {url!r}: locking must be normal or exclusive")
+        return cls(path, exclusive=locking == "exclusive")
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def check_before_start(self) -> str | None:
+        """Why the store cannot start (None: it can): its files checked, then opened and closed once. Blocking;
+        for ``hub serve`` to stop with one line before it serves rather than fail inside start-up."""
+        if self.path == ":memory:":
+            return None
+        problem = unusable_before_open(Path(self.path), wal_index=not self.exclusive)
+        if problem is not None:
+            return problem
+        try:
+            _open(self.path, exclusive=self.exclusive).close()
+        except sqlite3.Error as exc:
+            return f"cannot open the SQLite store {self.path}: {exc}"
+        return None
+
+    def _fail(self, problem: str) -> None:
+        """The store is unusable from now on; say why once (any thread)."""
+        with self._problem_lock:
+            if self.problem is not None:
+                return
+            self.problem = problem
+        if self._files is not None:
+            self._files.restore_wal_index()  # a truncated -shm: protect every process that has it mapped
+        log.error("the store is unavailable until the hub restarts: %s", problem)
+
+    def _verify(self, check: Callable[[], str | None] | None) -> None:
+        """Raise StoreUnavailable if the store failed, or ``check`` (one of StoreFiles') finds it failing now."""
+        if self.problem is None and check is not None:
+            problem = check()
+            if problem is not None:
+                self._fail(problem)
+        if self.problem is not None:
+            raise StoreUnavailable(self.problem)
+
+    def _guarded(self, fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection, *, write: bool) -> T:
+        """Run ``fn`` in the writer thread between checks: the -shm before it (SQLite must not touch a truncated
+        one) and, for a write, the database and -wal after it (a write committed into a file that is no longer
+        at its path is not acknowledged)."""
+        files = self._files
+        self._verify(files.wal_index_problem if files is not None else None)
+        result = fn(db)
+        if write:
+            self._verify(files.written_problem if files is not None else None)
+        return result
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         db = self._db
         if db is None:
             raise StoreUnavailable("the store is not open")
+        if self.problem is not None:
+            raise StoreUnavailable(self.problem)
         self._submit_pending()  # puts that came first are written first: the executor runs jobs in order
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, db)
+            return await loop.run_in_executor(self._executor, functools.partial(self._guarded, fn, db, write=write))
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def start(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-
-        def open_db() -> sqlite3.Connection:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
-            return db
-
         loop = asyncio.get_running_loop()
-        self._db = await loop.run_in_executor(self._executor, open_db)
+        if self.path == ":memory:":
+            self._db = await loop.run_in_executor(self._executor, lambda: _open(self.path, exclusive=self.exclusive))
+            return
+        path = Path(self.path)
+        problem = unusable_before_open(path, wal_index=not self.exclusive)
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
+        def open_db() -> tuple[sqlite3.Connection, StoreFiles]:
+            db = _open(self.path, exclusive=self.exclusive)
+            return db, StoreFiles.opened(path, wal_index=not self.exclusive)
+
+        try:
+            self._db, self._files = await loop.run_in_executor(self._executor, open_db)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
+
+    async def check(self) -> str | None:
+        """Look at the files again (a few stats, for readiness): None while they are the ones opened."""
+        if self._db is None:
+            return self.problem or "the store is not open"
+        if self.problem is None and self._files is not None:
+            problem = self._files.problem()
+            if problem is not None:
+                self._fail(problem)
+        return self.problem
 
     async def close(self) -> None:
         self._submit_pending()
         db, self._db = self._db, None
         if db is not None:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, db.close)
+            # Closing checkpoints through the -shm mapping: a truncated -shm gets its size back first.
+            if self._files is None or self._files.problem() is None or self._files.restore_wal_index():
+                await loop.run_in_executor(self._executor, db.close)
+            else:
+                log.warning(
+                    "leaving %s open: closing it would be a SIGBUS; SQLite replays its WAL at the next start", self.path
+                )
+                _never_close(db)
         self._executor.shutdown(wait=True)
 
     async def get(self, ns: str, key: str) -> bytes | None:
@@ -117,13 +228,15 @@ class SQLiteStore:
             row = db.execute("SELECT value FROM records WHERE ns = ? AND key = ?", (ns, key)).fetchone()
             return bytes(row[0]) if row else None
 
-        return await self._run(get)
+        return await self._run(get, write=False)
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
         """Group commit: a put returns once its batch is committed. Puts that arrive while a batch is being
         written (a flooded chat room) share the next transaction and one trip to the writer thread."""
         if self._db is None:
             raise StoreUnavailable("the store is not open")
+        if self.problem is not None:
+            raise StoreUnavailable(self.problem)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((ns, key, value, done))
         if not self._batch_in_flight:
@@ -137,7 +250,10 @@ class SQLiteStore:
         batch, self._pending = self._pending, []
         rows = [(ns, key, value) for ns, key, value, _done in batch]
         self._batch_in_flight = True
-        written = asyncio.get_running_loop().run_in_executor(self._executor, _write_batch, db, rows)
+        write = functools.partial(_write_batch, rows=rows)
+        written = asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(self._guarded, write, db, write=True)
+        )
 
         def settle(result: asyncio.Future[None]) -> None:
             self._batch_in_flight = False
@@ -148,7 +264,7 @@ class SQLiteStore:
                 if error is None:
                     done.set_result(None)
                 else:
-                    done.set_exception(StoreUnavailable(str(error)))
+                    done.set_exception(error if isinstance(error, StoreUnavailable) else StoreUnavailable(str(error)))
             self._submit_pending()
 
         written.add_done_callback(settle)
@@ -170,7 +286,7 @@ class SQLiteStore:
             rows = db.execute(sql, (ns, *bounds, -1 if limit is None else limit))
             return [(key, bytes(value)) for key, value in rows]
 
-        return await self._run(scan)
+        return await self._run(scan, write=False)
 
     async def delete_prefix(self, ns: str, prefix: str) -> int:
         where, bounds = _prefix_range(prefix)
