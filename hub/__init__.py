@@ -9,6 +9,7 @@ from hub.context import Context
 from hub.errors import Disconnect, HubError
 from hub.hookspecs import hookimpl
 from hub.http_auth import check_subscribe, request_identity, request_publisher
+from hub.http_edge import json_body
 from hub.ids import sortable_id
 from hub.lease import Lease
 from hub.limits import RateLimit
@@ -38,6 +39,7 @@ __all__ = [
     "close_reason",
     "deny_anonymous",
     "hookimpl",
+    "json_body",
     "only_room_owner",
     "origin_allowed",
     "request_identity",

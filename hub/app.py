@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +17,7 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from hub.connection import FRAME_LIMIT_EXTENSION, WebSocketEndpoint
+from hub.http_edge import install_http_edge
 from hub.plugin_manager import PluginManager
 from hub.runtime import Hub
 from hub.settings import HubSettings
@@ -59,6 +61,10 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # anyio (under Starlette's middleware) imports its event-loop backend at first use. Done now: the first
+        # requests may come when connections hold every file descriptor, and an import that cannot open its file
+        # would fail every request with a traceback.
+        await anyio.lowlevel.checkpoint()
         await hub.start()
         try:
             yield
@@ -69,6 +75,7 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
     app.state.hub = hub
     app.websocket_endpoint = WebSocketEndpoint(hub)
     app.router.routes.append(WebSocketRoute("/ws", app.websocket_endpoint))
+    install_http_edge(app)
 
     @app.middleware("http")
     async def log_access(request: Request, call_next: Any) -> Response:

@@ -1,9 +1,9 @@
-"""Serving with uvicorn, hardened: bounded WebSocket frames without deflate, a handshake deadline, a way to
-drop sockets whose peer stopped reading, and logs that never show a query string (tokens travel there)."""
+"""Serving with uvicorn, hardened: bounded WebSocket frames without deflate, the HTTP edge's rules
+(hub/http_protocol.py), a way to drop sockets whose peer stopped reading, and logs that never show a query string
+(tokens travel there)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -13,12 +13,13 @@ import struct
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from hub.admission import Admission, TrustedPeers
 from hub.aio import Flag, ReceiveQueue
+from hub.http_protocol import HubHTTPProtocol
 from hub.settings import HubSettings
 
 _QUERY = re.compile(r"\?[^\s\"']*")
@@ -92,6 +93,10 @@ def text_frame(text: str) -> bytes:
     return _last_frame
 
 
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
 RECEIVE_HIGH_WATER = 16  # messages waiting for the app before a socket's reading pauses
 
 
@@ -129,7 +134,9 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             try:
                 self.queue.put_nowait({"type": "websocket.receive", "text": data.decode()})
             except UnicodeDecodeError:
-                self.logger.exception("Invalid UTF-8 sequence received from client.")
+                # The client's bytes, not a fault of the server: one line at debug, never a traceback, since any
+                # client could send one frame after another to flood the log.
+                self.logger.debug("%s - invalid UTF-8 in a text frame; closing with 1007", _peer(self.client))
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return
@@ -224,50 +231,6 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(b"".join(text_frame(text) for text in texts))
 
 
-class HubHTTPProtocol(H11Protocol):
-    """h11 plus a handshake deadline: a client that connects and never completes a request is dropped."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        send_buffer = getattr(self.config, "hub_send_buffer", None)
-        if send_buffer:
-            # A fixed kernel send buffer instead of Linux's autotuning (up to 4 MB), and the transport's own
-            # buffer bounded to the same size (asyncio's default is 64 KiB): what a slow reader has not taken
-            # waits in the hub's queue, where conflating channels keep only the latest event.
-            transport.set_write_buffer_limits(high=send_buffer)
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        # Read from the config (not a class attribute) so the class stays importable for worker processes.
-        timeout = getattr(self.config, "hub_handshake_timeout", 10.0)
-        self._handshake_timer: asyncio.TimerHandle | None = self.loop.call_later(timeout, self._handshake_expired)
-
-    def _handshake_expired(self) -> None:
-        self._handshake_timer = None
-        if self.cycle is None and not self.transport.is_closing():
-            self.transport.close()
-
-    def _handshake_done(self) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.cycle is not None:  # a complete request arrived; keep-alive timing is uvicorn's from here
-            self._handshake_done()
-
-    def handle_websocket_upgrade(self, event: Any) -> None:
-        # The socket now belongs to the WebSocket protocol; this deadline must not close it later.
-        self._handshake_done()
-        super().handle_websocket_upgrade(event)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._handshake_done()
-        super().connection_lost(exc)
-
-
 def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
         "host": settings.host,
@@ -289,6 +252,15 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
     config = uvicorn.Config(app, **options)
     config.hub_handshake_timeout = settings.handshake_timeout  # type: ignore[attr-defined]
     config.hub_send_buffer = settings.send_buffer_bytes  # type: ignore[attr-defined]
+    config.hub_max_body_bytes = settings.max_body_bytes  # type: ignore[attr-defined]
+    # uvicorn trusts X-Forwarded-For from these peers (FORWARDED_ALLOW_IPS, default 127.0.0.1 and ::1): proxies,
+    # whose connections carry many clients, so the per-address cap leaves them out.
+    trusted = TrustedPeers(config.forwarded_allow_ips if config.proxy_headers else ())
+    config.hub_admission = Admission(  # type: ignore[attr-defined]
+        max_per_address=settings.max_connections_per_address,
+        max_pending_bodies=settings.max_pending_bodies,
+        trusted=trusted,
+    )
     return config
 
 

@@ -62,6 +62,10 @@ class HubSettings(BaseSettings):
     send_buffer_bytes: int | None = Field(default=None, ge=4096)
     close_timeout: float = Field(default=2.0, gt=0)  # seconds a close frame may take before the socket is dropped
     handshake_timeout: float = Field(default=10.0, gt=0)  # seconds to send a complete HTTP request/upgrade
+    # the HTTP edge (hub/http_protocol.py; under hub serve and hub.testing)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # an HTTP request body past this: 413
+    max_pending_bodies: int = Field(default=128, ge=1)  # requests still sending a body, per process; past it: 503
+    max_connections_per_address: int = Field(default=256, ge=0)  # per peer IP and process; 0: no cap; past it: 429
 
     # timers
     heartbeat_interval: float = Field(default=25.0, gt=0)

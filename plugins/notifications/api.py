@@ -5,10 +5,10 @@
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from hub import BrokerUnavailable, Hub, Identity, StoreUnavailable, request_publisher
+from hub import BrokerUnavailable, Hub, Identity, StoreUnavailable, json_body, request_publisher
 from plugins.notifications.idempotency import IdempotencyConflict
 from plugins.notifications.messages import PublishRequest, PublishResult
 from plugins.notifications.notifier import InvalidRequest, notifier_for
@@ -29,17 +29,29 @@ def make_router(hub: Hub) -> APIRouter:
     @router.post(
         "/notifications",
         status_code=201,
+        # The route reads its body itself, after the credentials (a body parameter is read before them); the
+        # schema is still the one of PublishRequest.
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PublishRequest.model_json_schema()}},
+            }
+        },
         responses={
             200: {"description": "An Idempotency-Key retry: delivered before, not again (duplicate: true)."},
-            401: {"description": "No credentials, or an unknown API key or bad token."},
+            401: {"description": "No credentials, or an unknown API key or bad token (the body is not read)."},
             403: {"description": "A valid token without the publish scope."},
             409: {"description": "A request with this Idempotency-Key is still running; retry."},
-            422: {"description": "Invalid payload (field errors), or an Idempotency-Key reused for another request."},
+            413: {"description": "A body larger than the hub's max_body_bytes setting."},
+            422: {
+                "description": "Invalid JSON (NaN and Infinity included) or fields, or an Idempotency-Key reused for "
+                "another request."
+            },
             503: {"description": "The store or the broker is unavailable; retry."},
         },
     )
     async def publish_notification(
-        request: PublishRequest,
+        http_request: Request,
         response: Response,
         publisher: Annotated[Identity, Depends(authorize_publisher)],
         idempotency_key: Annotated[str | None, Header()] = None,
@@ -56,11 +68,12 @@ def make_router(hub: Hub) -> APIRouter:
                     }
                 ]
             )
+        request = await json_body(http_request, PublishRequest)
         try:
             result = await notifier_for(hub).publish(request, idempotency_key=idempotency_key, publisher=publisher.user)
         except InvalidRequest as exc:
             raise RequestValidationError(
-                [{"type": "value_error", "loc": ("body", exc.field), "msg": exc.msg, "input": request.ttl}]
+                [{"type": "value_error", "loc": ("body", exc.field), "msg": exc.msg}]
             ) from None
         except IdempotencyConflict as exc:
             if exc.reason == "mismatch":
