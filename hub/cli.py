@@ -77,6 +77,12 @@ def serve(
         raise _fail("--workers > 1 needs a shared broker: add --redis redis://host:port/db")
     if settings.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise _fail("HUB_LOOP=uvloop needs the uvloop package: pip install uvloop")
+    from hub.auth import Authenticator
+
+    try:
+        Authenticator.from_settings(settings)  # the token settings (algorithms, keys, JWKS URL) before anything runs
+    except ValueError as exc:
+        raise _fail(f"the token settings are not usable: {exc}") from None
     from hub.store import check_before_start as check_store_before_start
 
     store_problem = check_store_before_start(settings.resolved_store_url())

@@ -38,6 +38,24 @@ def test_workers_without_redis_is_a_one_line_error(served: list[object]) -> None
     assert served == []
 
 
+@pytest.mark.parametrize(
+    ("arguments", "env", "message"),
+    [
+        (["--secret", "short"], {}, "the JWT secret must be at least 32 bytes long"),
+        ([], {"HUB_JWT_ALGORITHMS": "RS256"}, "set HUB_JWT_PUBLIC_KEY or HUB_JWKS_URL"),
+    ],
+)
+def test_unusable_token_settings_are_a_one_line_error(
+    served: list[object], tmp_path: Path, arguments: list[str], env: dict[str, str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path), *arguments], env=env)
+    assert result.exit_code == 2
+    assert "the token settings are not usable" in result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert served == []
+
+
 def test_redis_flag_moves_broker_and_store(served: list[object]) -> None:
     result = CliRunner().invoke(cli, ["serve", "--redis", "redis://127.0.0.1:1/0"])
     assert result.exit_code == 0, result.output

@@ -145,6 +145,14 @@ export class HubError extends Error {
  * @param {string | undefined} url
  * @returns {string}
  */
+/** A close reason cut to the 123 bytes of UTF-8 a close frame holds (a longer one makes `close()` throw). */
+function closeReason(text) {
+  const encoder = new TextEncoder();
+  let reason = String(text);
+  while (encoder.encode(reason).length > 123) reason = Array.from(reason).slice(0, -1).join("");
+  return reason;
+}
+
 function socketUrl(url) {
   const resolved = new URL(url ?? "/ws", globalThis.location?.href);
   if (resolved.protocol === "http:") resolved.protocol = "ws:";
@@ -330,7 +338,7 @@ export class Hub {
     this.#dropSocket(`The connection was closed (${reason}).`);
     if (ws) {
       try {
-        ws.close(1000, reason.slice(0, 120));
+        ws.close(1000, closeReason(reason));
       } catch {
         // a reason the browser refuses (too long in bytes): close without one
         ws.close(1000);
