@@ -68,8 +68,16 @@ MESSAGES = {
     for namespace, channel in SCHEMA["channels"].items()
     for message_type, message in channel["messages"].items()
 }
+# JSON Schema counts 2.0 (and -0.0) as an integer; the hub, like protocol.md (§3, §5.4), takes only an integer
+# literal where it says integer, so the schema is read that way here.
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 EVENTS = {
-    event_type: jsonschema.Draft202012Validator(event)
+    event_type: Validator(event)
     for channel in SCHEMA["channels"].values()
     for event_type, event in channel["events"].items()
 }
@@ -487,7 +495,7 @@ def check_reply(
 
 
 def schema_accepts(schema: dict[str, Any], data: Any) -> bool:
-    return jsonschema.Draft202012Validator(schema).is_valid(data)
+    return bool(Validator(schema).is_valid(data))
 
 
 # ---- the reported coercions and non-JSON numbers ------------------------------------------------------------------
