@@ -105,6 +105,12 @@ class Hub:
             "Subscriptions this node ended because access was withdrawn (Hub.revoke).",
             lambda: self.revocations.count,
         )
+        # read from outside by benchmarks/soak.py: back to its idle count once every client has gone, or a leak
+        self.metrics.gauge(
+            "hub_tasks",
+            "asyncio tasks of this process's event loop (the scrape's own included).",
+            lambda: len(asyncio.all_tasks(self.loop)) if self.loop is not None else 0,
+        )
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
