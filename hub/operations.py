@@ -112,6 +112,7 @@ async def leave(hub: Hub, session: Session, channel: str) -> None:
     if channel not in session.subscriptions:
         return
     session.subscriptions.pop(channel)
+    session.forget_floor(channel)
     await hub.fanout.remove(channel, session)
     spec, _room = hub.router.resolve(channel)
     identity = session.identity
@@ -138,14 +139,22 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
     await _check_access(ctx, "publish", req.type)
     message = hub.router.validate(inbound, req.data)
     mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
-    if mid_key is not None and not await hub.broker.claim_mid(mid_key, hub.settings.dedup_window):
-        return {"duplicate": True}
+    if mid_key is not None:
+        # Claimed for mid_pending_ttl only: if this node dies before the handler is done, the claim expires and
+        # a retry runs, rather than being told "duplicate" for a message that was never published.
+        claim = await hub.broker.claim_mid(mid_key, hub.settings.mid_pending_ttl)
+        if claim == "done":
+            return {"duplicate": True}
+        if claim == "pending":
+            raise HubError(ErrorCode.UNAVAILABLE, "A publish with this mid is still running; retry shortly.")
     try:
         result = await inbound.handler(ctx, message)
     except BaseException:
         if mid_key is not None:  # nothing was done, so a retry with this mid must run
             await hub.broker.release_mid(mid_key)
         raise
+    if mid_key is not None:
+        await hub.broker.confirm_mid(mid_key, hub.settings.dedup_window)
     return result.model_dump(mode="json") if result is not None else None
 
 

@@ -75,6 +75,9 @@ class Session:
         self._queue: deque[str | _Latest] | None = None
         # conflating channel -> its frame waiting in the queue (made on first use, like the queue)
         self._latest: dict[str, _Latest] | None = None
+        # channel -> the offset its sub reply covered, until the first later event: on Redis, events the reply
+        # covered can still be on their way through pub/sub when it is sent (made on first use)
+        self._floors: dict[str, int] | None = None
         self._queued_bytes = 0
         self._metrics = metrics
         # A batch goes to the transport whole, past its high-water mark; with a small send buffer it is as small,
@@ -149,6 +152,11 @@ class Session:
         """Called by the fan-out for each event on a channel this session follows."""
         buffer = self.subscriptions.get(channel)
         if buffer is None:
+            floors = self._floors
+            if floors is not None and offset is not None and channel in floors:
+                if offset <= floors[channel]:
+                    return  # the sub reply covered it (in its offset, its missed events or its snapshot)
+                self.forget_floor(channel)
             if conflate:
                 self.push_latest(channel, frame)
             else:
@@ -171,9 +179,26 @@ class Session:
         """Release held events, dropping those the reply already covered (offset <= start_offset)."""
         buffer = self.subscriptions.get(channel)
         self.subscriptions[channel] = None
+        released = False
         for frame, offset in buffer or ():
             if start_offset is None or offset is None or offset > start_offset:
                 self.push(frame)
+                released = released or offset is not None
+        if start_offset is not None and not released:
+            # No later event came yet: one the reply covered may still arrive (Redis pub/sub lags the command
+            # connection the offset was read on). Drop those until the first later one.
+            if self._floors is None:
+                self._floors = {}
+            self._floors[channel] = start_offset
+        else:
+            self.forget_floor(channel)
+
+    def forget_floor(self, channel: str) -> None:
+        """The subscription of ``channel`` ended: nothing of it is awaited any more."""
+        if self._floors is not None:
+            self._floors.pop(channel, None)
+            if not self._floors:
+                self._floors = None
 
     @property
     def queued_frames(self) -> int:

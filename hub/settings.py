@@ -72,6 +72,8 @@ class HubSettings(BaseSettings):
     heartbeat_timeout: float = Field(default=60.0, gt=0)
     history_ttl: float = Field(default=600.0, gt=0)  # default for recoverable channels that set none
     dedup_window: float = Field(default=120.0, gt=0)  # how long a publish "mid" is remembered
+    # how long a publish's mid stays claimed while its handler runs; a node that dies mid-publish frees it after this
+    mid_pending_ttl: float = Field(default=10.0, gt=0)
     sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
     presence_ttl: float = Field(default=30.0, gt=0)  # Redis: a dead node's members expire within this
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub

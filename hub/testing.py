@@ -508,6 +508,7 @@ def test_settings(data_dir: Path, **overrides: Any) -> HubSettings:
         "heartbeat_interval": 0.2,
         "heartbeat_timeout": 2.0,
         "sweep_interval": 0.5,
+        "mid_pending_ttl": 1.0,
         "auth_timeout": 2.0,
         "log_level": "warning",
     }

@@ -275,12 +275,23 @@ async def test_publishing_keeps_the_history_alive(broker: Broker, channel: str) 
 
 async def test_claim_mid(broker: Broker) -> None:
     key = f"test:{uuid.uuid4().hex}:mid-1"
-    assert await broker.claim_mid(key, 0.1) is True
-    assert await broker.claim_mid(key, 0.1) is False
-    assert await broker.claim_mid(key + "-other", 0.1) is True
-    await asyncio.sleep(0.2)
-    assert await broker.claim_mid(key, 0.1) is True
-    assert await broker.claim_mid(key, 0.1) is False
+    assert await broker.claim_mid(key, 0.1) == "claimed"
+    assert await broker.claim_mid(key, 0.1) == "pending"  # the first attempt has not finished
+    assert await broker.claim_mid(key + "-other", 0.1) == "claimed"
+    await asyncio.sleep(0.2)  # the claim of an attempt that never finished (its node died) expires
+    assert await broker.claim_mid(key, 0.1) == "claimed"
+    await broker.confirm_mid(key, 0.3)  # done: remembered for the dedup window, not the claim's ttl
+    await asyncio.sleep(0.15)
+    assert await broker.claim_mid(key, 0.1) == "done"
+    await asyncio.sleep(0.25)
+    assert await broker.claim_mid(key, 0.1) == "claimed"
+
+
+async def test_release_mid_lets_a_retry_run(broker: Broker) -> None:
+    key = f"test:{uuid.uuid4().hex}:mid-1"
+    assert await broker.claim_mid(key, 5.0) == "claimed"
+    await broker.release_mid(key)
+    assert await broker.claim_mid(key, 5.0) == "claimed"
 
 
 # ---- interest and leases ----------------------------------------------------------------------------------

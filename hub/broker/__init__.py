@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 from hub.redis_client import SCHEMES as REDIS_SCHEMES
@@ -15,6 +15,10 @@ Deliver = Callable[[str, str, "int | None"], None]
 
 PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
 """Called once per member whose node stopped refreshing it (the node died), to announce its departure."""
+
+
+MidClaim = Literal["claimed", "done", "pending"]
+"""What :meth:`Broker.claim_mid` found: the claim is ours, a publish with the mid is done, or one is running."""
 
 
 class BrokerUnavailable(Exception):
@@ -52,8 +56,15 @@ class Broker(Protocol):
         """Every event after ``since`` (recovered=True), or none and recovered=False — never a partial list."""
         ...
 
-    async def claim_mid(self, key: str, ttl: float) -> bool:
-        """True the first time ``key`` is seen within ``ttl`` seconds, False for a repeat."""
+    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
+        """Claim ``key`` for a publish about to run: ``"claimed"`` (it is ours for ``ttl`` seconds, until
+        :meth:`confirm_mid` or :meth:`release_mid`), ``"done"`` (a publish with it succeeded within the dedup
+        window) or ``"pending"`` (another attempt holds the claim and has not finished; if its node died, the
+        claim expires after its ``ttl`` and a retry may run)."""
+        ...
+
+    async def confirm_mid(self, key: str, ttl: float) -> None:
+        """The publish ``key`` guarded succeeded: remember it as done for ``ttl`` seconds (the dedup window)."""
         ...
 
     async def release_mid(self, key: str) -> None:

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker import Deliver, PresenceExpired
+from hub.broker import Deliver, MidClaim, PresenceExpired
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
@@ -30,7 +30,7 @@ class MemoryBroker:
     def __init__(self, *, sweep_interval: float = 30.0) -> None:
         self._deliver: Deliver | None = None
         self._streams: dict[str, _Stream] = {}
-        self._mids: dict[str, float] = {}
+        self._mids: dict[str, tuple[float, bool]] = {}  # mid key -> (expires at, done)
         self._presence: dict[str, dict[str, PresenceMember]] = {}
         self._subscribed: set[str] = set()
         self._leases: dict[str, tuple[str, float]] = {}  # name -> (owner, monotonic expiry)
@@ -122,13 +122,16 @@ class MemoryBroker:
             return Recovery(False, position)
         return Recovery(True, position, tuple(frame for offset, frame in stream.frames if offset > since.offset))
 
-    async def claim_mid(self, key: str, ttl: float) -> bool:
+    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
         now = time.monotonic()
-        expires_at = self._mids.get(key)
-        if expires_at is not None and expires_at > now:
-            return False
-        self._mids[key] = now + ttl
-        return True
+        found = self._mids.get(key)
+        if found is not None and found[0] > now:
+            return "done" if found[1] else "pending"
+        self._mids[key] = (now + ttl, False)
+        return "claimed"
+
+    async def confirm_mid(self, key: str, ttl: float) -> None:
+        self._mids[key] = (time.monotonic() + ttl, True)
 
     async def release_mid(self, key: str) -> None:
         self._mids.pop(key, None)
@@ -151,7 +154,7 @@ class MemoryBroker:
         now = time.monotonic()
         for channel in [ch for ch, stream in self._streams.items() if stream.expires_at <= now]:
             del self._streams[channel]
-        for key in [key for key, expires_at in self._mids.items() if expires_at <= now]:
+        for key in [key for key, (expires_at, _done) in self._mids.items() if expires_at <= now]:
             del self._mids[key]
         for name in [name for name, (_owner, expires_at) in self._leases.items() if expires_at <= now]:
             del self._leases[name]

@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from hub import redis_client
-from hub.broker import BrokerUnavailable, Deliver, PresenceExpired
+from hub.broker import BrokerUnavailable, Deliver, MidClaim, PresenceExpired
 from hub.broker.redis_pubsub import ShardedSubscriber, Subscriber
 from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
@@ -85,6 +85,20 @@ end
 return 0
 """
 
+# A publish's mid: claimed ("p", pending, for ARGV[1] ms) unless a claim or a done mark ("d") is there.
+# Returns 1 when claimed, else what is there ("p" or "d"; false if it expired between the two calls).
+_CLAIM_MID = """
+if redis.call('SET', KEYS[1], 'p', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return redis.call('GET', KEYS[1])
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 # Presence join and leave as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on
 # redis-py's cluster client). KEYS: the member hash, the expiry sorted set.
 # _JOIN ARGV: client id, member JSON, expiry (ms since the epoch), key TTL (ms). _LEAVE ARGV: client id.
@@ -139,6 +153,7 @@ class RedisBroker:
         self._leave_script = self._redis.register_script(_LEAVE)
         self._lease_acquire_script = self._redis.register_script(_LEASE_ACQUIRE)
         self._lease_release_script = self._redis.register_script(_LEASE_RELEASE)
+        self._claim_mid_script = self._redis.register_script(_CLAIM_MID)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._channels: set[str] = set()  # channels with local subscribers
@@ -423,9 +438,14 @@ class RedisBroker:
 
     # ---- dedup ---------------------------------------------------------------------------------------
 
-    async def claim_mid(self, key: str, ttl: float) -> bool:
-        claimed = await self._call(self._redis.set(f"{self._prefix}:mid:{key}", b"1", nx=True, px=int(ttl * 1000)))
-        return bool(claimed)
+    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
+        found = await self._call(self._claim_mid_script(keys=[f"{self._prefix}:mid:{key}"], args=[_ms(ttl)]))
+        if found == 1:
+            return "claimed"
+        return "done" if found == b"d" else "pending"
+
+    async def confirm_mid(self, key: str, ttl: float) -> None:
+        await self._call(self._redis.set(f"{self._prefix}:mid:{key}", b"d", px=_ms(ttl)))
 
     async def release_mid(self, key: str) -> None:
         await self._call(self._redis.delete(f"{self._prefix}:mid:{key}"))
