@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from hub.broker import MidDone
 from hub.channel import Channel
 from hub.protocol import encode_event
 from hub.store import PluginStore
@@ -21,9 +22,21 @@ if TYPE_CHECKING:
 class Context:
     """One request (or one subscribe) on one channel by one client."""
 
-    __slots__ = ("_session", "channel", "client_id", "hub", "identity", "room", "spec")
+    __slots__ = ("_mid", "_session", "channel", "client_id", "hub", "identity", "mid_done", "room", "spec")
 
-    def __init__(self, hub: Hub, session: Session, identity: Identity, channel: str, room: str, spec: Channel):
+    def __init__(
+        self,
+        hub: Hub,
+        session: Session,
+        identity: Identity,
+        channel: str,
+        room: str,
+        spec: Channel,
+        *,
+        mid: MidDone | None = None,
+    ):
+        self._mid = mid  # the request's claimed mid: marked done with the handler's first event
+        self.mid_done = False
         self.hub = hub
         self.identity = identity
         self.client_id = session.client_id
@@ -45,7 +58,17 @@ class Context:
         ``ephemeral`` events (typing indicators) skip history and get no offset.
         """
         channel = self.channel if room is None else f"{self.spec.namespace}:{room}"
-        return await self.hub.publish(channel, event_type, data, ephemeral=ephemeral)
+        mid = None
+        if self._mid is not None and not self.mid_done:
+            # The request's first event marks its mid done, in one step with the event: a retry after this
+            # node dies is then a duplicate exactly when the event went out (protocol.md §8).
+            mid, self.mid_done = self._mid, True
+        try:
+            return await self.hub.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
+        except BaseException:
+            if mid is not None:
+                self.mid_done = False  # (whether the broker did it is unknown; the caller releases the claim)
+            raise
 
     def reply(self, event_type: str, data: BaseModel) -> None:
         """Send an event to the calling client only."""

@@ -135,10 +135,12 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
         req.type, inbound.rate_limit, time.monotonic()
     ):
         raise HubError(ErrorCode.RATE_LIMITED, f"Too many {req.type!r} messages; slow down.")
-    ctx = Context(hub, session, identity, req.ch, room, spec)
+    mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
+    ctx = Context(
+        hub, session, identity, req.ch, room, spec, mid=(mid_key, hub.settings.dedup_window) if mid_key else None
+    )
     await _check_access(ctx, "publish", req.type)
     message = hub.router.validate(inbound, req.data)
-    mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
     if mid_key is not None:
         # Claimed for mid_pending_ttl only: if this node dies before the handler is done, the claim expires and
         # a retry runs, rather than being told "duplicate" for a message that was never published.
@@ -150,10 +152,10 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
     try:
         result = await inbound.handler(ctx, message)
     except BaseException:
-        if mid_key is not None:  # nothing was done, so a retry with this mid must run
+        if mid_key is not None and not ctx.mid_done:  # nothing went out, so a retry with this mid must run
             await hub.broker.release_mid(mid_key)
         raise
-    if mid_key is not None:
+    if mid_key is not None and not ctx.mid_done:  # a handler that published nothing: done now
         await hub.broker.confirm_mid(mid_key, hub.settings.dedup_window)
     return result.model_dump(mode="json") if result is not None else None
 

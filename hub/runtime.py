@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from hub.auth import Authenticator
-from hub.broker import Broker, open_broker
+from hub.broker import Broker, MidDone, open_broker
 from hub.channel import Channel, PresenceChanged
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
@@ -226,10 +226,16 @@ class Hub:
         if not isinstance(data, model):
             raise TypeError(f"event {event_type!r} needs a {model.__name__}, got {type(data).__name__}")
 
-    async def publish(self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False) -> int | None:
-        """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any."""
+    async def publish(
+        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False, mid: MidDone | None = None
+    ) -> int | None:
+        """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any.
+        ``mid``: mark this mid done with the event (the core's dedup, see Context.publish)."""
         spec, _room = self.router.resolve(channel)
         self.check_event(spec, event_type, data)
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
         self.metrics.events_published += 1
-        return await self.broker.publish(channel, event_type, data.model_dump_json(), history)
+        if mid is not None and not mid[0].startswith(channel + "\x00"):
+            await self.broker.confirm_mid(*mid)  # another channel's mid: its own step, before the event
+            mid = None
+        return await self.broker.publish(channel, event_type, data.model_dump_json(), history, mid=mid)

@@ -287,6 +287,17 @@ async def test_claim_mid(broker: Broker) -> None:
     assert await broker.claim_mid(key, 0.1) == "claimed"
 
 
+@pytest.mark.parametrize("recoverable", [True, False])
+async def test_a_publish_can_mark_its_mid_done(broker: Broker, channel: str, recoverable: bool) -> None:
+    """The first event of a handler with a mid marks it done in the same step (on Redis: the publish script)."""
+    key = f"{channel}\x00alice\x00m-{uuid.uuid4().hex}"
+    assert await broker.claim_mid(key, 5.0) == "claimed"
+    await broker.publish(channel, "test.said", '{"text":"hi"}', HISTORY if recoverable else None, mid=(key, 0.3))
+    assert await broker.claim_mid(key, 5.0) == "done"
+    await asyncio.sleep(0.4)  # remembered for the window it was given, not the claim's
+    assert await broker.claim_mid(key, 5.0) == "claimed"
+
+
 async def test_release_mid_lets_a_retry_run(broker: Broker) -> None:
     key = f"test:{uuid.uuid4().hex}:mid-1"
     assert await broker.claim_mid(key, 5.0) == "claimed"

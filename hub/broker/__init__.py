@@ -20,6 +20,9 @@ PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
 MidClaim = Literal["claimed", "done", "pending"]
 """What :meth:`Broker.claim_mid` found: the claim is ours, a publish with the mid is done, or one is running."""
 
+MidDone = tuple[str, float]
+"""A mid key (``<channel>\\0<user>\\0<mid>``: it starts with the channel) and how long to remember it as done."""
+
 
 class BrokerUnavailable(Exception):
     """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
@@ -37,9 +40,15 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+    ) -> int | None:
         """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
-        deliver it on this node and every other one. Returns the offset (None without history)."""
+        deliver it on this node and every other one. Returns the offset (None without history).
+
+        ``mid``: the publish is the first effect of a handler that claimed this mid; mark it done (as
+        :meth:`confirm_mid`) together with the event, so that no death of the node between the two can leave a
+        published event whose mid a retry could claim again, or a done mid whose event was never published."""
         ...
 
     async def subscribe(self, channel: str) -> None:

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker import Deliver, MidClaim, PresenceExpired
+from hub.broker import Deliver, MidClaim, MidDone, PresenceExpired
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
@@ -67,8 +67,12 @@ class MemoryBroker:
             self._streams[channel] = stream
         return stream
 
-    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+    ) -> int | None:
         assert self._deliver is not None, "publish before start"
+        if mid is not None:
+            self._mids[mid[0]] = (time.monotonic() + mid[1], True)  # in the same step as the event
         offset: int | None = None
         if history is None:
             frame = encode_event(channel, event_type, data, None)

@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from hub import redis_client
-from hub.broker import BrokerUnavailable, Deliver, MidClaim, PresenceExpired
+from hub.broker import BrokerUnavailable, Deliver, MidClaim, MidDone, PresenceExpired
 from hub.broker.redis_pubsub import ShardedSubscriber, Subscriber
 from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
@@ -50,6 +50,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call(ARGV[8], ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
+if KEYS[4] then
+  redis.call('SET', KEYS[4], 'd', 'PX', ARGV[9])
+end
 return {offset, epoch}
 """
 
@@ -241,9 +244,13 @@ class RedisBroker:
 
     # ---- fan-out -------------------------------------------------------------------------------------
 
-    async def publish(self, channel: str, event_type: str, data: str, history: HistoryPolicy | None) -> int | None:
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+    ) -> int | None:
         assert self._deliver is not None, "publish before start"
         if history is None:
+            if mid is not None:  # an ephemeral event: no script to make it one step with
+                await self.confirm_mid(*mid)
             frame = encode_event(channel, event_type, data, None)
             payload = f"{self.node_id}||{frame}"
             name = self._pubsub_name(channel)
@@ -253,10 +260,13 @@ class RedisBroker:
         head, _, tail = encode_event(channel, event_type, data, 0).rpartition('"offset":0')
         head += '"offset":'
         # One publish per channel at a time on this node, so local delivery follows the offsets.
+        keys = [self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")]
+        if mid is not None:  # marked done by the same script that publishes (the mid key shares the slot)
+            keys.append(self._mid_key(mid[0]))
         async with self._locks.hold(channel):
             offset_reply, epoch_reply = await self._call(
                 self._publish_script(
-                    keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
+                    keys=keys,
                     args=[
                         secrets.token_hex(6),
                         head,
@@ -266,6 +276,7 @@ class RedisBroker:
                         self._pubsub_name(channel),
                         self.node_id,
                         self._publish_command,
+                        *([_ms(mid[1])] if mid is not None else []),
                     ],
                 )
             )
@@ -438,17 +449,23 @@ class RedisBroker:
 
     # ---- dedup ---------------------------------------------------------------------------------------
 
+    def _mid_key(self, key: str) -> str:
+        """In the slot of the key's channel (the part before its first NUL), beside the channel's stream, so the
+        publish script can mark it done (on a Cluster, a script's keys must share a slot)."""
+        channel, _, rest = key.partition("\x00")
+        return self._key(channel, f"mid:{rest}")
+
     async def claim_mid(self, key: str, ttl: float) -> MidClaim:
-        found = await self._call(self._claim_mid_script(keys=[f"{self._prefix}:mid:{key}"], args=[_ms(ttl)]))
+        found = await self._call(self._claim_mid_script(keys=[self._mid_key(key)], args=[_ms(ttl)]))
         if found == 1:
             return "claimed"
         return "done" if found == b"d" else "pending"
 
     async def confirm_mid(self, key: str, ttl: float) -> None:
-        await self._call(self._redis.set(f"{self._prefix}:mid:{key}", b"d", px=_ms(ttl)))
+        await self._call(self._redis.set(self._mid_key(key), b"d", px=_ms(ttl)))
 
     async def release_mid(self, key: str) -> None:
-        await self._call(self._redis.delete(f"{self._prefix}:mid:{key}"))
+        await self._call(self._redis.delete(self._mid_key(key)))
 
     # ---- presence ------------------------------------------------------------------------------------
 
