@@ -414,10 +414,17 @@ class RedisBroker:
             self._deliver(channel, rest, None)
 
     async def _probe_forever(self) -> None:
+        logged = False
         while not self._closing:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self._send(self._probe_channel, "probe")
-            await self._subscriber.ping()
+            try:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self._send(self._probe_channel, "probe")
+                await self._subscriber.ping()
+            except Exception:  # task boundary: without probes the node would never be ready again
+                # redis-py can raise other errors than its own while a lost connection is torn down (a PING
+                # racing the reader: AttributeError on the connection it just dropped); the next probe retries.
+                log.warning("a Redis probe failed; probing goes on", exc_info=not logged)
+                logged = True
             await asyncio.sleep(self._probe_interval)
 
     # ---- history -------------------------------------------------------------------------------------
