@@ -30,7 +30,7 @@ class _Inbound(BaseModel):
 
 class Part(_Inbound):
     id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, lt=MAX_PARTS)
     count: int = Field(ge=1, le=MAX_PARTS)
 
     @model_validator(mode="after")
