@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from hub.broker import Broker
@@ -12,12 +13,18 @@ class Subscriber(Protocol):
 
     def push_event(self, channel: str, frame: str, offset: int | None, conflate: bool = False) -> None: ...
 
+    def forget_floor(self, channel: str) -> None:
+        """``channel``'s offsets started over: none from before means anything now."""
+
 
 class Fanout:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._channels: dict[str, dict[Subscriber, None]] = {}
         self._conflating: set[str] = set()  # channels whose events replace their unsent predecessor
+        # channel -> the broker subscription under way: a later subscriber waits for it too, so that every
+        # subscriber reads its position after the broker is sure to get every later event
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     async def add(self, channel: str, session: Subscriber, *, conflate: bool = False) -> None:
         sessions = self._channels.get(channel)
@@ -27,13 +34,28 @@ class Fanout:
             if conflate:
                 self._conflating.add(channel)
             # The node's interest in a channel is reference-counted: one broker subscription per channel.
+            done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(channel)
-            except BaseException:
+            except BaseException as exc:
                 await self.remove(channel, session, unsubscribe=False)
+                done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("subscribing was cancelled"))
+                done.exception()  # retrieved here, so an unawaited failure is not reported as never retrieved
                 raise
+            else:
+                done.set_result(None)
+            finally:
+                if self._subscribing.get(channel) is done:
+                    del self._subscribing[channel]
         else:
             sessions[session] = None
+            pending = self._subscribing.get(channel)
+            if pending is not None:
+                try:
+                    await asyncio.shield(pending)
+                except BaseException:
+                    await self.remove(channel, session, unsubscribe=False)
+                    raise
 
     async def remove(self, channel: str, session: Subscriber, *, unsubscribe: bool = True) -> None:
         sessions = self._channels.get(channel)
@@ -52,6 +74,12 @@ class Fanout:
             conflate = channel in self._conflating
             for session in tuple(sessions):
                 session.push_event(channel, frame, offset, conflate)
+
+    def stream_reset(self, channel: str) -> None:
+        """The broker's ``on_stream_reset``: a new epoch's offsets start at 1 again, below any subscriber's
+        floor (the offset its sub reply covered), so the floors go."""
+        for session in tuple(self._channels.get(channel, ())):
+            session.forget_floor(channel)
 
     def subscriber_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))

@@ -32,6 +32,9 @@ class Listener:
     def __repr__(self) -> str:
         return f"<Listener {self.channel}>"
 
+    def forget_floor(self, channel: str) -> None:
+        """A listener gets every event as it comes; it keeps no floor."""
+
     def push_event(self, channel: str, frame: str, offset: int | None, conflate: bool = False) -> None:
         """Called by the fan-out, like a session's; one listener's bug never stops the others' delivery."""
         try:

@@ -115,7 +115,7 @@ class Hub:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.store.start()
-        await self.broker.start(self.fanout.deliver, self._presence_expired)
+        await self.broker.start(self.fanout.deliver, self._presence_expired, self.fanout.stream_reset)
         self.heartbeat.start()
         await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
         await self.plugins.startup(self)

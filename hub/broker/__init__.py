@@ -13,6 +13,9 @@ Deliver = Callable[[str, str, "int | None"], None]
 """The node's local sink: (channel, encoded ev frame, offset or None). The broker calls it for every event."""
 
 
+StreamReset = Callable[[str], None]
+"""Called with a channel whose history started over (a new epoch): offsets from before mean nothing now."""
+
 PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
 """Called once per member whose node stopped refreshing it (the node died), to announce its departure."""
 
@@ -31,7 +34,15 @@ class BrokerUnavailable(Exception):
 class Broker(Protocol):
     """What the core needs from a broker. Every implementation passes tests/test_broker_conformance.py."""
 
-    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None: ...
+    async def start(
+        self,
+        deliver: Deliver,
+        on_presence_expired: PresenceExpired | None = None,
+        on_stream_reset: StreamReset | None = None,
+    ) -> None:
+        """Begin delivering. ``on_stream_reset(channel)``: a recoverable channel's history started over under a
+        new epoch (Redis lost it, or it expired), so its offsets start again at 1."""
+        ...
 
     @property
     def healthy(self) -> bool:

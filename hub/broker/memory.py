@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker import Deliver, MidClaim, MidDone, PresenceExpired
+from hub.broker import Deliver, MidClaim, MidDone, PresenceExpired, StreamReset
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
@@ -29,6 +29,7 @@ class _Stream:
 class MemoryBroker:
     def __init__(self, *, sweep_interval: float = 30.0) -> None:
         self._deliver: Deliver | None = None
+        self._on_stream_reset: StreamReset | None = None
         self._streams: dict[str, _Stream] = {}
         self._mids: dict[str, tuple[float, bool]] = {}  # mid key -> (expires at, done)
         self._presence: dict[str, dict[str, PresenceMember]] = {}
@@ -37,9 +38,15 @@ class MemoryBroker:
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
+    async def start(
+        self,
+        deliver: Deliver,
+        on_presence_expired: PresenceExpired | None = None,
+        on_stream_reset: StreamReset | None = None,
+    ) -> None:
         """Presence never expires here: a member leaves with its connection, in this very process."""
         self._deliver = deliver
+        self._on_stream_reset = on_stream_reset
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-memory-broker-sweep")
 
     @property
@@ -64,7 +71,10 @@ class MemoryBroker:
                 expires_at=now + history.ttl,
                 frames=deque(maxlen=history.size),
             )
+            old = self._streams.get(channel)
             self._streams[channel] = stream
+            if old is not None and self._on_stream_reset is not None:
+                self._on_stream_reset(channel)
         return stream
 
     async def publish(

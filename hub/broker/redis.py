@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from hub import redis_client
-from hub.broker import BrokerUnavailable, Deliver, MidClaim, MidDone, PresenceExpired
+from hub.broker import BrokerUnavailable, Deliver, MidClaim, MidDone, PresenceExpired, StreamReset
 from hub.broker.redis_pubsub import ShardedSubscriber, Subscriber
 from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
@@ -159,6 +159,7 @@ class RedisBroker:
         self._claim_mid_script = self._redis.register_script(_CLAIM_MID)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
+        self._on_stream_reset: StreamReset | None = None
         self._channels: set[str] = set()  # channels with local subscribers
         self._sequencers: dict[str, _Sequencer] = {}  # recoverable channels with local subscribers
         self._reorder_timeout = reorder_timeout
@@ -197,9 +198,15 @@ class RedisBroker:
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
-    async def start(self, deliver: Deliver, on_presence_expired: PresenceExpired | None = None) -> None:
+    async def start(
+        self,
+        deliver: Deliver,
+        on_presence_expired: PresenceExpired | None = None,
+        on_stream_reset: StreamReset | None = None,
+    ) -> None:
         self._deliver = deliver
         self._on_presence_expired = on_presence_expired
+        self._on_stream_reset = on_stream_reset
         with contextlib.suppress(*REDIS_ERRORS):  # when Redis is down, nodes retry; a wrong URL fails now
             await redis_client.check_mode(self._redis, self.url)
         # Connected before the node serves, so its first subscriptions are confirmed like all later ones.
@@ -288,18 +295,47 @@ class RedisBroker:
         """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the
         stream position can slip past. During an outage it returns at once; the reader resubscribes later."""
         self._channels.add(channel)
+        if channel not in self._sequencers:
+            # Events that come through pub/sub before the position below is read wait in it: delivered at once,
+            # they would be delivered again when the sequencer, starting at an older offset, fills the "gap".
+            self._sequencers[channel] = _Sequencer(epoch="", expected=0, holding=True)
         try:
             await self._subscriber.subscribe(self._pubsub_name(channel))
             # Every event after this offset reaches us through pub/sub; deliver from the next one on, in order.
             epoch, seq = await asyncio.wait_for(
                 self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq")), self._op_timeout
             )
-            if channel in self._channels and channel not in self._sequencers:
-                self._sequencers[channel] = _Sequencer(
-                    epoch=epoch.decode() if epoch is not None else "", expected=int(seq or 0) + 1
-                )
+            sequencer = self._sequencers.get(channel)
+            if channel in self._channels and sequencer is not None and sequencer.holding:
+                self._release(channel, sequencer, epoch.decode() if epoch is not None else "", int(seq or 0) + 1)
         except REDIS_ERRORS:
-            pass  # the subscriber resubscribes it when Redis is back
+            self._unhold(channel)  # the subscriber resubscribes it when Redis is back
+        except BaseException:
+            self._unhold(channel)
+            raise
+
+    def _release(self, channel: str, sequencer: _Sequencer, epoch: str, expected: int) -> None:
+        """The position is known: deliver what was held from it on, in order."""
+        sequencer.holding = False
+        if epoch and sequencer.epoch and sequencer.epoch != epoch:
+            sequencer.pending.clear()  # held events of another stream than the one the position belongs to
+        elif not epoch:
+            epoch, expected = sequencer.epoch, 1  # no stream when the position was read: it began since, at 1
+        sequencer.epoch, sequencer.expected = epoch, expected
+        for offset in [offset for offset in sequencer.pending if offset < expected]:
+            del sequencer.pending[offset]
+        self._drain(channel, sequencer)
+        self._wait_for_gap(channel, sequencer)
+
+    def _unhold(self, channel: str) -> None:
+        """No position could be read: deliver what was held, unsequenced, as events without a sequencer are."""
+        sequencer = self._sequencers.get(channel)
+        if sequencer is None or not sequencer.holding:
+            return
+        del self._sequencers[channel]
+        assert self._deliver is not None
+        for offset in sorted(sequencer.pending):
+            self._deliver(channel, sequencer.pending[offset], offset)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
@@ -342,15 +378,27 @@ class RedisBroker:
         if sequencer is None:
             self._deliver(channel, frame, offset)
             return
+        if sequencer.holding:  # subscribing: the position is not known yet
+            if epoch != sequencer.epoch:
+                sequencer.pending.clear()
+                sequencer.epoch = epoch
+            sequencer.pending[offset] = frame
+            return
         if epoch != sequencer.epoch:
             # A new stream (Redis lost the old one, or it expired): its offsets start over.
             if sequencer.timer is not None:
                 sequencer.timer.cancel()
+            old_epoch = sequencer.epoch
             sequencer = self._sequencers[channel] = _Sequencer(epoch=epoch, expected=1)  # a new stream starts at 1
+            if old_epoch and self._on_stream_reset is not None:
+                self._on_stream_reset(channel)
         if offset < sequencer.expected:
             return  # delivered already, or from before this node subscribed
         sequencer.pending[offset] = frame
         self._drain(channel, sequencer)
+        self._wait_for_gap(channel, sequencer)
+
+    def _wait_for_gap(self, channel: str, sequencer: _Sequencer) -> None:
         if sequencer.pending and sequencer.timer is None:
             sequencer.timer = asyncio.get_running_loop().call_later(
                 self._reorder_timeout, lambda: self._spawn(self._fill_gap(channel, sequencer))
@@ -563,6 +611,7 @@ class _Sequencer:
     expected: int  # the next offset to deliver locally
     pending: dict[int, str] = field(default_factory=dict)  # arrived early: offset -> frame
     timer: asyncio.TimerHandle | None = None
+    holding: bool = False  # subscribing: everything waits in pending until the position is read
 
 
 class _ChannelLocks:

@@ -225,14 +225,11 @@ async def drivers() -> AsyncIterator[list[Driver]]:
             await asyncio.wait_for(driver.process.wait(), 5)
 
 
-def xfail_if_known_repeat(verdict: dict[str, Any]) -> None:
-    """The one defect still open (test_join_race.py, the strict xfail about a node that starts following a
-    channel): a live event delivered a second time, right after itself, and nothing else wrong. Any other
-    anomaly fails."""
+def assert_no_repeat(verdict: dict[str, Any]) -> None:
+    """No event delivered twice or replayed (test_join_race.py has the regression tests of what did that)."""
     assert verdict["replayed"] == 0, verdict
-    assert verdict["duplicated"] == verdict["out_of_order"], verdict
-    if verdict["duplicated"]:
-        pytest.xfail(f"known defect (test_join_race.py): {verdict['duplicated']} events delivered twice")
+    assert verdict["duplicated"] == 0, verdict
+    assert verdict["out_of_order"] == 0, verdict
 
 
 def check_follower(follower: dict[str, Any], final: int) -> dict[str, int]:

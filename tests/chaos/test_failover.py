@@ -18,7 +18,7 @@ import pytest
 
 from hub.auth import Authenticator
 from hub.testing import TEST_SECRET
-from tests.chaos.conftest import Driver, ServeNode, check_follower, node_env, report, size, xfail_if_known_repeat
+from tests.chaos.conftest import Driver, ServeNode, assert_no_repeat, check_follower, node_env, report, size
 
 pytestmark = pytest.mark.chaos
 
@@ -110,7 +110,7 @@ async def test_two_nodes_killed_and_stopped_mid_stream_lose_nothing_silently(
     # {"duplicate": true} on retry yet never published (test_mid_claim.py); events a sub reply covered came again
     # after it (test_join_race.py).
     assert verdict["acked_not_in_stream"] == [], verdict
-    xfail_if_known_repeat(verdict)
+    assert_no_repeat(verdict)
 
 
 def judge(record: dict[str, Any], messages: int) -> dict[str, Any]:

@@ -183,7 +183,6 @@ async def test_no_event_at_or_below_the_reply_offset_follows_the_reply(
         await publishing
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 (chaos): events reach a node before it starts sequencing them")
 async def test_a_node_that_starts_following_a_channel_delivers_each_event_once(
     hub_server: Any, hub_client: Any, redis_server: Any, slow_link: Callable[[bytes], SlowLinkProxy]
 ) -> None:

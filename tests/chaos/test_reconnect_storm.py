@@ -18,7 +18,7 @@ import pytest
 
 from hub.auth import Authenticator
 from hub.testing import TEST_SECRET
-from tests.chaos.conftest import Driver, ServeNode, check_follower, node_env, report, size, xfail_if_known_repeat
+from tests.chaos.conftest import Driver, ServeNode, assert_no_repeat, check_follower, node_env, report, size
 
 pytestmark = pytest.mark.chaos
 
@@ -81,7 +81,7 @@ async def test_a_thousand_clients_reconnect_at_once_and_recover_everything(
     assert verdict["undelivered_acks"] == 0, verdict
     assert verdict["acked_not_in_stream"] == [], verdict
     # Found by this test: events a sub reply covered came again after it (test_join_race.py).
-    xfail_if_known_repeat(verdict)
+    assert_no_repeat(verdict)
 
 
 def judge(record: dict[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,6 @@ def probe_state(node: HubServer) -> str:
     return "probe task running"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 (chaos): the session's floor drops a new stream's first events")
 async def test_a_subscriber_from_before_a_redis_restart_gets_the_new_stream_from_offset_1(
     hub_server: Any, hub_client: Any, redis_server: Any
 ) -> None:
