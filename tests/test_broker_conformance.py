@@ -16,6 +16,7 @@ import pytest
 
 from hub.broker import Broker
 from hub.broker.memory import MemoryBroker
+from hub.testing import wait_until
 from hub.types import HistoryPolicy, PresenceMember, StreamPosition
 
 BrokerFactory = Callable[[pytest.FixtureRequest], Awaitable[Broker]]
@@ -81,13 +82,21 @@ def deliveries() -> Deliveries:
 
 
 @pytest.fixture(params=sorted(BROKER_FACTORIES))
-async def broker(request: pytest.FixtureRequest, deliveries: Deliveries) -> AsyncIterator[Broker]:
+async def broker(
+    request: pytest.FixtureRequest, deliveries: Deliveries, stream_resets: list[str]
+) -> AsyncIterator[Broker]:
     instance = await BROKER_FACTORIES[request.param](request)
-    await instance.start(deliveries)
+    await instance.start(deliveries, None, stream_resets.append)
     try:
         yield instance
     finally:
         await instance.close()
+
+
+@pytest.fixture
+def stream_resets() -> list[str]:
+    """The channels the broker announced a new stream of (``on_stream_reset``)."""
+    return []
 
 
 @pytest.fixture
@@ -420,3 +429,17 @@ async def test_a_burst_of_concurrent_operations_all_succeed(broker: Broker, chan
     assert len(await broker.presence_members(channel)) == 300
     await asyncio.gather(*(broker.presence_leave(channel, member.client) for member in members))
     assert await broker.presence_members(channel) == []
+
+
+async def test_a_new_stream_is_announced(broker: Broker, channel: str, stream_resets: list[str]) -> None:
+    """A channel whose history started over under a new epoch (here: expired) is passed to on_stream_reset, so
+    subscribers forget offsets from the old stream (the sessions' floors)."""
+    short = HistoryPolicy(size=10, ttl=0.2)
+    resets = stream_resets
+    await broker.subscribe(channel)
+    await broker.publish(channel, "test.said", "1", short)
+    await asyncio.sleep(0.4)
+    if hasattr(broker, "sweep"):
+        broker.sweep()
+    await broker.publish(channel, "test.said", "2", short)
+    await wait_until(lambda: channel in resets, timeout=5, what="the new stream's announcement")

@@ -168,6 +168,8 @@ class MemoryBroker:
         now = time.monotonic()
         for channel in [ch for ch, stream in self._streams.items() if stream.expires_at <= now]:
             del self._streams[channel]
+            if self._on_stream_reset is not None:  # the next event starts a new stream at offset 1
+                self._on_stream_reset(channel)
         for key in [key for key, (expires_at, _done) in self._mids.items() if expires_at <= now]:
             del self._mids[key]
         for name in [name for name, (_owner, expires_at) in self._leases.items() if expires_at <= now]:
