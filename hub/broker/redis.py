@@ -194,7 +194,7 @@ class RedisBroker:
         except REDIS_ERRORS as exc:
             if inspect.iscoroutine(operation):
                 operation.close()  # never started if the wait ran out first
-            raise BrokerUnavailable(f"redis: {exc or 'no answer in time'}") from exc
+            raise BrokerUnavailable(f"redis: {str(exc) or 'no answer in time'}") from exc
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
