@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import struct
+import time
 from typing import Any
 
 import uvicorn
@@ -45,6 +46,35 @@ class RedactQueryFilter(logging.Filter):
         return True
 
 
+class ClientWarningLimit(logging.Filter):
+    """uvicorn logs one warning per malformed request ("Invalid HTTP request received.", "Unsupported upgrade
+    request."), so any client could flood the log with them. At most one of each per ``interval`` seconds goes
+    through; the next one that does says how many were left out."""
+
+    MESSAGES = ("Invalid HTTP request received.", "Unsupported upgrade request.")
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}  # message -> when one last went through
+        self._dropped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if message not in self.MESSAGES:
+            return True
+        now = time.monotonic()
+        last = self._last.get(message)
+        if last is not None and now - last < self.interval:
+            self._dropped[message] = self._dropped.get(message, 0) + 1
+            return False
+        self._last[message] = now
+        dropped = self._dropped.pop(message, 0)
+        if dropped:
+            record.msg = f"{message} ({dropped} more left out of the log since the last one)"
+        return True
+
+
 def configure_hub_logging(level: str) -> None:
     """Send the hub's own loggers (hub, hub.access, ...) to stderr in uvicorn's format."""
     from uvicorn.logging import DefaultFormatter
@@ -66,6 +96,9 @@ def install_log_redaction() -> None:
         for target in (logger, *logger.handlers):
             if not any(isinstance(f, RedactQueryFilter) for f in target.filters):
                 target.addFilter(RedactQueryFilter())
+    errors = logging.getLogger("uvicorn.error")  # where uvicorn's protocols log a client's malformed request
+    if not any(isinstance(f, ClientWarningLimit) for f in errors.filters):
+        errors.addFilter(ClientWarningLimit())
 
 
 _last_text: str | None = None

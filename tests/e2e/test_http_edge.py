@@ -432,3 +432,16 @@ async def test_malformed_http_is_answered_400_in_one_log_line_at_most(hub_server
     )
     assert (await connection.response())[0] in (400, 426)
     assert_no_traceback(logs)
+
+
+async def test_a_flood_of_malformed_requests_logs_one_warning_per_interval(hub_server, raw_http, server_logs):
+    """uvicorn warns once per malformed request: a client must not be able to flood the log with them."""
+    server = hub_server()
+    logs = server_logs()
+    for _ in range(20):
+        connection = await raw_http(server.port)
+        await connection.send(b"\x00\x01\x02 nonsense\r\n\r\n")
+        assert (await connection.response())[0] == 400
+    warnings = [r for r in logs.records if "Invalid HTTP request received" in r.getMessage()]
+    assert len(warnings) <= 1, [r.getMessage() for r in warnings]
+    assert_no_traceback(logs)
