@@ -16,7 +16,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -24,7 +23,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from hub import redis_client
 from hub.broker import BrokerUnavailable, Deliver, MidClaim, MidDone, PresenceExpired, StreamReset
+from hub.broker import redis_scripts as scripts
 from hub.broker.redis_pubsub import ShardedSubscriber, Subscriber
+from hub.broker.redis_sequencer import Sequencers
 from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
@@ -32,90 +33,9 @@ from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 log = logging.getLogger("hub.broker.redis")
 T = TypeVar("T")
 
-# Publish to a recoverable channel: the next offset, the frame kept in the stream, and PUBLISH (SPUBLISH on a
-# Cluster: ARGV[8]), atomically,
-# so the stream's order and the pub/sub order are the same. A missing epoch (expired, or Redis lost its
-# data) starts a new stream under a new epoch.
-_PUBLISH = """
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
-local offset = redis.call('INCR', KEYS[2])
-local frame = ARGV[2] .. offset .. ARGV[3]
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-1', 'f', frame)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call(ARGV[8], ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
-if KEYS[4] then
-  redis.call('SET', KEYS[4], 'd', 'PX', ARGV[9])
-end
-return {offset, epoch}
-"""
-
-# The current (epoch, offset) of a stream, creating the epoch when there is none.
-_POSITION = """
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch, 'PX', ARGV[2])
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
-local offset = redis.call('GET', KEYS[2])
-return {epoch, offset or '0'}
-"""
-
-# A lease: take it when free, extend it when ARGV[1] holds it. KEYS: the lease. ARGV: owner, ttl (ms).
-_LEASE_ACQUIRE = """
-local owner = redis.call('GET', KEYS[1])
-if owner == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not owner then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_LEASE_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# A publish's mid: claimed ("p", pending, for ARGV[1] ms) unless a claim or a done mark ("d") is there.
-# Returns 1 when claimed, else what is there ("p" or "d"; false if it expired between the two calls).
-_CLAIM_MID = """
-if redis.call('SET', KEYS[1], 'p', 'NX', 'PX', ARGV[1]) then
-  return 1
-end
-return redis.call('GET', KEYS[1])
-"""
-
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
-
-
-# Presence join and leave as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on
-# redis-py's cluster client). KEYS: the member hash, the expiry sorted set.
-# _JOIN ARGV: client id, member JSON, expiry (ms since the epoch), key TTL (ms). _LEAVE ARGV: client id.
-_JOIN = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
-"""
-_LEAVE = """
-redis.call('HDEL', KEYS[1], ARGV[1])
-return redis.call('ZREM', KEYS[2], ARGV[1])
-"""
 
 
 class RedisBroker:
@@ -150,19 +70,18 @@ class RedisBroker:
             reconnect_delay=reconnect_delay,
             confirm_timeout=probe_timeout,
         )
-        self._publish_script = self._redis.register_script(_PUBLISH)
-        self._position_script = self._redis.register_script(_POSITION)
-        self._join_script = self._redis.register_script(_JOIN)
-        self._leave_script = self._redis.register_script(_LEAVE)
-        self._lease_acquire_script = self._redis.register_script(_LEASE_ACQUIRE)
-        self._lease_release_script = self._redis.register_script(_LEASE_RELEASE)
-        self._claim_mid_script = self._redis.register_script(_CLAIM_MID)
+        self._publish_script = self._redis.register_script(scripts.PUBLISH)
+        self._position_script = self._redis.register_script(scripts.POSITION)
+        self._join_script = self._redis.register_script(scripts.JOIN)
+        self._leave_script = self._redis.register_script(scripts.LEAVE)
+        self._lease_acquire_script = self._redis.register_script(scripts.LEASE_ACQUIRE)
+        self._lease_release_script = self._redis.register_script(scripts.LEASE_RELEASE)
+        self._claim_mid_script = self._redis.register_script(scripts.CLAIM_MID)
         self._deliver: Deliver | None = None
         self._on_presence_expired: PresenceExpired | None = None
         self._on_stream_reset: StreamReset | None = None
         self._channels: set[str] = set()  # channels with local subscribers
-        self._sequencers: dict[str, _Sequencer] = {}  # recoverable channels with local subscribers
-        self._reorder_timeout = reorder_timeout
+        self._sequencers = Sequencers(reorder_timeout, self._read_stream, self._spawn)
         self._probe_channel = f"{prefix}:probe:{self.node_id}"
         self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
         self._local_presence: dict[str, dict[str, PresenceMember]] = {}
@@ -207,6 +126,7 @@ class RedisBroker:
         self._deliver = deliver
         self._on_presence_expired = on_presence_expired
         self._on_stream_reset = on_stream_reset
+        self._sequencers.deliver, self._sequencers.on_stream_reset = deliver, on_stream_reset
         with contextlib.suppress(*REDIS_ERRORS):  # when Redis is down, nodes retry; a wrong URL fails now
             await redis_client.check_mode(self._redis, self.url)
         # Connected before the node serves, so its first subscriptions are confirmed like all later ones.
@@ -288,60 +208,31 @@ class RedisBroker:
                 )
             )
             offset = int(offset_reply)
-            self._sequence(channel, f"{head}{offset}{tail}", offset, epoch_reply.decode())
+            self._sequencers.sequence(channel, f"{head}{offset}{tail}", offset, epoch_reply.decode())
         return offset
 
     async def subscribe(self, channel: str) -> None:
         """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the
         stream position can slip past. During an outage it returns at once; the reader resubscribes later."""
         self._channels.add(channel)
-        if channel not in self._sequencers:
-            # Events that come through pub/sub before the position below is read wait in it: delivered at once,
-            # they would be delivered again when the sequencer, starting at an older offset, fills the "gap".
-            self._sequencers[channel] = _Sequencer(epoch="", expected=0, holding=True)
+        self._sequencers.hold(channel)
         try:
             await self._subscriber.subscribe(self._pubsub_name(channel))
             # Every event after this offset reaches us through pub/sub; deliver from the next one on, in order.
             epoch, seq = await asyncio.wait_for(
                 self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq")), self._op_timeout
             )
-            sequencer = self._sequencers.get(channel)
-            if channel in self._channels and sequencer is not None and sequencer.holding:
-                self._release(channel, sequencer, epoch.decode() if epoch is not None else "", int(seq or 0) + 1)
+            if channel in self._channels:
+                self._sequencers.release(channel, epoch.decode() if epoch is not None else "", int(seq or 0) + 1)
         except REDIS_ERRORS:
-            self._unhold(channel)  # the subscriber resubscribes it when Redis is back
+            self._sequencers.unhold(channel)  # the subscriber resubscribes it when Redis is back
         except BaseException:
-            self._unhold(channel)
+            self._sequencers.unhold(channel)
             raise
-
-    def _release(self, channel: str, sequencer: _Sequencer, epoch: str, expected: int) -> None:
-        """The position is known: deliver what was held from it on, in order."""
-        sequencer.holding = False
-        if epoch and sequencer.epoch and sequencer.epoch != epoch:
-            sequencer.pending.clear()  # held events of another stream than the one the position belongs to
-        elif not epoch:
-            epoch, expected = sequencer.epoch, 1  # no stream when the position was read: it began since, at 1
-        sequencer.epoch, sequencer.expected = epoch, expected
-        for offset in [offset for offset in sequencer.pending if offset < expected]:
-            del sequencer.pending[offset]
-        self._drain(channel, sequencer)
-        self._wait_for_gap(channel, sequencer)
-
-    def _unhold(self, channel: str) -> None:
-        """No position could be read: deliver what was held, unsequenced, as events without a sequencer are."""
-        sequencer = self._sequencers.get(channel)
-        if sequencer is None or not sequencer.holding:
-            return
-        del self._sequencers[channel]
-        assert self._deliver is not None
-        for offset in sorted(sequencer.pending):
-            self._deliver(channel, sequencer.pending[offset], offset)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        sequencer = self._sequencers.pop(channel, None)
-        if sequencer is not None and sequencer.timer is not None:
-            sequencer.timer.cancel()
+        self._sequencers.drop(channel)
         await self._subscriber.unsubscribe(self._pubsub_name(channel))
 
     async def interest(self, channel: str) -> int:
@@ -364,76 +255,12 @@ class RedisBroker:
     async def lease_release(self, name: str, owner: str) -> None:
         await self._call(self._lease_release_script(keys=[f"{self._prefix}:lease:{{{name}}}"], args=[owner]))
 
-    # ---- in-order local delivery ---------------------------------------------------------------------
-
-    def _sequence(self, channel: str, frame: str, offset: int, epoch: str) -> None:
-        """Deliver a recoverable channel's events to local subscribers in offset order.
-
-        This node's own publishes return from Redis sooner than other nodes' reach it through pub/sub, so
-        events can arrive 1, 3, 2. Early ones wait here; a gap that lasts ``reorder_timeout`` is filled from
-        the stream (the event was published while our pub/sub was down), or skipped if it left the window.
-        """
-        assert self._deliver is not None
-        sequencer = self._sequencers.get(channel)
-        if sequencer is None:
-            self._deliver(channel, frame, offset)
-            return
-        if sequencer.holding:  # subscribing: the position is not known yet
-            if epoch != sequencer.epoch:
-                sequencer.pending.clear()
-                sequencer.epoch = epoch
-            sequencer.pending[offset] = frame
-            return
-        if epoch != sequencer.epoch:
-            # A new stream (Redis lost the old one, or it expired): its offsets start over.
-            if sequencer.timer is not None:
-                sequencer.timer.cancel()
-            old_epoch = sequencer.epoch
-            sequencer = self._sequencers[channel] = _Sequencer(epoch=epoch, expected=1)  # a new stream starts at 1
-            if old_epoch and self._on_stream_reset is not None:
-                self._on_stream_reset(channel)
-        if offset < sequencer.expected:
-            return  # delivered already, or from before this node subscribed
-        sequencer.pending[offset] = frame
-        self._drain(channel, sequencer)
-        self._wait_for_gap(channel, sequencer)
-
-    def _wait_for_gap(self, channel: str, sequencer: _Sequencer) -> None:
-        if sequencer.pending and sequencer.timer is None:
-            sequencer.timer = asyncio.get_running_loop().call_later(
-                self._reorder_timeout, lambda: self._spawn(self._fill_gap(channel, sequencer))
-            )
-
-    def _drain(self, channel: str, sequencer: _Sequencer) -> None:
-        assert self._deliver is not None
-        while sequencer.expected in sequencer.pending:
-            self._deliver(channel, sequencer.pending.pop(sequencer.expected), sequencer.expected)
-            sequencer.expected += 1
-        if not sequencer.pending and sequencer.timer is not None:
-            sequencer.timer.cancel()
-            sequencer.timer = None
-
-    async def _fill_gap(self, channel: str, sequencer: _Sequencer) -> None:
-        sequencer.timer = None
-        if self._sequencers.get(channel) is not sequencer or not sequencer.pending:
-            return
-        first_waiting = min(sequencer.pending)
+    async def _read_stream(self, channel: str, first: int, last: int) -> list[tuple[int, str]]:
+        """Events ``first``..``last`` of the channel's stream (what the sequencer fills a gap with)."""
         with contextlib.suppress(*REDIS_ERRORS):
-            entries = await self._redis.xrange(
-                self._key(channel, "stream"), f"{sequencer.expected}-1", f"{first_waiting - 1}-1"
-            )
-            for entry_id, fields in entries:
-                offset = int(entry_id.decode().partition("-")[0])
-                if offset >= sequencer.expected:
-                    sequencer.pending.setdefault(offset, fields[b"f"].decode())
-        if sequencer.expected not in sequencer.pending:
-            log.warning("channel %s: events %d..%d are gone; skipping them", channel, sequencer.expected, first_waiting)
-            sequencer.expected = min(sequencer.pending)
-        self._drain(channel, sequencer)
-        if sequencer.pending and sequencer.timer is None:
-            sequencer.timer = asyncio.get_running_loop().call_later(
-                self._reorder_timeout, lambda: self._spawn(self._fill_gap(channel, sequencer))
-            )
+            entries = await self._redis.xrange(self._key(channel, "stream"), f"{first}-1", f"{last}-1")
+            return [(int(entry_id.decode().partition("-")[0]), fields[b"f"].decode()) for entry_id, fields in entries]
+        return []
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -457,7 +284,7 @@ class RedisBroker:
         channel = self._channel_of(name)
         if offset_text:
             epoch, _, frame = rest.partition("|")
-            self._sequence(channel, frame, int(offset_text), epoch)
+            self._sequencers.sequence(channel, frame, int(offset_text), epoch)
         elif self._deliver is not None:
             self._deliver(channel, rest, None)
 
@@ -603,15 +430,6 @@ class RedisBroker:
                     await self._redis.hdel(self._key(channel, "presence"), client)
                     if value is not None and self._on_presence_expired is not None:
                         await self._on_presence_expired(channel, _member(value))
-
-
-@dataclass(slots=True)
-class _Sequencer:
-    epoch: str  # the stream whose offsets these are
-    expected: int  # the next offset to deliver locally
-    pending: dict[int, str] = field(default_factory=dict)  # arrived early: offset -> frame
-    timer: asyncio.TimerHandle | None = None
-    holding: bool = False  # subscribing: everything waits in pending until the position is read
 
 
 class _ChannelLocks:
