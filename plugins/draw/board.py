@@ -5,7 +5,7 @@ A board is a generation number and, per object id, the record that won: a live o
 rule (docs/draw.md, "The conflict rule") is Excalidraw's: an edit wins iff its ``(version, nonce)`` is greater
 than the stored one's. A clear moves the board to the next generation, which drops every record of older
 generations at once; an edit made on an older generation loses. :class:`Replica` is the whole algorithm in a
-dozen lines; the server applies the same functions to its store (plugins/draw/handlers.py).
+dozen lines; the server applies the same functions to its store (plugins/draw/store.py).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException
 
 from hub import Hub, StoreUnavailable, check_subscribe, hookimpl, request_identity
-from plugins.draw.handlers import BoardStore, draw
+from plugins.draw.handlers import draw
 from plugins.draw.messages import BoardExport
+from plugins.draw.store import BoardStore
 
 
 @hookimpl
