@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
@@ -22,9 +21,6 @@ from hub import close_reason
 from hub.protocol import MAX_CLOSE_REASON_BYTES
 from hub.testing import TEST_SECRET, HubClient, HubServer
 from plugins.docedit import DoceditSettings, make_plugin
-
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "hub")
-
 
 # ---- the helper ----------------------------------------------------------------------------------------------
 
@@ -73,25 +69,6 @@ def test_any_text_becomes_a_valid_reason_of_at_most_123_bytes(text):
 
 
 # ---- on real sockets -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server_logs(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], pytest.LogCaptureFixture]]:
-    """Capture the running server's records (uvicorn's loggers do not propagate to caplog's root handler)."""
-    attached: list[logging.Logger] = []
-
-    def capture() -> pytest.LogCaptureFixture:
-        for name in SERVER_LOGGERS:
-            caplog.set_level(logging.INFO, logger=name)
-            logger = logging.getLogger(name)
-            if not logger.propagate and caplog.handler not in logger.handlers:
-                logger.addHandler(caplog.handler)
-                attached.append(logger)
-        return caplog
-
-    yield capture
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:

@@ -38,9 +38,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "hub", "hub.access")
-
-
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -104,25 +101,6 @@ def post_head(length: int | None, path: str = "/api/notifications", **headers: s
     lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")
     lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-@pytest.fixture
-def server_logs(caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
-    """``server_logs(level)`` after the server started (its uvicorn config resets the levels) -> caplog."""
-    attached: list[logging.Logger] = []
-
-    def capture(level: int = logging.DEBUG) -> pytest.LogCaptureFixture:
-        for name in SERVER_LOGGERS:
-            caplog.set_level(level, logger=name)
-            logger = logging.getLogger(name)
-            if not logger.propagate and caplog.handler not in logger.handlers:
-                logger.addHandler(caplog.handler)
-                attached.append(logger)
-        return caplog
-
-    yield capture
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -235,7 +213,7 @@ async def test_validation_errors_never_echo_the_input(hub_server):
 )
 async def test_non_json_numbers_are_refused_with_422_and_no_traceback(hub_server, server_logs, body):
     server = notifications_hub(hub_server)
-    logs = server_logs()
+    logs = server_logs(logging.DEBUG)
     async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": KEY}) as http:
         reply = await http.post("/api/notifications", content=body, headers={"Content-Type": "application/json"})
     assert reply.status_code == 422, reply.text
@@ -259,7 +237,7 @@ async def test_every_route_with_a_json_body_parses_it_strictly(hub_server, serve
             return router
 
     server = hub_server(plugins={"chat": plugins.chat, "echo": EchoPlugin()})
-    logs = server_logs()
+    logs = server_logs(logging.DEBUG)
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.post("/api/echo", json={"x": 1.5})).json() == {"x": 1.5}
         for body in (b'{"x": NaN}', b'{"x": 1e400}', b'{"x": [Infinity]}'):
@@ -404,7 +382,7 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 
 async def test_invalid_utf8_closes_1007_without_a_traceback(hub_server, hub_client, server_logs):
     server = hub_server(log_level="debug")
-    logs = server_logs()
+    logs = server_logs(logging.DEBUG)
     for _ in range(3):
         async with websockets.connect(server.ws_url, subprotocols=["hub.v1"]) as ws:  # type: ignore[list-item]
             assert '"hello"' in await ws.recv()
@@ -419,7 +397,7 @@ async def test_invalid_utf8_closes_1007_without_a_traceback(hub_server, hub_clie
 
 async def test_malformed_http_is_answered_400_in_one_log_line_at_most(hub_server, raw_http, server_logs):
     server = hub_server()
-    logs = server_logs()
+    logs = server_logs(logging.DEBUG)
     for garbage in (b"\x00\x01\x02 nonsense\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"):
         connection = await raw_http(server.port)
         await connection.send(garbage)
@@ -437,7 +415,7 @@ async def test_malformed_http_is_answered_400_in_one_log_line_at_most(hub_server
 async def test_a_flood_of_malformed_requests_logs_one_warning_per_interval(hub_server, raw_http, server_logs):
     """uvicorn warns once per malformed request: a client must not be able to flood the log with them."""
     server = hub_server()
-    logs = server_logs()
+    logs = server_logs(logging.DEBUG)
     for _ in range(20):
         connection = await raw_http(server.port)
         await connection.send(b"\x00\x01\x02 nonsense\r\n\r\n")

@@ -11,30 +11,6 @@ import pytest
 import websockets
 from websockets.typing import Origin, Subprotocol
 
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "hub", "hub.access")
-
-
-@pytest.fixture
-def server_logs(caplog):
-    """``server_logs(level)`` after the server started (its uvicorn config resets the levels) -> caplog."""
-    attached: list[logging.Logger] = []
-
-    def capture(level: int = logging.INFO) -> pytest.LogCaptureFixture:
-        for name in SERVER_LOGGERS:
-            caplog.set_level(level, logger=name)
-        for name in SERVER_LOGGERS:
-            logger = logging.getLogger(name)
-            # uvicorn's logging config (and `hub serve`'s) gives some loggers their own handlers and stops
-            # propagation to the root logger, where caplog listens: listen on those loggers directly.
-            if not logger.propagate and caplog.handler not in logger.handlers:
-                logger.addHandler(caplog.handler)
-                attached.append(logger)
-        return caplog
-
-    yield capture
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
-
 
 def assert_not_logged(caplog: pytest.LogCaptureFixture, token: str) -> None:
     signature = token.rsplit(".", 1)[-1]  # the secret-bearing part, in case the rest were cut or escaped

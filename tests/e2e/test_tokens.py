@@ -45,7 +45,6 @@ from hub.testing import TEST_SECRET, HubClient, HubServer
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 LOBBY = "chat:lobby"
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "hub")
 
 
 # ---- keys, tokens and a JWKS endpoint --------------------------------------------------------------------------
@@ -186,24 +185,6 @@ async def refused(server: HubServer, jwt_token: str) -> str:
     assert ws.close_code == 4001, (ws.close_code, ws.close_reason)
     assert len((ws.close_reason or "").encode()) <= 123
     return ws.close_reason or ""
-
-
-@pytest.fixture
-def server_logs(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], pytest.LogCaptureFixture]]:
-    attached: list[logging.Logger] = []
-
-    def capture() -> pytest.LogCaptureFixture:
-        for name in SERVER_LOGGERS:
-            caplog.set_level(logging.INFO, logger=name)
-            logger = logging.getLogger(name)
-            if not logger.propagate and caplog.handler not in logger.handlers:
-                logger.addHandler(caplog.handler)
-                attached.append(logger)
-        return caplog
-
-    yield capture
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
