@@ -158,7 +158,11 @@ def run_once(name: str, args: argparse.Namespace) -> dict[str, Any]:
         pids: dict[str, list[int]] = {"hub": []}
         redis_url = None
         if name.startswith("cluster"):
-            from hub.testing import RedisClusterServer
+            # The cluster rig lives with the repo's tests (tests/rigs/redis.py), not in the installed package;
+            # this script runs with benchmarks/ as sys.path[0], so make the checkout's root importable too.
+            if str(ROOT) not in sys.path:
+                sys.path.append(str(ROOT))
+            from tests.rigs.redis import RedisClusterServer
 
             cluster = RedisClusterServer(args.redis_server).start()
             cleanups.append(cluster.close)

@@ -1,4 +1,5 @@
-"""Shared fixtures: hub.testing's real-server fixtures, used exactly as a plugin author would, and a clean env."""
+"""Shared fixtures: hub.testing's real-server fixtures, used exactly as a plugin author would, the Redis and
+Redis Cluster fixtures of tests/rigs/redis.py, and a clean env."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["hub.testing"]
+pytest_plugins = ["hub.testing", "tests.rigs.redis"]
 
 
 @pytest.fixture

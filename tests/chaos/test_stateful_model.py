@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from hub.testing import HubClient, HubServer, RedisServer
+from hub.testing import HubClient, HubServer
 from tests.chaos.conftest import report, size
 from tests.e2e.feed_plugin import make_feed_plugin
+from tests.rigs.redis import RedisServer
 
 pytestmark = pytest.mark.chaos
 

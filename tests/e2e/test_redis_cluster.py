@@ -12,9 +12,10 @@ import redis.asyncio as aioredis
 import plugins.chat
 from hub.broker import open_broker
 from hub.store import open_store
-from hub.testing import HubClient, RedisClusterServer, ReplyError
+from hub.testing import HubClient, ReplyError
 from tests.e2e.feed_plugin import make_feed_plugin
 from tests.e2e.test_redis_nodes import node_settings, ready, wait_until
+from tests.rigs.redis import RedisClusterServer
 
 PLUGINS = {"feed": make_feed_plugin(history_size=50), "chat": plugins.chat}
 
