@@ -2,18 +2,13 @@
 node), a snapshot with recent history on subscribe, conflation for slow readers, a simulated market built in,
 and a panel for the demo. See docs/livedata.md.
 
-The hub loads this package (entry point ``livedata``); its hooks belong to one :class:`Livedata` built from
-``HUB_LIVEDATA_*`` when first used. Another plugin can give it a data source with :func:`use_source` before
-the hub starts; tests build their own with ``Livedata(settings, source=...)``.
+The entry point names :class:`Livedata`, which each hub builds for itself with ``HUB_LIVEDATA_*`` settings.
+Its data source is the one ``HUB_LIVEDATA_SOURCE`` names (``package.module:factory``); tests and apps that
+build their own hub pass one: ``lambda hub: Livedata(hub, source=...)``.
 """
 
 from __future__ import annotations
 
-from functools import cache
-
-from fastapi import APIRouter
-
-from hub import Channel, Hub, hookimpl
 from plugins.livedata.messages import LivedataSnapshot, Point, Quote
 from plugins.livedata.plugin import Livedata
 from plugins.livedata.settings import LivedataSettings
@@ -28,41 +23,4 @@ __all__ = [
     "Quote",
     "SimulatedMarket",
     "Tick",
-    "default_plugin",
-    "hub_channels",
-    "hub_http_routes",
-    "hub_shutdown",
-    "hub_startup",
-    "use_source",
 ]
-
-
-@cache
-def default_plugin() -> Livedata:
-    """The plugin the installed package stands for, configured from the environment."""
-    return Livedata(LivedataSettings())
-
-
-def use_source(source: DataSource) -> None:
-    """Feed the installed plugin from ``source`` instead of ``HUB_LIVEDATA_SOURCE`` (call before start-up)."""
-    default_plugin().use_source(source)
-
-
-@hookimpl
-def hub_channels() -> list[Channel]:
-    return default_plugin().hub_channels()
-
-
-@hookimpl
-async def hub_startup(hub: Hub) -> None:
-    await default_plugin().hub_startup(hub)
-
-
-@hookimpl
-async def hub_shutdown(hub: Hub) -> None:
-    await default_plugin().hub_shutdown(hub)
-
-
-@hookimpl
-def hub_http_routes(hub: Hub) -> APIRouter:
-    return default_plugin().hub_http_routes(hub)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from hub import Channel, Hub, Lease, PluginStore
+from hub import Channel, Hub, Lease
 from plugins.livedata.book import QuoteBook
 from plugins.livedata.messages import LivedataSnapshot
 from plugins.livedata.settings import LivedataSettings
@@ -51,14 +51,12 @@ class FeedCoordinator:
     A running feed renews its lease every ttl/3 and stops when the lease is lost or the channel has no
     subscriber on any node."""
 
-    def __init__(
-        self, hub: Hub, channel: Channel, source: DataSource, settings: LivedataSettings, store: PluginStore
-    ) -> None:
-        self.hub = hub
+    def __init__(self, hub: Hub, channel: Channel, source: DataSource, settings: LivedataSettings) -> None:
+        self.hub = hub  # the plugin's Hub: leases, interest, publishing and its own store
         self.channel = channel
         self.source = source
         self.settings = settings
-        self.store = store
+        self.store = hub.store
         self._feeds: dict[str, RunningFeed] = {}
         self._writers: dict[str, LatestWriter] = {}
         self._retry_at: dict[str, float] = {}  # symbol -> monotonic time before which a failed feed waits

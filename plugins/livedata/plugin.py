@@ -1,14 +1,13 @@
-"""Livedata: the plugin object — the ``livedata`` channel, its snapshot, the hooks that run one feed
-coordinator per hub, and ``GET /api/livedata/symbols``."""
+"""Livedata: the plugin object — the ``livedata`` channel, its snapshot, the hooks that run this hub's feed
+coordinator, and ``GET /api/livedata/symbols``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException
 
-from hub import Channel, Context, Hub, HubError, StoreUnavailable, check_subscribe, hookimpl, request_identity
+from hub import Channel, Context, Hub, HubError, Plugin, StoreUnavailable, hookimpl
 from plugins.livedata.feed import TICK_EVENT, FeedCoordinator
 from plugins.livedata.messages import LivedataSnapshot, Quote, SymbolInfo, SymbolList
 from plugins.livedata.settings import LivedataSettings
@@ -17,29 +16,25 @@ from plugins.livedata.source import DataSource, load_source
 NAMESPACE = "livedata"
 
 
-class Livedata:
-    """One livedata plugin: register it with the hub (``hub_server(plugins={"livedata": Livedata(...)})``, or
-    the package module, which holds one built from the environment).
+class Livedata(Plugin):
+    """Live prices on ``livedata:<symbol>``: one per hub, built with ``HUB_LIVEDATA_*`` settings (or ``settings``).
 
     ``source``: the :class:`DataSource` to use; None loads the one ``settings.source`` names when the hub
-    starts. One object may serve several hubs in one process (tests run two nodes so): each hub gets its own
-    coordinator.
+    starts. Tests and apps that build their own hub pass one: ``lambda hub: Livedata(hub, source=...)``.
     """
 
-    # The hub serves static/ next to the plugin's __file__: the panel.
-    __file__ = str(Path(__file__).with_name("__init__.py"))
-
-    def __init__(self, settings: LivedataSettings | None = None, *, source: DataSource | None = None) -> None:
-        self.settings = settings or LivedataSettings()
+    def __init__(self, hub: Hub, settings: LivedataSettings | None = None, *, source: DataSource | None = None) -> None:
+        super().__init__(hub)
+        self.settings = settings or hub.settings(LivedataSettings)
         self._source = source
-        self._coordinators: dict[Hub, FeedCoordinator] = {}
+        self._coordinator: FeedCoordinator | None = None  # built in hub_startup, dropped in hub_shutdown
         self.channel = Channel(
             NAMESPACE,
             description="Live prices: one quote per tick, latest wins for slow readers; snapshot with history.",
             conflate=self.settings.conflate,
         )
         self.channel.event(TICK_EVENT, Quote)
-        self.channel.snapshot(self._snapshot)
+        self.channel.snapshot(self.snapshot)
 
     def source(self) -> DataSource:
         """The data source (loaded on first use from ``settings.source`` unless one was given)."""
@@ -47,26 +42,21 @@ class Livedata:
             self._source = load_source(self.settings)
         return self._source
 
-    def use_source(self, source: DataSource) -> None:
-        """Replace the data source (another plugin's feed); only before the hub starts."""
-        if self._coordinators:
-            raise RuntimeError("livedata: the data source cannot change while a hub runs its feeds")
-        self._source = source
-
-    def coordinator(self, hub: Hub) -> FeedCoordinator:
-        coordinator = self._coordinators.get(hub)
-        if coordinator is None:
+    @property
+    def coordinator(self) -> FeedCoordinator:
+        if self._coordinator is None:
             raise RuntimeError("livedata: this hub has not started")
-        return coordinator
+        return self._coordinator
 
     def _check_symbol(self, symbol: str) -> None:
         if symbol not in self.source().symbols():
             known = ", ".join(list(self.source().symbols())[:20])
             raise HubError("not_found", f"No symbol {symbol!r} here; known symbols: {known}.")
 
-    async def _snapshot(self, ctx: Context) -> LivedataSnapshot:
+    async def snapshot(self, ctx: Context) -> LivedataSnapshot:
+        """A subscriber's ``sub`` reply: the symbol's last quote and recent history."""
         self._check_symbol(ctx.room)
-        coordinator = self.coordinator(ctx.hub)
+        coordinator = self.coordinator
         coordinator.kick()  # the first subscriber here: start the feed now, not at the next check
         try:
             return await coordinator.snapshot(ctx.room)
@@ -80,19 +70,19 @@ class Livedata:
         return [self.channel]
 
     @hookimpl
-    async def hub_startup(self, hub: Hub) -> None:
-        coordinator = FeedCoordinator(hub, self.channel, self.source(), self.settings, hub.store_for(NAMESPACE))
-        self._coordinators[hub] = coordinator
-        hub.metrics.gauge(
+    async def hub_startup(self) -> None:
+        self._coordinator = coordinator = FeedCoordinator(self.hub, self.channel, self.source(), self.settings)
+        metrics = self.hub.metrics
+        metrics.gauge(
             "hub_livedata_feeds", "Live data feeds this node runs now (one per symbol in the cluster).",
             lambda: coordinator.running,
         )  # fmt: skip
-        hub.metrics.counter(
+        metrics.counter(
             "hub_livedata_ticks_published_total",
             "Ticks this node's feeds published.",
             lambda: coordinator.ticks_published,
         )
-        hub.metrics.counter(
+        metrics.counter(
             "hub_livedata_feed_failures_total",
             "Feeds that failed (their source raised) since this node started.",
             lambda: coordinator.feed_failures,
@@ -100,24 +90,25 @@ class Livedata:
         coordinator.start()
 
     @hookimpl
-    async def hub_shutdown(self, hub: Hub) -> None:
-        coordinator = self._coordinators.pop(hub, None)
+    async def hub_shutdown(self) -> None:
+        coordinator, self._coordinator = self._coordinator, None
         if coordinator is not None:
             await coordinator.stop()
 
     @hookimpl
-    def hub_http_routes(self, hub: Hub) -> APIRouter:
+    def hub_http_routes(self) -> APIRouter:
         router = APIRouter(prefix="/api/livedata", tags=["livedata"])
+        hub = self.hub
 
         @router.get("/symbols")
         async def symbols(authorization: Annotated[str | None, Header()] = None) -> SymbolList:
             """Every symbol with its last quote, and whether this node runs its feed."""
-            request_identity(hub, authorization)
-            coordinator = self.coordinator(hub)
+            hub.authenticate(authorization)
+            coordinator = self.coordinator
             try:
                 stored = {
                     key.removeprefix("snapshot/"): LivedataSnapshot.model_validate_json(value)
-                    for key, value in await coordinator.store.scan("snapshot/")
+                    for key, value in await hub.store.scan("snapshot/")
                 }
             except StoreUnavailable:
                 raise HTTPException(503, "The store is unavailable; retry shortly.") from None
@@ -133,12 +124,12 @@ class Livedata:
             symbol: str, authorization: Annotated[str | None, Header()] = None
         ) -> LivedataSnapshot:
             """One symbol's snapshot, as a subscriber would get it (404 for an unknown symbol)."""
-            identity = request_identity(hub, authorization)
-            check_subscribe(hub, identity, f"{NAMESPACE}:{symbol}")
+            identity = hub.authenticate(authorization)
+            hub.authorize_read(identity, f"{NAMESPACE}:{symbol}")
             if symbol not in self.source().symbols():
                 raise HTTPException(404, f"No symbol {symbol!r} here.")
             try:
-                return await self.coordinator(hub).snapshot(symbol)
+                return await self.coordinator.snapshot(symbol)
             except StoreUnavailable:
                 raise HTTPException(503, "The store is unavailable; retry shortly.") from None
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
-from plugins.livedata import Livedata, LivedataSettings
+from plugins.livedata import Livedata
 from tests.browser.conftest import WAIT_MS, screenshot, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -18,12 +18,22 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SYMBOLS = ["ACME", "GLOBX", "HOOLI"]
 CHANGE = re.compile(r"^[+\u2212±][\d,.]+ \([+\u2212±][\d.]+%\)$")  # "+1.25 (+0.52%)", with a real minus sign
 
+FAST_ENV = {
+    "HUB_LIVEDATA_SYMBOLS": ",".join(SYMBOLS),
+    "HUB_LIVEDATA_INTERVAL": "0.05",
+    "HUB_LIVEDATA_SEED": "11",
+    "HUB_LIVEDATA_LEASE_TTL": "0.6",
+    "HUB_LIVEDATA_CHECK_INTERVAL": "0.05",
+    "HUB_LIVEDATA_HISTORY_SIZE": "30",
+}
 
-def plugin() -> Livedata:
-    settings = LivedataSettings(
-        symbols=SYMBOLS, interval=0.05, seed=11, lease_ttl=0.6, check_interval=0.05, history_size=30
-    )
-    return Livedata(settings)
+
+@pytest.fixture
+def livedata_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fast settings from the environment, as in production: the hub is given the class itself (a factory
+    defined in this module would have the hub look for the panel in this module's package)."""
+    for name, value in FAST_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 async def feeds_running(url: str) -> dict[str, bool]:
@@ -57,8 +67,8 @@ async def wait_feeds(url: str, page: Page, expected: dict[str, bool]) -> None:
     assert await feeds_running(url) == expected
 
 
-async def test_the_panel_shows_live_prices_and_follows_and_unfollows(hub_server, new_page):
-    server = hub_server(plugins={"livedata": plugin()})
+async def test_the_panel_shows_live_prices_and_follows_and_unfollows(hub_server, livedata_env, new_page):
+    server = hub_server(plugins={"livedata": Livedata})
     console_errors: list[str] = []
     page = await new_page()
     page.on("console", lambda m: _record_error(console_errors, m))
@@ -127,8 +137,8 @@ async def test_the_panel_shows_live_prices_and_follows_and_unfollows(hub_server,
     assert console_errors == []
 
 
-async def test_price_flashes_respect_reduced_motion(hub_server, browser):
-    server = hub_server(plugins={"livedata": plugin()})
+async def test_price_flashes_respect_reduced_motion(hub_server, livedata_env, browser):
+    server = hub_server(plugins={"livedata": Livedata})
     for motion, expect_flash in (("reduce", False), ("no-preference", True)):
         context = await browser.new_context(reduced_motion=motion)
         try:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
+from hub import Hub
 from hub.protocol import SUBPROTOCOL
 from hub.testing import TEST_SECRET, HubClient, ReplyError, wait_until
 from plugins.livedata import Livedata, LivedataSettings, Quote, Tick
@@ -36,10 +37,11 @@ HUB = Path(sys.executable).with_name("hub")
 FAST = {"interval": 0.02, "lease_ttl": 0.6, "check_interval": 0.05, "retry_delay": 0.2}
 
 
-def livedata(source: Any = None, **overrides: Any) -> Livedata:
+def livedata(source: Any = None, **overrides: Any) -> Callable[[Hub], Livedata]:
+    """The plugin as a factory: each hub (each node, each restart) builds its own with these settings."""
     values: dict[str, Any] = {"symbols": ["ACME", "GLOBX"], "seed": 7, **FAST}
     values.update(overrides)
-    return Livedata(LivedataSettings(**values), source=source)
+    return lambda hub: Livedata(hub, LivedataSettings(**values), source=source)
 
 
 async def symbols_of(url: str) -> dict[str, Any]:
@@ -152,7 +154,9 @@ async def test_a_slow_reader_gets_conflated_latest_values_and_a_fast_one_every_t
     burst = GatedBurst(3000)
     # ticker (a test plugin) fills the slow reader's buffers first; a generous heartbeat timeout: the slow
     # reader answers no ping while it does not read
-    server = hub_server(plugins={"livedata": livedata(source=burst), "ticker": ticker_plugin}, heartbeat_timeout=30.0)
+    server = hub_server(
+        plugins={"livedata": livedata(source=burst), "ticker": ticker_plugin.Ticker}, heartbeat_timeout=30.0
+    )
     fast = await hub_client(server, user="fast")
     await fast.sub("livedata:FAST")
 
@@ -275,7 +279,7 @@ def prefix() -> str:
 
 
 async def test_two_nodes_run_one_feed_and_both_fan_out(hub_server, hub_client, redis_url, prefix):
-    plugin = livedata()  # one plugin object in two hubs: each hub gets its own coordinator
+    plugin = livedata()  # one factory for two hubs: each node builds its own plugin and coordinator
     redis = {"redis_url": redis_url, "redis_prefix": prefix, "probe_interval": 0.1}
     node_a = hub_server(plugins={"livedata": plugin}, **redis)
     node_b = hub_server(plugins={"livedata": plugin}, **redis)
