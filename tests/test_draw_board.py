@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plugins.draw import DrawSettings
 from plugins.draw.board import (
     Buried,
     Entry,
@@ -32,7 +33,6 @@ from plugins.draw.board import (
     needs_pruning,
     wins,
 )
-from plugins.draw.handlers import DrawSettings
 
 # ---- the rule --------------------------------------------------------------------------------------------
 

@@ -1,15 +1,12 @@
 """draw: collaborative whiteboards ``draw:<board>`` — objects with versions kept in the store, live strokes,
-cursors and presence — and a JSON export at ``GET /api/draw/<board>.json``. See docs/draw.md."""
+cursors and presence — and a JSON export at ``GET /api/draw/<board>.json``. See docs/draw.md.
+
+The entry point names :class:`Draw`, which each hub builds for itself with ``HUB_DRAW_*`` settings.
+"""
 
 from __future__ import annotations
 
-from hub import Channel, hookimpl
-from plugins.draw.export import hub_http_routes
-from plugins.draw.handlers import draw
+from plugins.draw.plugin import Draw
+from plugins.draw.settings import DrawSettings
 
-__all__ = ["hub_channels", "hub_http_routes"]
-
-
-@hookimpl
-def hub_channels() -> list[Channel]:
-    return [draw]
+__all__ = ["Draw", "DrawSettings"]

@@ -7,23 +7,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException
 
-from hub import Hub, StoreUnavailable, check_subscribe, hookimpl, request_identity
-from plugins.draw.handlers import draw
+from hub import Hub, StoreUnavailable
 from plugins.draw.messages import BoardExport
 from plugins.draw.store import BoardStore
 
 
-@hookimpl
-def hub_http_routes(hub: Hub) -> APIRouter:
+def export_routes(hub: Hub, namespace: str) -> APIRouter:
+    """The export of the boards of channel family ``namespace``, read from ``hub``'s store."""
     router = APIRouter(prefix="/api/draw", tags=["draw"])
 
     @router.get("/{board}.json")
     async def export_board(board: str, authorization: Annotated[str | None, Header()] = None) -> BoardExport:
         """The board's live objects in drawing order, with their versions; an empty board has none."""
-        identity = request_identity(hub, authorization)
-        room = check_subscribe(hub, identity, f"{draw.namespace}:{board}")
+        identity = hub.authenticate(authorization)
+        room = hub.authorize_read(identity, f"{namespace}:{board}")
         try:
-            loaded = await BoardStore(hub.store_for(draw.namespace), room).load()
+            loaded = await BoardStore(hub.store, room).load()
         except StoreUnavailable:
             raise HTTPException(503, "The store is unavailable; retry shortly.") from None
         return BoardExport(board=room, gen=loaded.meta.gen, objects=loaded.objects)

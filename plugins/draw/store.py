@@ -58,7 +58,7 @@ class Loaded:
 
 
 class Records(Protocol):
-    """What a board needs of the plugin's store (``ctx.store``, ``hub.store_for("draw")``)."""
+    """What a board needs of the plugin's store (``ctx.store``, ``hub.store``)."""
 
     async def get(self, key: str) -> bytes | None: ...
 

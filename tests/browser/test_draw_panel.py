@@ -13,14 +13,13 @@ import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
 import plugins.chat
-import plugins.draw
 from hub.testing import HubServer
-from plugins.draw import board, handlers
+from plugins.draw import Draw, board
 from tests.browser.conftest import PageFactory, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PLUGINS = {"chat": plugins.chat, "draw": plugins.draw}
+PLUGINS = {"chat": plugins.chat, "draw": Draw}
 # Console messages that are not the panel's: the shell has no favicon, and a hub that is down refuses sockets.
 EXPECTED_CONSOLE = re.compile(r"favicon\.ico|WebSocket connection to .* failed|ERR_CONNECTION_REFUSED")
 
@@ -234,9 +233,9 @@ async def test_two_people_draw_move_undo_delete_and_clear(hub_server, new_page, 
 
 
 async def test_a_full_board_is_shown_and_rolled_back_and_strokes_fit_the_hubs_limits(hub_server, new_page, monkeypatch):
-    # the handlers read these limits on every request, so a test can lower them for its own hub
-    monkeypatch.setattr(handlers.settings, "max_objects", 2)
-    monkeypatch.setattr(handlers.settings, "max_points", 8)
+    # the plugin reads its limits when the hub builds it, so a test can lower them for its own hub
+    monkeypatch.setenv("HUB_DRAW_MAX_OBJECTS", "2")
+    monkeypatch.setenv("HUB_DRAW_MAX_POINTS", "8")
     server = hub_server(plugins=PLUGINS)
     alice = await Person.open(new_page, server, "alice", "Alice")
     bob = await Person.open(new_page, server, "bob", "Bob")

@@ -11,13 +11,17 @@ from typing import Any
 import httpx
 import pytest
 
-import plugins.draw
 from hub import Identity, hookimpl
 from hub.store.redis import RedisStore
 from hub.testing import HubClient, HubServer, ReplyError
-from plugins.draw import board, handlers
+from plugins.draw import Draw, DrawSettings, board
 
-DRAW = {"draw": plugins.draw}
+DRAW = {"draw": Draw}
+
+
+def draw_with(**values: Any) -> dict[str, Any]:
+    """The draw plugin with these settings (the others from HUB_DRAW_* or their defaults)."""
+    return {"draw": lambda hub: Draw(hub, settings=DrawSettings(**values))}
 
 
 def rect(object_id: str, version: int = 1, nonce: int = 0, **fields: Any) -> dict[str, Any]:
@@ -124,7 +128,7 @@ async def test_edits_are_broadcast_and_a_late_joiner_gets_the_whole_board(hub_se
 
 
 async def test_the_snapshot_tells_clients_the_hubs_limits(hub_server, hub_client, small_limits):
-    server = hub_server(plugins=DRAW)
+    server = hub_server(plugins=small_limits)
     limits = (await snapshot(server, hub_client, "draw:limits"))["limits"]
     assert limits == {
         "max_objects": 3,
@@ -251,21 +255,14 @@ async def test_clear_moves_the_board_to_a_new_generation(hub_server, hub_client)
 
 
 @pytest.fixture
-def small_limits(monkeypatch):
-    for name, value in {
-        "max_objects": 3,
-        "max_points": 5,
-        "max_object_bytes": 600,
-        "max_put_objects": 2,
-        "max_board_bytes": 100_000,
-    }.items():
-        monkeypatch.setattr(handlers.settings, name, value)
+def small_limits() -> dict[str, Any]:
+    return draw_with(max_objects=3, max_points=5, max_object_bytes=600, max_put_objects=2, max_board_bytes=100_000)
 
 
 async def test_limits_refuse_with_a_clear_error_and_nothing_is_stored_or_broadcast(
     hub_server, hub_client, small_limits
 ):
-    server = hub_server(plugins=DRAW)
+    server = hub_server(plugins=small_limits)
     alice = await hub_client(server, user="alice")
     bob = await hub_client(server, user="bob")
     await bob.sub("draw:b")
@@ -306,11 +303,8 @@ async def test_limits_refuse_with_a_clear_error_and_nothing_is_stored_or_broadca
     assert (reply["code"], reply["details"][0]["type"]) == ("invalid", "too_many_points")
 
 
-async def test_tombstones_beyond_the_limit_are_pruned_and_their_objects_stay_deleted(
-    hub_server, hub_client, monkeypatch
-):
-    monkeypatch.setattr(handlers.settings, "max_tombstones", 4)
-    server = hub_server(plugins=DRAW)
+async def test_tombstones_beyond_the_limit_are_pruned_and_their_objects_stay_deleted(hub_server, hub_client):
+    server = hub_server(plugins=draw_with(max_tombstones=4))
     alice = await hub_client(server, user="alice")
     ids = [f"o{n}" for n in range(6)]
     await put(alice, "draw:b", *(rect(i) for i in ids[:3]))
@@ -353,7 +347,7 @@ async def test_cursors_and_live_strokes_are_ephemeral_and_name_their_sender(hub_
     assert data["offset"] == 0  # nothing ephemeral is in the history
     assert data["snapshot"]["objects"] == []
 
-    burst = handlers.settings.cursor_burst
+    burst = DrawSettings().cursor_burst
     moves = [{"op": "pub", "ch": "draw:b", "type": "draw.cursor", "data": {"x": n, "y": n}} for n in range(2 * burst)]
     replies = await asyncio.gather(*(alice.request(move) for move in moves))
     assert "rate_limited" in {reply.get("code") for reply in replies}
@@ -427,8 +421,8 @@ async def test_export_serves_guests_when_the_hub_allows_them(hub_server, hub_cli
 # ---- Redis: several nodes, one store -----------------------------------------------------------------------
 
 
-def node(hub_server, redis_url: str, prefix: str) -> HubServer:
-    return hub_server(plugins=DRAW, redis_url=redis_url, redis_prefix=prefix, probe_interval=0.1, presence_ttl=0.6)
+def node(hub_server, redis_url: str, prefix: str, plugins: dict[str, Any] = DRAW) -> HubServer:
+    return hub_server(plugins=plugins, redis_url=redis_url, redis_prefix=prefix, probe_interval=0.1, presence_ttl=0.6)
 
 
 @pytest.fixture
@@ -523,13 +517,11 @@ async def test_a_board_on_redis_survives_every_node(hub_server, hub_client, redi
         assert [o["id"] for o in (await http.get("/api/draw/kept.json")).json()["objects"]] == ["p"]
 
 
-async def test_creations_racing_on_two_nodes_keep_the_object_count_right(
-    hub_server, hub_client, redis_url, prefix, monkeypatch
-):
+async def test_creations_racing_on_two_nodes_keep_the_object_count_right(hub_server, hub_client, redis_url, prefix):
     """Every creation counts once however the nodes interleave: the limit is reached exactly, and a delete
     makes room again."""
-    monkeypatch.setattr(handlers.settings, "max_objects", 20)
-    node_a, node_b = node(hub_server, redis_url, prefix), node(hub_server, redis_url, prefix)
+    twenty = draw_with(max_objects=20)
+    node_a, node_b = node(hub_server, redis_url, prefix, twenty), node(hub_server, redis_url, prefix, twenty)
     clients = [await hub_client(n, user=f"u{i}") for i, n in enumerate([node_a, node_b] * 2)]
     await asyncio.gather(*(put(clients[n % 4], "draw:n", rect(f"o{n}")) for n in range(20)))
     alice, bob = clients[0], clients[1]

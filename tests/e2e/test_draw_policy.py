@@ -10,12 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-import plugins.draw
 from hub.testing import HubClient, HubServer, ReplyError
-from plugins.draw import board, handlers
+from plugins.draw import Draw, DrawSettings, board
 from plugins.draw.board import Editor, EditPolicy, Meta
 
-DRAW = {"draw": plugins.draw}
+DRAW = {"draw": Draw}
 CH = "draw:team"
 
 
@@ -46,7 +45,7 @@ def owners(snapshot: dict[str, Any]) -> dict[str, str | None]:
 
 @pytest.fixture
 def owner_policy(monkeypatch):
-    monkeypatch.setattr(handlers.settings, "edit", EditPolicy.OWNER)
+    monkeypatch.setenv("HUB_DRAW_EDIT", "owner")  # read when the hub builds the plugin
 
 
 @pytest.fixture
@@ -212,14 +211,14 @@ async def test_under_owner_objects_without_an_owner_are_the_moderators(team, hub
 
 
 def test_the_policy_is_the_hub_draw_edit_setting(monkeypatch):
-    assert handlers.DrawSettings().edit is EditPolicy.ANYONE
+    assert DrawSettings().edit is EditPolicy.ANYONE
     monkeypatch.setenv("HUB_DRAW_EDIT", "owner")
     monkeypatch.setenv("HUB_DRAW_MODERATOR_SCOPE", "draw-admin")
-    settings = handlers.DrawSettings()
+    settings = DrawSettings()
     assert (settings.edit, settings.moderator_scope) == (EditPolicy.OWNER, "draw-admin")
     monkeypatch.setenv("HUB_DRAW_EDIT", "nobody")
     with pytest.raises(ValueError, match="edit"):
-        handlers.DrawSettings()
+        DrawSettings()
 
 
 @pytest.mark.parametrize(
