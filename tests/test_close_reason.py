@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 from hub import close_reason
 from hub.protocol import MAX_CLOSE_REASON_BYTES
 from hub.testing import TEST_SECRET, HubClient, HubServer
-from plugins.docedit import DoceditSettings, make_plugin
+from plugins.docedit import Docedit, DoceditSettings
 
 # ---- the helper ----------------------------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ async def test_the_same_token_in_an_auth_frame_is_closed_4001_with_a_cut_reason(
 
 @pytest.fixture
 def docedit_server(hub_server) -> HubServer:
-    server: HubServer = hub_server(plugins={"docedit": make_plugin(DoceditSettings())})
+    server: HubServer = hub_server(plugins={"docedit": lambda hub: Docedit(hub, settings=DoceditSettings())})
     return server
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
 from hub.testing import HubClient, HubServer, test_settings
-from plugins.docedit import DoceditSettings, make_plugin
+from plugins.docedit import Docedit, DoceditSettings
 from plugins.docedit.store import fold, is_update
 from plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
@@ -199,8 +199,9 @@ def test_replicas_converge_whatever_the_order_and_the_outages(ops: list[tuple[An
 @pytest.fixture(scope="module")
 def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     data_dir: Path = tmp_path_factory.mktemp("docedit-convergence")
-    plugin = make_plugin(DoceditSettings(compact_every=5, idle_check_interval=0.05, idle_timeout=0.1))
-    server = HubServer(test_settings(data_dir, rate_limit=5000.0, rate_burst=5000), plugins={"docedit": plugin}).start()
+    settings = DoceditSettings(compact_every=5, idle_check_interval=0.05, idle_timeout=0.1)
+    plugin = {"docedit": lambda hub: Docedit(hub, settings=settings)}
+    server = HubServer(test_settings(data_dir, rate_limit=5000.0, rate_burst=5000), plugins=plugin).start()
     yield server
     server.stop()
 

@@ -7,17 +7,18 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Callable, Coroutine
+from functools import cached_property
 from typing import Any
 
 import orjson
-from pycrdt import Doc, Text
+from pycrdt import Doc
 
-from hub import Hub, HubError, Identity, Listener
-from plugins.docedit.awareness import AwarenessStates
+from hub import Hub, HubError, Identity
+from plugins.docedit.compaction import Compactor
 from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, access_withdrawn, channel_of, role_of
 from plugins.docedit.messages import DocMeta, DocumentDeleted, IndexChanged, MetaChanged, Person, UpdateApplied
+from plugins.docedit.opendoc import OpenDoc
 from plugins.docedit.parts import Parts
 from plugins.docedit.settings import Access, DoceditSettings
 from plugins.docedit.store import DocStore, MetaConflict, YDoc, is_update
@@ -36,86 +37,14 @@ from plugins.docedit.yprotocol import (
 
 log = logging.getLogger("hub.docedit")
 
-CONTENT = "content"  # the root Y.Text holding a document's text
-
-
-class OpenDoc:
-    """One document held in memory on this node."""
-
-    __slots__ = (
-        "awareness",
-        "channel",
-        "compacting",
-        "deleted",
-        "dirty",
-        "doc_id",
-        "last_used",
-        "listener",
-        "lock",
-        "meta",
-        "peers",
-        "size",
-        "stored_updates",
-        "touched",
-        "ydoc",
-    )
-
-    def __init__(self, meta: DocMeta, ydoc: YDoc, now: float) -> None:
-        self.doc_id = meta.id
-        self.channel = channel_of(meta.id)
-        self.meta = meta
-        self.ydoc = ydoc
-        self.awareness = AwarenessStates()
-        self.lock = asyncio.Lock()  # one write at a time per document on this node: check, store, apply
-        self.listener: Listener | None = None
-        self.peers: set[Callable[[bytes], None]] = set()  # this node's /yjs sockets: they get awareness removals
-        self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
-        self.stored_updates = 0  # update records in the store, as far as this node knows
-        self.last_used = now
-        self.touched = now  # when `updated`/`size` were last written to the meta
-        self.dirty = False  # edits since then
-        self.compacting = False
-        self.deleted = False
-
-    def role(self, user: str) -> Role:
-        return role_of(self.meta, user)
-
-    def measure(self) -> int:
-        self.size = len(self.ydoc.get_update())
-        return self.size
-
-    def text(self) -> str:
-        return str(self.ydoc.get(CONTENT, type=Text))
-
-
-def restore_update(live: YDoc, version_state: bytes) -> bytes:
-    """The update that makes ``live``'s content text equal to the version's, in one transaction (delete the
-    current text, insert the version's; other root types untouched). Made on a copy, so the live document
-    changes only through the normal write path."""
-    version: YDoc = Doc()
-    version.apply_update(version_state)
-    text = str(version.get(CONTENT, type=Text))
-    copy: YDoc = Doc()
-    copy.apply_update(live.get_update())
-    updates: list[bytes] = []
-    subscription = copy.observe(lambda event: updates.append(event.update))
-    with copy.transaction():
-        content = copy.get(CONTENT, type=Text)
-        if len(content):
-            del content[:]
-        if text:
-            content.insert(0, text)
-    copy.unobserve(subscription)
-    return updates[0] if updates else EMPTY_UPDATE
-
 
 class Documents:
-    """The registry of one hub's open documents, and everything that writes them."""
+    """The registry of one hub's open documents, and everything that writes them. Built with the plugin (no
+    I/O); ``start`` and ``stop`` run with the hub."""
 
     def __init__(self, hub: Hub, settings: DoceditSettings) -> None:
         self.hub = hub
         self.settings = settings
-        self.store = DocStore(hub.store_for(NAMESPACE))
         # A chunked message is base64 of at most a whole document plus its message header.
         self.parts = Parts(max_chars=(settings.max_doc_bytes + 16) * 4 // 3 + 4, ttl=settings.part_ttl)
         self._open: dict[str, OpenDoc] = {}
@@ -123,9 +52,14 @@ class Documents:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.closers: set[Callable[[], None]] = set()  # one per open /yjs socket: closes it at shutdown
+        self.compactor = Compactor(hub, settings, self._spawn)
         self.updates_applied = 0
-        self.compactions = 0
         self.rejected = 0  # updates refused: too large, malformed, or from a reader
+
+    @cached_property
+    def store(self) -> DocStore:
+        """The plugin's store, reached on first use: a hub that only describes its channels has none."""
+        return DocStore(self.hub.store)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
@@ -278,7 +212,7 @@ class Documents:
             return
         od.size += len(message.payload)
         od.stored_updates += 1  # the node that applied it stored it
-        self._maybe_compact(od)
+        self.compactor.maybe_compact(od, self.store)
 
     # ---- writes -------------------------------------------------------------------------------------------
 
@@ -311,7 +245,7 @@ class Documents:
         self.updates_applied += 1
         event = UpdateApplied(m=b64encode(update_message(update)), client=client, node=self.hub.node_id)
         await self.hub.publish(od.channel, "docedit.update", event, ephemeral=True)
-        self._maybe_compact(od)
+        self.compactor.maybe_compact(od, self.store)
         if time.monotonic() - od.touched >= self.settings.meta_touch_interval:
             od.touched = time.monotonic()
             self._spawn(self._touch(od), f"docedit-touch-{od.doc_id}")
@@ -348,34 +282,6 @@ class Documents:
             return
         if meta is not None:
             od.meta = meta
-
-    # ---- compaction ---------------------------------------------------------------------------------------
-
-    def _maybe_compact(self, od: OpenDoc) -> None:
-        if od.stored_updates > self.settings.compact_every and not od.compacting and not od.deleted:
-            od.compacting = True
-            self._spawn(self._compact(od), f"docedit-compact-{od.doc_id}")
-
-    async def _compact(self, od: OpenDoc) -> None:
-        lease = self.hub.lease(f"docedit:compact:{od.doc_id}", ttl=self.settings.compact_lease_ttl)
-        again = False
-        try:
-            if not await lease.acquire():
-                od.stored_updates = 0  # another node is compacting; count afresh from here
-                return
-            result = await self.store.compact(od.doc_id)
-            if result is not None:
-                self.compactions += 1
-                od.stored_updates = max(0, od.stored_updates - result.merged)
-                again = od.stored_updates > self.settings.compact_every
-        except Exception:  # a background task (task boundary): the next append tries again
-            log.exception("docedit %s: compaction failed", od.doc_id)
-        finally:
-            od.compacting = False
-            with contextlib.suppress(Exception):  # the lease expires by itself anyway
-                await lease.release()
-        if again:
-            self._maybe_compact(od)
 
     # ---- documents ----------------------------------------------------------------------------------------
 
@@ -445,21 +351,3 @@ class Documents:
                 od.last_used = now
             elif now - od.last_used >= self.settings.idle_timeout and not od.lock.locked():
                 await self._close(od)
-
-
-_running: weakref.WeakKeyDictionary[Hub, Documents] = weakref.WeakKeyDictionary()
-
-
-def attach(hub: Hub, documents: Documents) -> None:
-    _running[hub] = documents
-
-
-def detach(hub: Hub) -> None:
-    _running.pop(hub, None)
-
-
-def documents_for(hub: Hub) -> Documents:
-    documents = _running.get(hub)
-    if documents is None:
-        raise HubError("unavailable", "docedit is not running on this hub.")
-    return documents

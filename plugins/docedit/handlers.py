@@ -1,12 +1,13 @@
-"""docedit's channel: ``docedit:<doc>`` (the Yjs sync and awareness protocols in the envelope, document and
-version management) and ``docedit:@index`` (the list of documents), with their snapshots."""
+"""DocumentHandlers: docedit's channel of one hub — ``docedit:<doc>`` (the Yjs sync and awareness protocols in
+the envelope, document and version management) and ``docedit:@index`` (the list of documents), with their
+snapshots."""
 
 from __future__ import annotations
 
 import time
 
 from hub import Channel, Context, HubError, RateLimit
-from plugins.docedit.documents import Documents, OpenDoc, documents_for, restore_update
+from plugins.docedit.documents import Documents
 from plugins.docedit.ids import (
     CREATE_SCOPE,
     INDEX_ROOM,
@@ -49,6 +50,7 @@ from plugins.docedit.messages import (
     VersionSaved,
     VersionState,
 )
+from plugins.docedit.opendoc import OpenDoc, restore_update
 from plugins.docedit.settings import DoceditSettings
 from plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
@@ -78,20 +80,6 @@ def doc_room(room: str) -> str:
     return room
 
 
-async def open_doc(ctx: Context, need: Role) -> tuple[Documents, OpenDoc, Role]:
-    """The document of ``ctx``'s channel and the caller's role; not_found without one (the same answer as for a
-    missing document), forbidden below ``need``."""
-    documents = documents_for(ctx.hub)
-    doc_id = doc_room(ctx.room)
-    od = await documents.open(doc_id)
-    role = od.role(ctx.identity.user) if od is not None else Role.NONE
-    if od is None or role is Role.NONE:
-        raise HubError("not_found", no_document(doc_id))
-    if role < need:
-        raise HubError("forbidden", f"Only a document's {need.label}s and above may do this; you are a {role.label}.")
-    return documents, od, role
-
-
 def _author(ctx: Context) -> Person:
     return Person(user=ctx.identity.user, name=ctx.identity.name)
 
@@ -101,36 +89,74 @@ def creation_refused(settings: DoceditSettings) -> str:
     return f"Only {who} may create documents on this hub." if who else "This hub does not create documents."
 
 
-def make_channel(settings: DoceditSettings) -> Channel:
-    channel = Channel(
-        NAMESPACE,
-        description="Collaborative documents (Yjs CRDTs): sync, awareness, sharing, versions; @index lists them.",
-        presence=True,
-    )
-    for event_type, model in (
-        ("docedit.update", UpdateApplied),
-        ("docedit.awareness", AwarenessChanged),
-        ("docedit.meta", MetaChanged),
-        ("docedit.deleted", DocumentDeleted),
-        ("docedit.version_saved", VersionSaved),
-        ("docedit.restored", VersionRestored),
-        ("docedit.index_changed", IndexChanged),
-    ):
-        channel.event(event_type, model)
+class DocumentHandlers:
+    """The channel ``docedit:*`` of one hub: its access rule, snapshot and handlers, bound to its documents."""
 
-    @channel.authorize
-    async def admit(ctx: Context, action: str, message_type: str | None) -> None:
+    def __init__(self, documents: Documents) -> None:
+        self.documents = documents
+        self.settings = settings = documents.settings
+        self.channel = channel = Channel(
+            NAMESPACE,
+            description="Collaborative documents (Yjs CRDTs): sync, awareness, sharing, versions; @index lists them.",
+            presence=True,
+        )
+        for event_type, model in (
+            ("docedit.update", UpdateApplied),
+            ("docedit.awareness", AwarenessChanged),
+            ("docedit.meta", MetaChanged),
+            ("docedit.deleted", DocumentDeleted),
+            ("docedit.version_saved", VersionSaved),
+            ("docedit.restored", VersionRestored),
+            ("docedit.index_changed", IndexChanged),
+        ):
+            channel.event(event_type, model)
+        channel.authorize(self.admit)
+        channel.snapshot(self.snapshot)
+        channel.on("docedit.sync", SyncDocument, rate_limit=RateLimit(settings.sync_rate, settings.sync_burst))(
+            self.sync
+        )
+        channel.on(
+            "docedit.awareness",
+            ShareAwareness,
+            rate_limit=RateLimit(settings.awareness_rate, settings.awareness_burst),
+        )(self.awareness)
+        channel.on("docedit.create", CreateDocument, rate_limit=_FEW)(self.create)
+        channel.on("docedit.rename", RenameDocument, rate_limit=_FEW)(self.rename)
+        channel.on("docedit.share", ShareDocument, rate_limit=_FEW)(self.share)
+        channel.on("docedit.delete", DeleteDocument, rate_limit=_FEW)(self.delete)
+        channel.on("docedit.save_version", SaveVersion, rate_limit=_FEW)(self.save_version)
+        channel.on("docedit.versions", ListVersions, rate_limit=_READS)(self.versions)
+        channel.on("docedit.get_version", GetVersion, rate_limit=_READS)(self.get_version)
+        channel.on("docedit.restore", RestoreVersion, rate_limit=_FEW)(self.restore)
+        channel.on("docedit.list", ListDocuments, rate_limit=_READS)(self.list_documents)
+
+    async def open_doc(self, ctx: Context, need: Role) -> tuple[OpenDoc, Role]:
+        """The document of ``ctx``'s channel and the caller's role; not_found without one (the same answer as for
+        a missing document), forbidden below ``need``."""
+        doc_id = doc_room(ctx.room)
+        od = await self.documents.open(doc_id)
+        role = od.role(ctx.identity.user) if od is not None else Role.NONE
+        if od is None or role is Role.NONE:
+            raise HubError("not_found", no_document(doc_id))
+        if role < need:
+            raise HubError(
+                "forbidden", f"Only a document's {need.label}s and above may do this; you are a {role.label}."
+            )
+        return od, role
+
+    async def admit(self, ctx: Context, action: str, message_type: str | None) -> None:
         """Run before presence, snapshot and handlers: a caller without a role in the document gets the answer
         a missing document gets, and nobody sees it come and go. A ``sub`` of a missing document creates it
         here (auto-create), so the subscriber is its owner before anything else happens."""
         if ctx.room == INDEX_ROOM:
             return  # the index lists each caller's own documents
+        settings = self.settings
         doc_id = doc_room(ctx.room)
         if message_type == "docedit.create":
             if not may_create(settings.create, ctx.identity):
                 raise HubError("forbidden", creation_refused(settings))
             return  # the handler answers conflict for a name that is taken
-        documents = documents_for(ctx.hub)
+        documents = self.documents
         od = await documents.open(doc_id)
         if od is None and action == "subscribe" and settings.auto_create and may_create(settings.create, ctx.identity):
             await documents.create(doc_id, ctx.identity, doc_id, settings.default_access)
@@ -138,12 +164,10 @@ def make_channel(settings: DoceditSettings) -> Channel:
         if od is None or od.role(ctx.identity.user) is Role.NONE:
             raise HubError("not_found", no_document(doc_id))
 
-    @channel.snapshot
-    async def snapshot(ctx: Context) -> DocSnapshot | DocList:
-        documents = documents_for(ctx.hub)
+    async def snapshot(self, ctx: Context) -> DocSnapshot | DocList:
         if ctx.room == INDEX_ROOM:
-            return DocList(docs=await documents.listing(ctx.identity.user, INDEX_LIMIT))
-        _documents, od, role = await open_doc(ctx, Role.READER)  # admit checked it; the document may be gone since
+            return DocList(docs=await self.documents.listing(ctx.identity.user, INDEX_LIMIT))
+        od, role = await self.open_doc(ctx, Role.READER)  # admit checked it; the document may be gone since
         awareness = od.awareness.encode()
         meta = od.meta.model_copy(update={"size": od.measure()})
         return DocSnapshot(
@@ -154,13 +178,12 @@ def make_channel(settings: DoceditSettings) -> Channel:
             awareness_owners=od.awareness.owners(),
         )
 
-    @channel.on("docedit.sync", SyncDocument, rate_limit=RateLimit(settings.sync_rate, settings.sync_burst))
-    async def sync(ctx: Context, msg: SyncDocument) -> SyncStep2 | Applied | Partial:
-        documents, od, role = await open_doc(ctx, Role.READER)
+    async def sync(self, ctx: Context, msg: SyncDocument) -> SyncStep2 | Applied | Partial:
+        od, role = await self.open_doc(ctx, Role.READER)
         text = msg.m
         if msg.part is not None:
             part = msg.part
-            whole = documents.parts.add(
+            whole = self.documents.parts.add(
                 ctx.client_id, od.doc_id, part.id, part.index, part.count, msg.m, time.monotonic()
             )
             if whole is None:
@@ -179,16 +202,13 @@ def make_channel(settings: DoceditSettings) -> Channel:
         if message.payload == EMPTY_UPDATE:
             return Applied()
         if role < Role.EDITOR:
-            documents.rejected += 1
+            self.documents.rejected += 1
             raise HubError("forbidden", f"{ctx.identity.name} may only read document {od.doc_id!r}.")
-        await documents.apply(od, message.payload, client=ctx.client_id)
+        await self.documents.apply(od, message.payload, client=ctx.client_id)
         return Applied()
 
-    @channel.on(
-        "docedit.awareness", ShareAwareness, rate_limit=RateLimit(settings.awareness_rate, settings.awareness_burst)
-    )
-    async def awareness(ctx: Context, msg: ShareAwareness) -> None:
-        _documents, od, _role = await open_doc(ctx, Role.READER)
+    async def awareness(self, ctx: Context, msg: ShareAwareness) -> None:
+        od, _role = await self.open_doc(ctx, Role.READER)
         try:
             data = b64decode(msg.m)
             if len(data) > MAX_AWARENESS_BYTES:
@@ -199,73 +219,61 @@ def make_channel(settings: DoceditSettings) -> Channel:
         od.awareness.apply(entries, ctx.client_id, time.monotonic())
         await ctx.publish("docedit.awareness", AwarenessChanged(m=msg.m, client=ctx.client_id), ephemeral=True)
 
-    @channel.on("docedit.create", CreateDocument, rate_limit=_FEW)
-    async def create(ctx: Context, msg: CreateDocument) -> DocMeta:
+    async def create(self, ctx: Context, msg: CreateDocument) -> DocMeta:
         doc_id = doc_room(ctx.room)  # admit checked HUB_DOCEDIT_CREATE
-        meta = await documents_for(ctx.hub).create(
-            doc_id, ctx.identity, msg.title, msg.public or settings.default_access
-        )
+        public = msg.public or self.settings.default_access
+        meta = await self.documents.create(doc_id, ctx.identity, msg.title, public)
         if meta is None:
             raise HubError("conflict", f"Document {doc_id!r} exists already.")
         return meta
 
-    @channel.on("docedit.rename", RenameDocument, rate_limit=_FEW)
-    async def rename(ctx: Context, msg: RenameDocument) -> DocMeta:
-        documents, od, _role = await open_doc(ctx, Role.EDITOR)
-        return await documents.change_meta(od, lambda meta: meta.model_copy(update={"title": msg.title}))
+    async def rename(self, ctx: Context, msg: RenameDocument) -> DocMeta:
+        od, _role = await self.open_doc(ctx, Role.EDITOR)
+        return await self.documents.change_meta(od, lambda meta: meta.model_copy(update={"title": msg.title}))
 
-    @channel.on("docedit.share", ShareDocument, rate_limit=_FEW)
-    async def share(ctx: Context, msg: ShareDocument) -> DocMeta:
-        documents, od, _role = await open_doc(ctx, Role.OWNER)
+    async def share(self, ctx: Context, msg: ShareDocument) -> DocMeta:
+        od, _role = await self.open_doc(ctx, Role.OWNER)
         editors = list(dict.fromkeys(msg.editors))
         readers = [user for user in dict.fromkeys(msg.readers) if user not in editors]
         change = {"editors": editors, "readers": readers, "public": msg.public}
-        return await documents.change_meta(od, lambda meta: meta.model_copy(update=change))
+        return await self.documents.change_meta(od, lambda meta: meta.model_copy(update=change))
 
-    @channel.on("docedit.delete", DeleteDocument, rate_limit=_FEW)
-    async def delete(ctx: Context, msg: DeleteDocument) -> Empty:
-        documents, od, _role = await open_doc(ctx, Role.OWNER)
-        await documents.delete(od)
+    async def delete(self, ctx: Context, msg: DeleteDocument) -> Empty:
+        od, _role = await self.open_doc(ctx, Role.OWNER)
+        await self.documents.delete(od)
         return Empty()
 
-    @channel.on("docedit.save_version", SaveVersion, rate_limit=_FEW)
-    async def save_version(ctx: Context, msg: SaveVersion) -> Version:
-        documents, od, _role = await open_doc(ctx, Role.EDITOR)
+    async def save_version(self, ctx: Context, msg: SaveVersion) -> Version:
+        od, _role = await self.open_doc(ctx, Role.EDITOR)
         state = od.ydoc.get_update()
         version = Version(id=sortable_id(), name=msg.name, created=time.time(), author=_author(ctx), size=len(state))
-        await documents.store.save_version(od.doc_id, version, state, settings.max_versions)
+        await self.documents.store.save_version(od.doc_id, version, state, self.settings.max_versions)
         await ctx.publish("docedit.version_saved", VersionSaved(version=version), ephemeral=True)
         return version
 
-    @channel.on("docedit.versions", ListVersions, rate_limit=_READS)
-    async def versions(ctx: Context, msg: ListVersions) -> VersionList:
-        documents, od, _role = await open_doc(ctx, Role.READER)
-        return VersionList(versions=await documents.store.versions(od.doc_id))
+    async def versions(self, ctx: Context, msg: ListVersions) -> VersionList:
+        od, _role = await self.open_doc(ctx, Role.READER)
+        return VersionList(versions=await self.documents.store.versions(od.doc_id))
 
-    @channel.on("docedit.get_version", GetVersion, rate_limit=_READS)
-    async def get_version(ctx: Context, msg: GetVersion) -> VersionState:
-        documents, od, _role = await open_doc(ctx, Role.READER)
-        found = await documents.store.version(od.doc_id, msg.id)
+    async def get_version(self, ctx: Context, msg: GetVersion) -> VersionState:
+        od, _role = await self.open_doc(ctx, Role.READER)
+        found = await self.documents.store.version(od.doc_id, msg.id)
         if found is None:
             raise HubError("not_found", f"Document {od.doc_id!r} has no version {msg.id!r}.")
         version, state = found
         return VersionState(version=version, update=b64encode(state))
 
-    @channel.on("docedit.restore", RestoreVersion, rate_limit=_FEW)
-    async def restore(ctx: Context, msg: RestoreVersion) -> Applied:
-        documents, od, _role = await open_doc(ctx, Role.EDITOR)
-        found = await documents.store.version(od.doc_id, msg.id)
+    async def restore(self, ctx: Context, msg: RestoreVersion) -> Applied:
+        od, _role = await self.open_doc(ctx, Role.EDITOR)
+        found = await self.documents.store.version(od.doc_id, msg.id)
         if found is None:
             raise HubError("not_found", f"Document {od.doc_id!r} has no version {msg.id!r}.")
         version, state = found
-        await documents.apply(od, restore_update(od.ydoc, state), client=None)
+        await self.documents.apply(od, restore_update(od.ydoc, state), client=None)
         await ctx.publish("docedit.restored", VersionRestored(version=version, by=_author(ctx)), ephemeral=True)
         return Applied()
 
-    @channel.on("docedit.list", ListDocuments, rate_limit=_READS)
-    async def list_documents(ctx: Context, msg: ListDocuments) -> DocList:
+    async def list_documents(self, ctx: Context, msg: ListDocuments) -> DocList:
         if ctx.room != INDEX_ROOM:
             raise HubError("bad_request", "docedit.list is accepted on 'docedit:@index' only.")
-        return DocList(docs=await documents_for(ctx.hub).listing(ctx.identity.user, INDEX_LIMIT))
-
-    return channel
+        return DocList(docs=await self.documents.listing(ctx.identity.user, INDEX_LIMIT))

@@ -1,34 +1,40 @@
-"""make_plugin(settings): docedit's hook implementations around one settings object, and its metrics."""
+"""Docedit: the plugin object — one per hub, built with HUB_DOCEDIT_* settings — holding that hub's documents,
+its channel, its /yjs/{document} route and its metrics."""
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from fastapi import APIRouter
 
-from hub import Channel, Hub, hookimpl
-from plugins.docedit.documents import Documents, attach, detach, documents_for
-from plugins.docedit.handlers import make_channel
+from hub import Channel, Hub, Plugin, hookimpl
+from plugins.docedit.documents import Documents
+from plugins.docedit.handlers import DocumentHandlers
 from plugins.docedit.settings import DoceditSettings
 from plugins.docedit.yws import make_router
 
 
-def make_plugin(settings: DoceditSettings | None = None) -> ModuleType:
-    """The plugin as a module of hook implementations; ``settings`` default to HUB_DOCEDIT_* variables."""
-    settings = settings or DoceditSettings()
-    channel = make_channel(settings)
+class Docedit(Plugin):
+    """Collaborative documents ``docedit:<doc>`` and ``/yjs/{document}``, with ``HUB_DOCEDIT_*`` settings (or
+    ``settings``)."""
 
-    def hub_channels() -> list[Channel]:
-        return [channel]
+    def __init__(self, hub: Hub, settings: DoceditSettings | None = None) -> None:
+        super().__init__(hub)
+        self.settings = settings or hub.settings(DoceditSettings)
+        self.documents = Documents(hub, self.settings)
+        self.handlers = DocumentHandlers(self.documents)
 
-    def hub_http_routes(hub: Hub) -> APIRouter:
-        hub.limit_websocket_frames("/yjs/", settings.yjs_message_limit())
-        return make_router(hub, settings)
+    @hookimpl
+    def hub_channels(self) -> list[Channel]:
+        return [self.handlers.channel]
 
-    async def hub_startup(hub: Hub) -> None:
-        documents = Documents(hub, settings)
-        attach(hub, documents)
-        metrics = hub.metrics
+    @hookimpl
+    def hub_http_routes(self) -> APIRouter:
+        self.hub.limit_websocket_frames("/yjs/", self.settings.yjs_message_limit())
+        return make_router(self.documents)
+
+    @hookimpl
+    async def hub_startup(self) -> None:
+        documents = self.documents
+        metrics = self.hub.metrics
         metrics.counter(
             "hub_docedit_updates_total",
             "Document updates applied and stored by this node.",
@@ -42,7 +48,7 @@ def make_plugin(settings: DoceditSettings | None = None) -> ModuleType:
         metrics.counter(
             "hub_docedit_compactions_total",
             "Compactions of stored updates into snapshots.",
-            lambda: documents.compactions,
+            lambda: documents.compactor.compactions,
         )
         metrics.gauge(
             "hub_docedit_open_documents", "Documents held in memory on this node.", lambda: documents.open_count
@@ -52,17 +58,6 @@ def make_plugin(settings: DoceditSettings | None = None) -> ModuleType:
         )
         documents.start()
 
-    async def hub_shutdown(hub: Hub) -> None:
-        try:
-            documents = documents_for(hub)
-        except Exception:  # never started (startup failed before attach)
-            return
-        await documents.stop()
-        detach(hub)
-
-    module = ModuleType("docedit_plugin")
-    module.__file__ = __file__.replace("plugin.py", "__init__.py")  # the hub serves static/ beside it
-    for hook in (hub_channels, hub_http_routes, hub_startup, hub_shutdown):
-        setattr(module, hook.__name__, hookimpl(hook))
-    module.settings = settings  # type: ignore[attr-defined]
-    return module
+    @hookimpl
+    async def hub_shutdown(self) -> None:
+        await self.documents.stop()

@@ -10,14 +10,14 @@ import secrets
 import time
 
 import orjson
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from hub import Hub, HubError, Listener, close_reason, origin_allowed, request_identity
+from hub import Hub, HubError, Listener, close_reason
 from plugins.docedit.awareness import AwarenessStates
-from plugins.docedit.documents import Documents, OpenDoc, documents_for
+from plugins.docedit.documents import Documents
 from plugins.docedit.ids import INDEX_ROOM, Role, access_withdrawn, is_doc_id, may_create, no_document, role_of
 from plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged, DocMeta
-from plugins.docedit.settings import DoceditSettings
+from plugins.docedit.opendoc import OpenDoc
 from plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     FrameKind,
@@ -57,9 +57,10 @@ class YjsConnection:
     """One /yjs socket: a listener on the document's channel feeds it everyone else's updates and awareness;
     its own frames go through the same write path as ``docedit.sync`` and ``docedit.awareness``."""
 
-    def __init__(self, hub: Hub, settings: DoceditSettings, websocket: WebSocket, doc_id: str) -> None:
-        self.hub = hub
-        self.settings = settings
+    def __init__(self, documents: Documents, websocket: WebSocket, doc_id: str) -> None:
+        self.hub: Hub = documents.hub
+        self.documents = documents
+        self.settings = settings = documents.settings
         self.ws = websocket
         self.doc_id = doc_id
         self.client = f"yjs:{secrets.token_hex(6)}"
@@ -72,7 +73,7 @@ class YjsConnection:
 
     async def serve(self) -> None:
         headers = dict(self.ws.scope.get("headers") or [])
-        if not origin_allowed(headers, self.hub.settings.allowed_origins):
+        if not self.hub.origin_allowed(headers):
             log.warning("refused a /yjs socket from origin %r", headers.get(b"origin", b"").decode("latin-1"))
             await self.ws.close(CLOSE_POLICY)  # before accept: HTTP 403
             return
@@ -82,15 +83,15 @@ class YjsConnection:
         # Browsers fail a handshake that offered subprotocols and got none back; never echo the token.
         await self.ws.accept(subprotocol=next((p for p in offered if not p.startswith(TOKEN_PREFIX)), None))
         try:
-            identity = request_identity(self.hub, f"Bearer {token}" if token else None)
-        except HTTPException as exc:
-            await self.ws.close(CLOSE_AUTH_FAILED, close_reason(str(exc.detail)))
+            identity = await self.hub.verify_token(token or None)
+        except HubError as exc:
+            await self.ws.close(CLOSE_AUTH_FAILED, close_reason(exc.msg))
             return
         if self.doc_id == INDEX_ROOM or not is_doc_id(self.doc_id):
             await self.ws.close(CLOSE_POLICY, close_reason("Document ids are 1 to 64 letters, digits and _ . = + -."))
             return
         self.user = identity.user
-        documents = documents_for(self.hub)
+        documents = self.documents
         od = await documents.open(self.doc_id)
         if od is None and self.settings.auto_create and may_create(self.settings.create, identity):
             await documents.create(self.doc_id, identity, self.doc_id, self.settings.default_access)
@@ -246,7 +247,7 @@ class YjsConnection:
             with contextlib.suppress(asyncio.QueueFull):
                 self.outbox.put_nowait(None)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, self.hub.settings.close_timeout)
+                await asyncio.wait_for(writer, self.hub.close_timeout)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
@@ -262,11 +263,12 @@ class YjsConnection:
                 await self.hub.publish(channel, "docedit.awareness", event, ephemeral=True)
 
 
-def make_router(hub: Hub, settings: DoceditSettings) -> APIRouter:
+def make_router(documents: Documents) -> APIRouter:
+    """``/yjs/{document}``, serving one hub's documents."""
     router = APIRouter()
 
     @router.websocket("/yjs/{document}")
     async def yjs_socket(websocket: WebSocket, document: str) -> None:
-        await YjsConnection(hub, settings, websocket, document).serve()
+        await YjsConnection(documents, websocket, document).serve()
 
     return router

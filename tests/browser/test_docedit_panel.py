@@ -10,9 +10,8 @@ import re
 import pytest
 from playwright.async_api import ConsoleMessage, Locator, Page, expect
 
-import plugins.docedit
 from hub.testing import HubServer
-from plugins.docedit import DoceditSettings, make_plugin
+from plugins.docedit import Docedit
 from tests.browser.conftest import PageFactory, screenshot, wait_js
 from tests.e2e.test_docedit_interop import PyDoc
 
@@ -67,7 +66,7 @@ class Person:
 
 
 async def test_two_people_edit_one_document_with_cursors_readers_and_versions(hub_server, new_page):
-    server = hub_server(plugins={"docedit": plugins.docedit})
+    server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
     bob = await Person.open(new_page, server, "bob", "Bob")
     await expect(alice.page.locator(".docedit-no-docs")).to_be_visible()
@@ -190,7 +189,7 @@ async def test_two_people_edit_one_document_with_cursors_readers_and_versions(hu
 
 
 async def test_delete_closes_the_document_everywhere_and_a_reload_shows_the_same_text(hub_server, new_page):
-    server = hub_server(plugins={"docedit": plugins.docedit})
+    server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
     await alice.page.locator(".docedit-new-title").fill("Scratch")
     await alice.page.locator(".docedit-new-title").press("Enter")
@@ -224,7 +223,7 @@ async def test_delete_closes_the_document_everywhere_and_a_reload_shows_the_same
 async def test_keyboard_only_create_type_and_paste_big(hub_server, new_page, py_client):
     """The panel works without a mouse: the title field, Enter creates, Tab reaches the editor. A big paste
     goes to the hub in parts (its base64 is over 32768 characters) and a Python client reads it back."""
-    server = hub_server(plugins={"docedit": plugins.docedit})
+    server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
     await alice.page.locator(".docedit-new-title").focus()
     await alice.page.keyboard.type("Typed by keyboard")
@@ -254,7 +253,7 @@ async def test_keyboard_only_create_type_and_paste_big(hub_server, new_page, py_
 
 
 async def test_edits_made_while_the_hub_is_down_reach_the_others_after_it_restarts(hub_server, new_page):
-    server = hub_server(plugins={"docedit": plugins.docedit})
+    server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
     bob = await Person.open(new_page, server, "bob", "Bob")
     await alice.page.locator(".docedit-new-title").fill("Draft")
@@ -283,8 +282,11 @@ async def test_edits_made_while_the_hub_is_down_reach_the_others_after_it_restar
         assert person.console_errors == [], f"{person.name}: {person.console_errors}"
 
 
-async def test_a_change_over_the_size_limit_is_refused_explained_and_rolled_back(hub_server, new_page):
-    server = hub_server(plugins={"docedit": make_plugin(DoceditSettings(max_doc_bytes=2048))})
+async def test_a_change_over_the_size_limit_is_refused_explained_and_rolled_back(hub_server, new_page, monkeypatch):
+    # The setting through the environment, as in production: the panel is served from the static folder of the
+    # plugin's own package, which the class given here has and a lambda would not.
+    monkeypatch.setenv("HUB_DOCEDIT_MAX_DOC_BYTES", "2048")
+    server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
     await alice.page.locator(".docedit-new-title").fill("Small")
     await alice.page.locator(".docedit-new-title").press("Enter")

@@ -13,7 +13,7 @@ import websockets
 from pycrdt import Doc, Text
 
 from hub.testing import ReplyError
-from plugins.docedit import DoceditSettings, make_plugin
+from plugins.docedit import Docedit, DoceditSettings
 from plugins.docedit.yprotocol import (
     FrameKind,
     Reader,
@@ -34,7 +34,7 @@ FAST = {"rate_limit": 5000.0, "rate_burst": 5000}
 def plugin(**overrides: Any) -> Any:
     values: dict[str, Any] = {"idle_check_interval": 0.1, "idle_timeout": 0.3, "meta_touch_interval": 0.05}
     values.update(overrides)
-    return make_plugin(DoceditSettings(**values))
+    return lambda hub: Docedit(hub, settings=DoceditSettings(**values))
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """docedit access over real sockets: a non-member learns nothing of a private document (no presence, no
 joined/left, the same answer as for a missing one); withdrawn access ends live /ws subscriptions (an ``unsub``
 notice, then nothing) and closes /yjs sockets (4003), on one node and across two nodes on one Redis; a
-deleted document ends them too; and who may create documents (HUB_DOCEDIT_CREATE)."""
+deleted document ends them too; who may create documents (HUB_DOCEDIT_CREATE); and /yjs checks tokens as /ws
+does (a key the JWKS published after start is fetched)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from typing import Any
 
 import pytest
 import websockets
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pycrdt import Doc, Text
 
 from hub import Identity
-from hub.testing import HubClient, ReplyError
-from plugins.docedit import DoceditSettings, make_plugin
-from plugins.docedit.documents import documents_for
+from hub.testing import HubClient, HubServer, ReplyError
+from plugins.docedit import Docedit, DoceditSettings
+from plugins.docedit.documents import Documents
 from plugins.docedit.yprotocol import SyncKind, parse_frame
 from tests.e2e.docedit_provider import DocProvider, wait_until
+from tests.e2e.test_tokens import JwksServer, jwk
+from tests.e2e.test_tokens import token as signed_token
 
 FAST = {"rate_limit": 5000.0, "rate_burst": 5000}
 NO_DOC = "There is no document {!r} open to you."
@@ -28,7 +32,7 @@ NO_DOC = "There is no document {!r} open to you."
 def plugin(**overrides: Any) -> Any:
     values: dict[str, Any] = {"idle_check_interval": 0.1, "idle_timeout": 0.3, "meta_touch_interval": 0.05}
     values.update(overrides)
-    return make_plugin(DoceditSettings(**values))
+    return lambda hub: Docedit(hub, settings=DoceditSettings(**values))
 
 
 @pytest.fixture
@@ -40,6 +44,13 @@ async def provider(hub_client, server, user: str, doc_id: str) -> DocProvider:
     replica = DocProvider(doc_id)
     await replica.attach(await hub_client(server, user=user))
     return replica
+
+
+def running_documents(server: HubServer) -> Documents:
+    """The documents of the docedit object ``server``'s hub built."""
+    plugin = server.app.state.hub.plugins.objects["docedit"]
+    assert isinstance(plugin, Docedit)
+    return plugin.documents
 
 
 async def refusal(call: Any) -> ReplyError:
@@ -253,8 +264,8 @@ async def test_revoking_across_two_nodes_ends_the_subscriptions_on_the_other_nod
 @pytest.mark.parametrize("policy", ["anyone", "users", "scope", "none"])
 async def test_the_create_policy_decides_who_may_claim_a_name(hub_server, hub_client, policy):
     server = hub_server(plugins={"docedit": plugin(create=policy)}, **FAST)
-    hub = server.app.state.hub
-    await server.call(documents_for(hub).create("kept", Identity(user="admin", name="Admin"), "Kept", "edit"))
+    documents = running_documents(server)
+    await server.call(documents.create("kept", Identity(user="admin", name="Admin"), "Kept", "edit"))
     tokens = {"guest": None, "user": server.token("ursula"), "scoped": server.token("sam", scopes=("docedit.create",))}
     allowed = {
         "anyone": {"guest", "user", "scoped"},
@@ -278,5 +289,37 @@ async def test_the_create_policy_decides_who_may_claim_a_name(hub_server, hub_cl
             # /yjs as well: the same close as for a private document
             yjs = await SilentYjs.connect(server, f"yjs-{who}", token=token)
             assert await yjs.closed() == (4003, NO_DOC.format(f"yjs-{who}"))
-    metas = {meta.id for meta in await server.call(documents_for(hub).store.metas())}
+    metas = {meta.id for meta in await server.call(documents.store.metas())}
     assert metas == {"kept"} | {f"{kind}-{who}" for who in allowed for kind in ("auto", "made")}
+
+
+# ---- who a /yjs socket is ------------------------------------------------------------------------------------
+
+
+async def test_a_yjs_token_signed_with_a_key_published_after_start_is_fetched_and_accepted(hub_server, hub_client):
+    """/yjs checks a token as /ws does: a key id the hub does not know yet makes it fetch the JWKS once more
+    (before, it refused such a token until the background refresh)."""
+    first, rotated = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    keys = JwksServer()
+    try:
+        keys.keys = [jwk(first, "k1")]
+        server = hub_server(
+            plugins={"docedit": plugin()},
+            jwt_algorithms=["RS256"],
+            jwks_url=keys.url,
+            jwks_min_refresh_interval=0,
+            jwks_refresh_interval=3600,
+            **FAST,
+        )
+        keys.keys = [jwk(first, "k1"), jwk(rotated, "k2")]  # published after the hub read the key set
+        fetched = keys.requests
+        nina = signed_token(rotated, "RS256", kid="k2", sub="nina", name="Nina")
+        socket = await SilentYjs.connect(server, "rotated", token=nina)
+        await wait_until(lambda: socket.frames > 0 or socket.ws.close_code is not None)
+        assert socket.ws.close_code is None, (socket.ws.close_code, socket.ws.close_reason)
+        assert keys.requests == fetched + 1
+        client = await hub_client(server, token=nina)
+        assert (await client.sub("docedit:rotated"))["snapshot"]["role"] == "owner"  # the socket created it for nina
+        await socket.ws.close()
+    finally:
+        keys.close()

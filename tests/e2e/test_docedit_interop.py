@@ -235,7 +235,7 @@ async def node_scripts() -> AsyncIterator[list[NodeScript]]:
 
 
 def docedit_server(hub_server: Any, **settings: Any) -> HubServer:
-    server: HubServer = hub_server(plugins={"docedit": plugins.docedit}, **settings)
+    server: HubServer = hub_server(plugins={"docedit": plugins.docedit.Docedit}, **settings)
     return server
 
 

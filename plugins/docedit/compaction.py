@@ -1,0 +1,54 @@
+"""Compactor: folds an open document's stored updates into its snapshot once there are more than
+``compact_every`` of them — in the background, one node at a time per document (a cluster-wide lease)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from hub import Hub
+from plugins.docedit.opendoc import OpenDoc
+from plugins.docedit.settings import DoceditSettings
+from plugins.docedit.store import DocStore
+
+log = logging.getLogger("hub.docedit")
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], None]
+
+
+class Compactor:
+    """Decides when a document is compacted and does it; ``spawn`` runs the work as a task its owner tracks."""
+
+    def __init__(self, hub: Hub, settings: DoceditSettings, spawn: Spawn) -> None:
+        self.hub = hub
+        self.settings = settings
+        self._spawn = spawn
+        self.compactions = 0  # done by this node
+
+    def maybe_compact(self, od: OpenDoc, store: DocStore) -> None:
+        if od.stored_updates > self.settings.compact_every and not od.compacting and not od.deleted:
+            od.compacting = True
+            self._spawn(self._compact(od, store), f"docedit-compact-{od.doc_id}")
+
+    async def _compact(self, od: OpenDoc, store: DocStore) -> None:
+        lease = self.hub.lease(f"docedit:compact:{od.doc_id}", ttl=self.settings.compact_lease_ttl)
+        again = False
+        try:
+            if not await lease.acquire():
+                od.stored_updates = 0  # another node is compacting; count afresh from here
+                return
+            result = await store.compact(od.doc_id)
+            if result is not None:
+                self.compactions += 1
+                od.stored_updates = max(0, od.stored_updates - result.merged)
+                again = od.stored_updates > self.settings.compact_every
+        except Exception:  # a background task (task boundary): the next append tries again
+            log.exception("docedit %s: compaction failed", od.doc_id)
+        finally:
+            od.compacting = False
+            with contextlib.suppress(Exception):  # the lease expires by itself anyway
+                await lease.release()
+        if again:
+            self.maybe_compact(od, store)

@@ -1,0 +1,88 @@
+"""OpenDoc: one document held in memory on a node — its Yjs document, meta, cursors, and what the node knows
+of its stored updates — and restore_update, the edit that brings a version's text back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pycrdt import Doc, Text
+
+from hub import Listener
+from plugins.docedit.awareness import AwarenessStates
+from plugins.docedit.ids import Role, channel_of, role_of
+from plugins.docedit.messages import DocMeta
+from plugins.docedit.store import YDoc
+from plugins.docedit.yprotocol import EMPTY_UPDATE
+
+CONTENT = "content"  # the root Y.Text holding a document's text
+
+
+class OpenDoc:
+    """One document held in memory on this node."""
+
+    __slots__ = (
+        "awareness",
+        "channel",
+        "compacting",
+        "deleted",
+        "dirty",
+        "doc_id",
+        "last_used",
+        "listener",
+        "lock",
+        "meta",
+        "peers",
+        "size",
+        "stored_updates",
+        "touched",
+        "ydoc",
+    )
+
+    def __init__(self, meta: DocMeta, ydoc: YDoc, now: float) -> None:
+        self.doc_id = meta.id
+        self.channel = channel_of(meta.id)
+        self.meta = meta
+        self.ydoc = ydoc
+        self.awareness = AwarenessStates()
+        self.lock = asyncio.Lock()  # one write at a time per document on this node: check, store, apply
+        self.listener: Listener | None = None
+        self.peers: set[Callable[[bytes], None]] = set()  # this node's /yjs sockets: they get awareness removals
+        self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
+        self.stored_updates = 0  # update records in the store, as far as this node knows
+        self.last_used = now
+        self.touched = now  # when `updated`/`size` were last written to the meta
+        self.dirty = False  # edits since then
+        self.compacting = False
+        self.deleted = False
+
+    def role(self, user: str) -> Role:
+        return role_of(self.meta, user)
+
+    def measure(self) -> int:
+        self.size = len(self.ydoc.get_update())
+        return self.size
+
+    def text(self) -> str:
+        return str(self.ydoc.get(CONTENT, type=Text))
+
+
+def restore_update(live: YDoc, version_state: bytes) -> bytes:
+    """The update that makes ``live``'s content text equal to the version's, in one transaction (delete the
+    current text, insert the version's; other root types untouched). Made on a copy, so the live document
+    changes only through the normal write path."""
+    version: YDoc = Doc()
+    version.apply_update(version_state)
+    text = str(version.get(CONTENT, type=Text))
+    copy: YDoc = Doc()
+    copy.apply_update(live.get_update())
+    updates: list[bytes] = []
+    subscription = copy.observe(lambda event: updates.append(event.update))
+    with copy.transaction():
+        content = copy.get(CONTENT, type=Text)
+        if len(content):
+            del content[:]
+        if text:
+            content.insert(0, text)
+    copy.unobserve(subscription)
+    return updates[0] if updates else EMPTY_UPDATE
