@@ -8,15 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from hub import BrokerUnavailable, Hub, Identity, StoreUnavailable, json_body, request_publisher
+from hub import BrokerUnavailable, Hub, Identity, StoreUnavailable, json_body
 from plugins.notifications.idempotency import IdempotencyConflict
 from plugins.notifications.messages import PublishRequest, PublishResult
-from plugins.notifications.notifier import InvalidRequest, notifier_for
+from plugins.notifications.notifier import InvalidRequest, Notifier
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 
 
-def make_router(hub: Hub) -> APIRouter:
+def make_router(hub: Hub, notifier: Notifier) -> APIRouter:
+    """The route of one plugin object: its hub checks the credentials, its notifier publishes."""
     router = APIRouter(prefix="/api", tags=["notifications"])
 
     def authorize_publisher(
@@ -24,7 +25,7 @@ def make_router(hub: Hub) -> APIRouter:
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Identity:
         """A dependency, so a caller without valid credentials gets 401/403 before its payload is looked at."""
-        return request_publisher(hub, authorization, x_api_key)
+        return hub.authenticate_publisher(authorization, x_api_key)
 
     @router.post(
         "/notifications",
@@ -70,7 +71,7 @@ def make_router(hub: Hub) -> APIRouter:
             )
         request = await json_body(http_request, PublishRequest)
         try:
-            result = await notifier_for(hub).publish(request, idempotency_key=idempotency_key, publisher=publisher.user)
+            result = await notifier.publish(request, idempotency_key=idempotency_key, publisher=publisher.user)
         except InvalidRequest as exc:
             raise RequestValidationError(
                 [{"type": "value_error", "loc": ("body", exc.field), "msg": exc.msg}]

@@ -1,6 +1,7 @@
-"""Notifier: the one publish path (socket, HTTP, CLI and Python all end here), read state, and ``notify()``.
+"""Notifier: the one publish path (socket, HTTP, CLI and Python all end here) and read state.
 
-One Notifier per running hub (a process may run several, as the tests do); ``notify(hub, ...)`` finds it.
+One per :class:`plugins.notifications.Notifications` object, so one per running hub (a process may run
+several, as the tests do).
 """
 
 from __future__ import annotations
@@ -8,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-import weakref
-from typing import Any
+from functools import cached_property
 
 from hub import Hub
 from plugins.notifications.idempotency import IdempotencyClaims
 from plugins.notifications.messages import (
     BROADCAST_ROOM,
     InboxSnapshot,
-    Level,
     MarkedRead,
     Notification,
     PublishRequest,
@@ -44,18 +43,26 @@ class InvalidRequest(ValueError):
 
 
 class Notifier:
+    """Publishing, reading and purging over the plugin's store (``hub.store``, opened on first use: a plugin
+    object built only to describe its channels never touches it)."""
+
     def __init__(self, hub: Hub, settings: NotificationsSettings) -> None:
         self.hub = hub
         self.settings = settings
-        store = hub.store_for(NAMESPACE)
-        self.store = NotificationStore(store, settings)
-        self.claims = IdempotencyClaims(
-            store,
-            window=settings.idempotency_window,
-            wait=settings.idempotency_wait,
-            stale=settings.idempotency_stale,
-        )
         self.published = 0  # notifications created by this node (a metric)
+
+    @cached_property
+    def store(self) -> NotificationStore:
+        return NotificationStore(self.hub.store, self.settings)
+
+    @cached_property
+    def claims(self) -> IdempotencyClaims:
+        return IdempotencyClaims(
+            self.hub.store,
+            window=self.settings.idempotency_window,
+            wait=self.settings.idempotency_wait,
+            stale=self.settings.idempotency_stale,
+        )
 
     # ---- publishing --------------------------------------------------------------------------------------
 
@@ -144,47 +151,3 @@ class Notifier:
     async def purge(self) -> tuple[int, int]:
         """Delete expired notifications and forgotten idempotency claims; returns (notifications, claims)."""
         return await self.store.purge_expired(), await self.claims.purge()
-
-
-_running: weakref.WeakKeyDictionary[Hub, Notifier] = weakref.WeakKeyDictionary()
-
-
-def attach(hub: Hub, notifier: Notifier) -> None:
-    _running[hub] = notifier
-
-
-def detach(hub: Hub) -> None:
-    _running.pop(hub, None)
-
-
-def notifier_for(hub: Hub) -> Notifier:
-    notifier = _running.get(hub)
-    if notifier is None:
-        raise RuntimeError("the notifications plugin is not running on this hub (enabled, and started?)")
-    return notifier
-
-
-async def notify(
-    hub: Hub,
-    *,
-    users: list[str] | None = None,
-    everyone: bool = False,
-    title: str,
-    body: str = "",
-    url: str | None = None,
-    level: Level = "info",
-    data: dict[str, Any] | None = None,
-    ttl: float | None = None,
-    idempotency_key: str | None = None,
-    publisher: str = "python",
-) -> PublishResult:
-    """Send a notification from another plugin: to ``users`` (a list of user ids) or to ``everyone``.
-
-    Validated like the HTTP API (pydantic.ValidationError, or InvalidRequest for a ttl above max_ttl);
-    returns the stored notification with its id and recipients. Call it from the hub's event loop (a
-    handler, a ``hub_startup`` task).
-    """
-    request = PublishRequest(
-        users=users, everyone=everyone, title=title, body=body, url=url, level=level, data=data, ttl=ttl
-    )
-    return await notifier_for(hub).publish(request, idempotency_key=idempotency_key, publisher=publisher)

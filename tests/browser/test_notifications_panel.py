@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from plugins.notifications import NotificationsSettings, make_plugin
+from plugins.notifications import Notifications
 from tests.browser.conftest import screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -33,9 +33,10 @@ async def publish(url: str, payload: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def test_badge_live_delivery_and_read_sync_between_tabs(hub_server, new_page):
-    plugin = make_plugin(NotificationsSettings(purge_interval=0.2))
-    server = hub_server(plugins={"notifications": plugin}, api_keys=[KEY])
+async def test_badge_live_delivery_and_read_sync_between_tabs(hub_server, new_page, monkeypatch):
+    # The class itself (its panel is served from its package), configured as an operator would.
+    monkeypatch.setenv("HUB_NOTIFICATIONS_PURGE_INTERVAL", "0.2")
+    server = hub_server(plugins={"notifications": Notifications}, api_keys=[KEY])
     waiting = await publish(server.url, {"users": ["alice"], "title": "Waiting for you", "level": "warning"})
     token = server.token("alice", name="Alice")
     tab1 = await open_demo(new_page, f"{server.url}/#token={token}")
@@ -93,7 +94,7 @@ async def test_badge_live_delivery_and_read_sync_between_tabs(hub_server, new_pa
 
 
 async def test_the_test_send_form(hub_server, new_page):
-    server = hub_server(plugins={"notifications": make_plugin(NotificationsSettings())}, api_keys=[KEY])
+    server = hub_server(plugins={"notifications": Notifications}, api_keys=[KEY])
     alice = await open_demo(new_page, f"{server.url}/#token={server.token('alice', name='Alice')}")
     ops_token = server.token("ops", name="Ops", scopes=("publish",))
     ops = await open_demo(new_page, f"{server.url}/#token={ops_token}")

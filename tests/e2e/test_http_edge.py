@@ -109,7 +109,7 @@ def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def notifications_hub(hub_server: Any, **overrides: Any) -> HubServer:
-    enabled = {"chat": plugins.chat, "notifications": plugins.notifications}
+    enabled = {"chat": plugins.chat, "notifications": plugins.notifications.Notifications}
     return hub_server(plugins=enabled, api_keys=[KEY], **overrides)
 
 

@@ -15,19 +15,27 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
+from hub import Channel, Context, Hub, Plugin, hookimpl
 from hub.testing import HubClient, HubServer, ReplyError, wait_until
-from plugins.notifications import NotificationsSettings, make_plugin, notify
+from plugins.notifications import Notifications, NotificationsSettings, PublishResult, notify
 
 HUB = Path(sys.executable).with_name("hub")
 KEY = "test-key-0123456789"
 HEADERS = {"X-API-Key": KEY}
 
 
-def plugin(**overrides: Any) -> dict[str, object]:
+def configured_settings(**overrides: Any) -> NotificationsSettings:
     values: dict[str, Any] = {"purge_interval": 0.1, "send_burst": 20, "send_rate": 20.0}
     values.update(overrides)
-    return {"notifications": make_plugin(NotificationsSettings(**values))}
+    return NotificationsSettings(**values)
+
+
+def plugin(**overrides: Any) -> dict[str, object]:
+    """The plugin as a factory: every hub started with it builds its own Notifications object."""
+    configured = configured_settings(**overrides)
+    return {"notifications": lambda hub: Notifications(hub, settings=configured)}
 
 
 @pytest.fixture
@@ -329,8 +337,9 @@ async def test_send_is_rate_limited(hub_server, hub_client):
 
 
 async def test_expired_notifications_disappear(server, hub_client):
-    await published(server, {"users": ["alice"], "title": "brief", "ttl": 0.3})
-    await published(server, {"everyone": True, "title": "brief for all", "ttl": 0.3})
+    # long enough to be seen before it expires even on a busy machine (three requests and a connect)
+    await published(server, {"users": ["alice"], "title": "brief", "ttl": 1.0})
+    await published(server, {"everyone": True, "title": "brief for all", "ttl": 1.0})
     kept = await published(server, {"users": ["alice"], "title": "kept"})
     alice = await hub_client(server, user="alice")
     assert (await alice.sub("notifications:alice"))["snapshot"]["unread"] == 3
@@ -354,31 +363,44 @@ async def test_retention_keeps_the_newest_per_user(hub_server, hub_client):
     assert snapshot["unread"] == 3
 
 
-def notifier_plugin() -> Any:
-    """A plugin that uses the Python API from its own handler (a third party's plugin calling notify())."""
-    from types import ModuleType
+class Ship(BaseModel):
+    to: str
 
-    from pydantic import BaseModel
 
-    from hub import Channel, Context, hookimpl
-    from plugins.notifications import PublishResult
+class Orders(Plugin):
+    """Another plugin that sends notifications from its own handler, through the Notifications object of its
+    hub, which the code building the hub's plugins hands it (there is no lookup by hub)."""
 
-    class Ping(BaseModel):
-        to: str
+    def __init__(self, hub: Hub, notifications: Notifications) -> None:
+        super().__init__(hub)
+        self.notifications = notifications
+        self.channel = Channel("orders")
+        self.channel.on("orders.ship", Ship)(self.ship)
 
-    orders = Channel("orders")
+    @hookimpl
+    def hub_channels(self) -> list[Channel]:
+        return [self.channel]
 
-    @orders.on("orders.ship", Ping)
-    async def ship(ctx: Context, msg: Ping) -> PublishResult:
-        return await notify(ctx.hub, users=[msg.to], title="Your order shipped", level="success", url="/orders/1")
+    async def ship(self, ctx: Context, msg: Ship) -> PublishResult:
+        return await notify(
+            self.notifications, users=[msg.to], title="Your order shipped", level="success", url="/orders/1"
+        )
 
-    module = ModuleType("orders_plugin")
-    module.hub_channels = hookimpl(lambda: [orders])  # type: ignore[attr-defined]
-    return module
+
+def notifications_and_orders() -> dict[str, object]:
+    """notifications and orders for one hub: the hub builds its plugins in this order, so the orders factory
+    gets the Notifications object built for the same hub."""
+    built: list[Notifications] = []
+
+    def notifications(hub: Hub) -> Notifications:
+        built.append(Notifications(hub, settings=configured_settings()))
+        return built[-1]
+
+    return {"notifications": notifications, "orders": lambda hub: Orders(hub, built[-1])}
 
 
 async def test_the_python_api(hub_server, hub_client):
-    server = hub_server(plugins={**plugin(), "orders": notifier_plugin()})
+    server = hub_server(plugins=notifications_and_orders())
     bob = await hub_client(server, user="bob")
     await bob.sub("notifications:bob")
     shop = await hub_client(server, user="shop")
