@@ -79,7 +79,7 @@ class Context:
         )
 
     async def presence(self) -> list[PresenceMember]:
-        return await self.hub.broker.presence_members(self.channel)
+        return await self.hub.broker.presence.members(self.channel)
 
     def revoke(self, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None) -> int:
         """End this channel's subscriptions of the identities ``who`` selects, on this node (:meth:`Hub.revoke`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from hub.broker import Broker
+from hub.broker import PubSub
 
 
 class Subscriber(Protocol):
@@ -18,8 +18,8 @@ class Subscriber(Protocol):
 
 
 class Fanout:
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
         self._channels: dict[str, dict[Subscriber, None]] = {}
         self._conflating: set[str] = set()  # channels whose events replace their unsent predecessor
         # channel -> the broker subscription under way: a later subscriber waits for it too, so that every
@@ -36,7 +36,7 @@ class Fanout:
             # The node's interest in a channel is reference-counted: one broker subscription per channel.
             done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
             try:
-                await self._broker.subscribe(channel)
+                await self._pubsub.subscribe(channel)
             except BaseException as exc:
                 await self.remove(channel, session, unsubscribe=False)
                 done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("subscribing was cancelled"))
@@ -66,7 +66,7 @@ class Fanout:
             del self._channels[channel]
             self._conflating.discard(channel)
             if unsubscribe:
-                await self._broker.unsubscribe(channel)
+                await self._pubsub.unsubscribe(channel)
 
     def deliver(self, channel: str, frame: str, offset: int | None) -> None:
         sessions = self._channels.get(channel)

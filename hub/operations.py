@@ -67,7 +67,7 @@ async def subscribe(
     session.begin_join(req.ch)
     try:
         if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
-            await hub.broker.presence_join(req.ch, member)
+            await hub.broker.presence.join(req.ch, member)
             await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
         await hub.fanout.add(req.ch, session, conflate=spec.conflate)
         data: dict[str, JSON] = {}
@@ -76,12 +76,12 @@ async def subscribe(
         history = spec.history_policy(hub.settings.history_ttl)
         if history is not None:
             if req.since is not None:
-                recovery = await hub.broker.recover(req.ch, req.since.position(), history)
+                recovery = await hub.broker.pubsub.recover(req.ch, req.since.position(), history)
                 position, recovered = recovery.position, recovery.recovered
                 if recovered:
                     data["missed"] = [event_fragment(frame) for frame in recovery.frames]
             else:
-                position = await hub.broker.position(req.ch, history)
+                position = await hub.broker.pubsub.position(req.ch, history)
             data["epoch"], data["offset"], data["recovered"] = position.epoch, position.offset, recovered
             start_offset = position.offset
         provider = spec.snapshot_provider
@@ -89,7 +89,7 @@ async def subscribe(
             snapshot = await provider(ctx)
             data["snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
         if spec.presence:
-            data["presence"] = [m.as_dict() for m in await hub.broker.presence_members(req.ch)]
+            data["presence"] = [m.as_dict() for m in await hub.broker.presence.members(req.ch)]
         hub.revocations.check_join(session, req.ch)  # access withdrawn while the reply was prepared
     except BaseException:
         hub.revocations.forget_join(session, req.ch)
@@ -118,7 +118,7 @@ async def leave(hub: Hub, session: Session, channel: str) -> None:
     identity = session.identity
     if spec.presence and identity is not None:
         try:
-            await hub.broker.presence_leave(channel, session.client_id)
+            await hub.broker.presence.leave(channel, session.client_id)
             left = PresenceChanged(client=session.client_id, user=identity.user, name=identity.name)
             await hub.publish(channel, f"{spec.namespace}.left", left, ephemeral=True)
         except BrokerUnavailable:
@@ -144,7 +144,7 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
     if mid_key is not None:
         # Claimed for mid_pending_ttl only: if this node dies before the handler is done, the claim expires and
         # a retry runs, rather than being told "duplicate" for a message that was never published.
-        claim = await hub.broker.claim_mid(mid_key, hub.settings.mid_pending_ttl)
+        claim = await hub.broker.coordination.claim_mid(mid_key, hub.settings.mid_pending_ttl)
         if claim == "done":
             return {"duplicate": True}
         if claim == "pending":
@@ -153,10 +153,10 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
         result = await inbound.handler(ctx, message)
     except BaseException:
         if mid_key is not None and not ctx.mid_done:  # nothing went out, so a retry with this mid must run
-            await hub.broker.release_mid(mid_key)
+            await hub.broker.coordination.release_mid(mid_key)
         raise
     if mid_key is not None and not ctx.mid_done:  # a handler that published nothing: done now
-        await hub.broker.confirm_mid(mid_key, hub.settings.dedup_window)
+        await hub.broker.coordination.confirm_mid(mid_key, hub.settings.dedup_window)
     return result.model_dump(mode="json") if result is not None else None
 
 
@@ -165,7 +165,7 @@ async def presence(hub: Hub, session: Session, identity: Identity, channel: str)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
     await _check_access(Context(hub, session, identity, channel, room, spec), "presence", None)
-    return {"presence": [m.as_dict() for m in await hub.broker.presence_members(channel)]}
+    return {"presence": [m.as_dict() for m in await hub.broker.presence.members(channel)]}
 
 
 # ---- the server's unsub ----------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,9 +77,9 @@ class Hub:
         self.store: Store = open_store(
             settings.resolved_store_url(), prefix=settings.redis_prefix, check_timeout=settings.probe_timeout
         )
-        self.node_id: str = getattr(self.broker, "node_id", None) or secrets.token_hex(6)
-        """This node's id: the Redis broker's (in its pub/sub payloads), else a random one."""
-        self.fanout = Fanout(self.broker)
+        self.node_id: str = self.broker.node_id
+        """This node's id: the broker's (the Redis pub/sub marks this node's events with it)."""
+        self.fanout = Fanout(self.broker.pubsub)
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator.from_settings(settings)
         self.sessions: dict[str, Session] = {}
@@ -162,11 +161,11 @@ class Hub:
     def lease(self, name: str, ttl: float) -> Lease:
         """A cluster-wide lease named ``name`` (one holder at a time, expiring ``ttl`` seconds after its last
         acquire), for work one node should do for the whole cluster. See :class:`hub.Lease`."""
-        return Lease(self.broker, name, ttl, node_id=self.node_id)
+        return Lease(self.broker.coordination, name, ttl, node_id=self.node_id)
 
     async def interest(self, channel: str) -> int:
         """How many nodes (this one included) have at least one subscriber of ``channel`` right now."""
-        return await self.broker.interest(channel)
+        return await self.broker.pubsub.interest(channel)
 
     async def listen(self, channel: str, on_event: OnEvent) -> Listener:
         """Follow ``channel`` from inside the hub: ``on_event(channel, frame)`` gets every event of it on this
@@ -236,6 +235,6 @@ class Hub:
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
         self.metrics.events_published += 1
         if mid is not None and not mid[0].startswith(channel + "\x00"):
-            await self.broker.confirm_mid(*mid)  # another channel's mid: its own step, before the event
+            await self.broker.coordination.confirm_mid(*mid)  # another channel's mid: its own step, before the event
             mid = None
-        return await self.broker.publish(channel, event_type, data.model_dump_json(), history, mid=mid)
+        return await self.broker.pubsub.publish(channel, event_type, data.model_dump_json(), history, mid=mid)

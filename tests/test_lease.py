@@ -1,4 +1,5 @@
-"""hub.Lease over the in-process broker (the broker's side is in the conformance suite, on Redis too)."""
+"""hub.Lease over the in-process coordination (the coordination's side is in tests/test_coordination_conformance.py,
+on Redis too)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import asyncio
 
 import pytest
 
-from hub.broker.memory import MemoryBroker
+from hub.broker.memory_coordination import MemoryCoordination
 from hub.lease import Lease
 
 
 async def test_two_holders_of_one_name_take_turns() -> None:
-    broker = MemoryBroker()
-    first = Lease(broker, "feed:x", 0.2, node_id="n1")
-    second = Lease(broker, "feed:x", 0.2, node_id="n1")  # same node, another holder: still another owner
+    coordination = MemoryCoordination()
+    first = Lease(coordination, "feed:x", 0.2, node_id="n1")
+    second = Lease(coordination, "feed:x", 0.2, node_id="n1")  # same node, another holder: still another owner
     assert first.owner != second.owner
     assert await first.acquire()
     assert first.held
@@ -26,17 +27,17 @@ async def test_two_holders_of_one_name_take_turns() -> None:
 
 
 async def test_held_turns_false_when_the_ttl_passes_without_a_renewal() -> None:
-    broker = MemoryBroker()
-    lease = Lease(broker, "feed:y", 0.1, node_id="n1")
+    coordination = MemoryCoordination()
+    lease = Lease(coordination, "feed:y", 0.1, node_id="n1")
     assert await lease.acquire()
     await asyncio.sleep(0.15)
     assert not lease.held
-    assert await Lease(broker, "feed:y", 1.0, node_id="n2").acquire()  # it ran out in the broker too
+    assert await Lease(coordination, "feed:y", 1.0, node_id="n2").acquire()  # it ran out in the coordination too
     assert not await lease.acquire()
 
 
 def test_a_lease_needs_a_name_and_a_positive_ttl() -> None:
     with pytest.raises(ValueError, match="ttl"):
-        Lease(MemoryBroker(), "x", 0, node_id="n")
+        Lease(MemoryCoordination(), "x", 0, node_id="n")
     with pytest.raises(ValueError, match="name"):
-        Lease(MemoryBroker(), "", 1.0, node_id="n")
+        Lease(MemoryCoordination(), "", 1.0, node_id="n")

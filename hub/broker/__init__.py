@@ -1,38 +1,80 @@
-"""Broker protocol (fan-out between nodes, history, presence, dedup) and open_broker(url) by URL scheme."""
+"""The broker of a node: its three parts (pub/sub with history, presence, coordination) and open_broker(url).
+
+The parts are typed by the protocols in hub/broker/protocols.py; a backend implements all three on one
+connection setup: memory (memory_*.py, one process) or Redis (redis_*.py over the one client of redis.py, for
+one Redis or a Redis Cluster).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+import secrets
+from typing import Protocol
 from urllib.parse import urlparse
 
+from hub.broker.protocols import (
+    BrokerUnavailable,
+    Coordination,
+    Deliver,
+    MidClaim,
+    MidDone,
+    Presence,
+    PresenceExpired,
+    PubSub,
+    StreamReset,
+)
 from hub.redis_client import SCHEMES as REDIS_SCHEMES
-from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
 
-Deliver = Callable[[str, str, "int | None"], None]
-"""The node's local sink: (channel, encoded ev frame, offset or None). The broker calls it for every event."""
-
-
-StreamReset = Callable[[str], None]
-"""Called with a channel whose history started over (a new epoch): offsets from before mean nothing now."""
-
-PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
-"""Called once per member whose node stopped refreshing it (the node died), to announce its departure."""
-
-
-MidClaim = Literal["claimed", "done", "pending"]
-"""What :meth:`Broker.claim_mid` found: the claim is ours, a publish with the mid is done, or one is running."""
-
-MidDone = tuple[str, float]
-"""A mid key (``<channel>\\0<user>\\0<mid>``: it starts with the channel) and how long to remember it as done."""
+__all__ = [
+    "Broker",
+    "BrokerUnavailable",
+    "Coordination",
+    "Deliver",
+    "MidClaim",
+    "MidDone",
+    "Presence",
+    "PresenceExpired",
+    "PubSub",
+    "SharedConnection",
+    "StreamReset",
+    "open_broker",
+]
 
 
-class BrokerUnavailable(Exception):
-    """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
+class SharedConnection(Protocol):
+    """What the three parts of one backend share (a Redis client and its pool), opened before them and closed
+    after them."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
-class Broker(Protocol):
-    """What the core needs from a broker. Every implementation passes tests/test_broker_conformance.py."""
+class Broker:
+    """One node's broker: :attr:`pubsub`, :attr:`presence` and :attr:`coordination`, opened together on one
+    backend by :func:`open_broker`, started and closed together. ``pubsub.publish(mid=...)`` marks the mid done in
+    this broker's :attr:`coordination`: the two share their backend."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        pubsub: PubSub,
+        presence: Presence,
+        coordination: Coordination,
+        connection: SharedConnection | None = None,
+    ) -> None:
+        self.node_id = node_id
+        """This node's id (the Redis pub/sub marks its own events with it; leases name their owners after it)."""
+        self.pubsub = pubsub
+        self.presence = presence
+        self.coordination = coordination
+        self.connection = connection
+        """What the parts share, if anything (None for memory)."""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether delivery to other nodes works right now (readiness)."""
+        return self.pubsub.healthy
 
     async def start(
         self,
@@ -40,76 +82,19 @@ class Broker(Protocol):
         on_presence_expired: PresenceExpired | None = None,
         on_stream_reset: StreamReset | None = None,
     ) -> None:
-        """Begin delivering. ``on_stream_reset(channel)``: a recoverable channel's history started over under a
-        new epoch (Redis lost it, or it expired), so its offsets start again at 1."""
-        ...
+        """Open the shared connection, then begin delivering (``deliver``, ``on_stream_reset``: see
+        :meth:`PubSub.start`) and the presence upkeep (``on_presence_expired``: see :meth:`Presence.start`)."""
+        if self.connection is not None:
+            await self.connection.open()
+        await self.pubsub.start(deliver, on_stream_reset)
+        await self.presence.start(on_presence_expired)
 
-    @property
-    def healthy(self) -> bool:
-        """Whether delivery to other nodes works right now (readiness)."""
-        ...
-
-    async def close(self) -> None: ...
-
-    async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
-    ) -> int | None:
-        """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
-        deliver it on this node and every other one. Returns the offset (None without history).
-
-        ``mid``: the publish is the first effect of a handler that claimed this mid; mark it done (as
-        :meth:`confirm_mid`) together with the event, so that no death of the node between the two can leave a
-        published event whose mid a retry could claim again, or a done mid whose event was never published."""
-        ...
-
-    async def subscribe(self, channel: str) -> None:
-        """This node gained its first local subscriber of ``channel``."""
-        ...
-
-    async def unsubscribe(self, channel: str) -> None:
-        """This node lost its last local subscriber of ``channel``."""
-        ...
-
-    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition: ...
-
-    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
-        """Every event after ``since`` (recovered=True), or none and recovered=False — never a partial list."""
-        ...
-
-    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
-        """Claim ``key`` for a publish about to run: ``"claimed"`` (it is ours for ``ttl`` seconds, until
-        :meth:`confirm_mid` or :meth:`release_mid`), ``"done"`` (a publish with it succeeded within the dedup
-        window) or ``"pending"`` (another attempt holds the claim and has not finished; if its node died, the
-        claim expires after its ``ttl`` and a retry may run)."""
-        ...
-
-    async def confirm_mid(self, key: str, ttl: float) -> None:
-        """The publish ``key`` guarded succeeded: remember it as done for ``ttl`` seconds (the dedup window)."""
-        ...
-
-    async def release_mid(self, key: str) -> None:
-        """Forget ``key`` (the publish it guarded failed), so a retry is not taken for a duplicate."""
-        ...
-
-    async def interest(self, channel: str) -> int:
-        """How many nodes hold a subscription to ``channel`` (between :meth:`subscribe` and
-        :meth:`unsubscribe`), this one included."""
-        ...
-
-    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
-        """Take the lease ``name`` for ``owner`` for ``ttl`` seconds if nobody holds it, or extend it if
-        ``owner`` holds it; False if another owner holds it."""
-        ...
-
-    async def lease_release(self, name: str, owner: str) -> None:
-        """Give the lease up if ``owner`` holds it (else change nothing)."""
-        ...
-
-    async def presence_join(self, channel: str, member: PresenceMember) -> None: ...
-
-    async def presence_leave(self, channel: str, client: str) -> None: ...
-
-    async def presence_members(self, channel: str) -> list[PresenceMember]: ...
+    async def close(self) -> None:
+        """Remove this node's presence, stop delivering, then close the shared connection."""
+        await self.presence.close()
+        await self.pubsub.close()
+        if self.connection is not None:
+            await self.connection.close()
 
 
 def open_broker(
@@ -126,19 +111,40 @@ def open_broker(
     (one Redis, many nodes) or ``redis+cluster://`` / ``rediss+cluster://`` (a Redis Cluster)."""
     scheme = urlparse(url).scheme
     if scheme == "memory":
-        from hub.broker.memory import MemoryBroker
+        from hub.broker.memory_coordination import MemoryCoordination
+        from hub.broker.memory_presence import MemoryPresence
+        from hub.broker.memory_pubsub import MemoryPubSub
 
-        return MemoryBroker(sweep_interval=sweep_interval)
+        memory_coordination = MemoryCoordination(sweep_interval=sweep_interval)
+        return Broker(
+            node_id=secrets.token_hex(6),
+            pubsub=MemoryPubSub(memory_coordination, sweep_interval=sweep_interval),
+            presence=MemoryPresence(),
+            coordination=memory_coordination,
+        )
     if scheme in REDIS_SCHEMES:
-        from hub.broker.redis import RedisBroker
+        from hub.broker.redis import RedisConnection
+        from hub.broker.redis_coordination import RedisCoordination
+        from hub.broker.redis_presence import RedisPresence
+        from hub.broker.redis_pubsub import RedisPubSub
 
-        return RedisBroker(
-            url,
-            prefix=prefix,
-            presence_ttl=presence_ttl,
+        node_id = secrets.token_hex(6)
+        connection = RedisConnection(url, prefix=prefix, timeout=probe_timeout)  # one client for all three parts
+        redis_coordination = RedisCoordination(connection)
+        pubsub = RedisPubSub(
+            connection,
+            redis_coordination,
+            node_id=node_id,
             probe_interval=probe_interval,
             probe_timeout=probe_timeout,
             reorder_timeout=reorder_timeout,
+        )
+        return Broker(
+            node_id=node_id,
+            pubsub=pubsub,
+            presence=RedisPresence(connection, followed=pubsub.followed_channels, ttl=presence_ttl),
+            coordination=redis_coordination,
+            connection=connection,
         )
     raise ValueError(
         f"unsupported broker URL {url!r}; expected memory://, redis://host:port/db or redis+cluster://host:port"

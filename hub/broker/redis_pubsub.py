@@ -1,13 +1,10 @@
-"""The Redis broker's pub/sub connections: one to a single Redis, or one per primary of a Redis Cluster.
+"""RedisPubSub: fan-out between nodes over Redis pub/sub, each recoverable channel's history in a Stream.
 
-``Subscriber`` holds one connection and SUBSCRIBEs every name on it. ``ShardedSubscriber`` places each name
-on the primary that owns its hash slot with SSUBSCRIBE (one connection per primary that holds names) and moves
-names when the slot map changes: after a failover, a resharding (Redis then sends ``sunsubscribe`` for the
-moved slots), or a lost connection. Both reconnect by themselves, resubscribe what they hold, confirm each
-subscription before ``subscribe`` returns, and answer ``healthy`` from PINGs sent on every connection.
-
-A connection counts as healthy only once Redis answered on it (a subscription confirmed, a PONG): opening it
-is not enough, so a reconnect attempt during an outage never looks like a recovery.
+Each node holds one subscription per channel that has local subscribers (the Fanout reference-counts them):
+SUBSCRIBE on one connection to a single Redis, or SSUBSCRIBE on the owning primary of a Redis Cluster
+(hub/broker/redis_subscriber.py). An event is encoded once; the node that publishes it delivers it to its own
+subscribers directly (in offset order: hub/broker/redis_sequencer.py), and Redis carries it to the other nodes.
+A recoverable publish is one Lua script (epoch, offset, XADD, PUBLISH, and the mid marked done).
 """
 
 from __future__ import annotations
@@ -15,369 +12,296 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import Any, cast
 
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-
+from hub.broker.protocols import Deliver, MidDone, StreamReset
+from hub.broker.redis import RedisConnection, milliseconds
+from hub.broker.redis_coordination import RedisCoordination
+from hub.broker.redis_scripts import POSITION, PUBLISH
+from hub.broker.redis_sequencer import Sequencers
+from hub.broker.redis_subscriber import ShardedSubscriber, Subscriber
+from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
+from hub.types import HistoryPolicy, Recovery, StreamPosition
 
 log = logging.getLogger("hub.broker.redis")
 
-OnMessage = Callable[[str, bytes], None]
-"""(pub/sub name, payload) for each message."""
 
-
-class _Reader:
-    """One pub/sub connection and the names subscribed on it. Reconnects and resubscribes by itself."""
+class RedisPubSub:
+    """``publish(mid=...)`` marks the mid done in ``coordination`` (on the same connection): by the publish
+    script itself for a recoverable event, the mid key being in the channel's slot."""
 
     def __init__(
         self,
-        client: Any,
+        connection: RedisConnection,
+        coordination: RedisCoordination,
         *,
-        label: str,
-        sharded: bool,
-        on_message: OnMessage,
-        reconnect_delay: float,
-        confirm_timeout: float,
-        on_dropped: Callable[[str], None] | None = None,
-        on_lost: Callable[[], None] | None = None,
-        owns_client: bool = False,
+        node_id: str,
+        probe_interval: float = 1.0,
+        probe_timeout: float = 3.0,
+        reconnect_delay: float = 0.5,
+        reorder_timeout: float = 0.5,
     ) -> None:
-        self.client = client
-        self._owns_client = owns_client
-        self.label = label
-        self.names: set[str] = set()
-        self.last_seen = time.monotonic()  # the last reply of any kind on this connection
-        self.connected_at: float | None = None  # when the current connection was opened and subscribed
-        self._sharded = sharded
-        self._on_message = on_message
-        self._on_dropped = on_dropped
-        self._on_lost = on_lost
-        self._reconnect_delay = reconnect_delay
-        self._confirm_timeout = confirm_timeout
-        self._pubsub: Any = None
-        self._confirmations: dict[str, asyncio.Future[None]] = {}
-        self._leaving: set[str] = set()  # unsubscribes we asked for, so their confirmation is not a move
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._failures = 0  # connection attempts failed in a row
-        self._connect_lock = asyncio.Lock()
-
-    def alive(self, within: float, now: float) -> bool:
-        """Redis answered on the current connection (after it was opened), within the last ``within`` seconds."""
-        return self.connected_at is not None and self.last_seen >= self.connected_at and now - self.last_seen < within
-
-    async def start(self) -> None:
-        """Connect and subscribe the names held so far, then read in the background. During an outage the
-        loop keeps trying."""
-        try:
-            await self._connect()
-        except REDIS_ERRORS as exc:
-            log.warning("redis pub/sub %s unavailable (%s); retrying in the background", self.label, exc)
-            await self._disconnect()
-        self._task = asyncio.create_task(self._run(), name=f"hub-redis-reader {self.label}")
-
-    async def close(self, timeout: float) -> None:
-        self._closing = True  # the loop checks it: redis-py can swallow a cancellation mid-command
-        if self._task is not None:
-            self._task.cancel()
-            _done, pending = await asyncio.wait([self._task], timeout=timeout)
-            if pending:
-                log.warning("redis pub/sub reader %s did not stop", self.label)
-        await self._disconnect()
-        if self._owns_client:
-            await self.client.aclose()
-
-    async def add(self, name: str) -> None:
-        """Subscribe ``name`` here and wait for Redis to confirm it. During an outage it raises; the name stays,
-        and the reader subscribes it when it reconnects."""
-        self.names.add(name)
-        self._leaving.discard(name)
-        pubsub = self._pubsub
-        if pubsub is None:
-            raise ConnectionError(f"pub/sub {self.label} is not connected")
-        confirmed = self._confirmations.get(name)
-        if confirmed is None:
-            confirmed = self._confirmations[name] = asyncio.get_running_loop().create_future()
-        try:
-            await self._ready(pubsub)
-            await (pubsub.ssubscribe(name) if self._sharded else pubsub.subscribe(name))
-            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
-        finally:
-            if self._confirmations.get(name) is confirmed and confirmed.done():
-                del self._confirmations[name]
-
-    async def remove(self, name: str) -> None:
-        self.names.discard(name)
-        pubsub = self._pubsub
-        if pubsub is not None:
-            self._leaving.add(name)
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self._ready(pubsub)
-                await (pubsub.sunsubscribe(name) if self._sharded else pubsub.unsubscribe(name))
-
-    async def ping(self) -> None:
-        pubsub = self._pubsub
-        if pubsub is not None and pubsub.subscribed:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self._ready(pubsub)
-                await pubsub.ping()
-
-    async def _ready(self, pubsub: Any) -> None:
-        """Give the PubSub its connection once. redis-py makes one in the first command that finds none, so two
-        commands racing there (a PING and an SSUBSCRIBE) would open two, and one subscription would land on a
-        connection nobody reads."""
-        if pubsub.connection is None:
-            async with self._connect_lock:
-                if pubsub.connection is None:
-                    await pubsub.connect()
-
-    async def _connect(self) -> Any:
-        pubsub = self.client.pubsub()
-        self._pubsub = pubsub  # set first: an add() from now on goes to this connection
-        if self.names:
-            await self._ready(pubsub)
-        if self._sharded:
-            for name in list(self.names):  # one SSUBSCRIBE per name: the names of one command must share a slot
-                await pubsub.ssubscribe(name)
-        elif self.names:
-            await pubsub.subscribe(*self.names)
-        # Not a reply yet: last_seen moves when Redis confirms these subscriptions or answers a PING.
-        self.connected_at = time.monotonic()
-        return pubsub
-
-    async def _disconnect(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        self.connected_at = None
-        self._leaving.clear()
-        if pubsub is not None:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await pubsub.aclose()
-
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                pubsub = self._pubsub or await self._connect()
-                log.info("redis pub/sub %s connected (%d names)", self.label, len(self.names))
-                self._failures = 0
-                while not self._closing:
-                    if not pubsub.subscribed:  # nothing to read yet: get_message needs a subscription
-                        await asyncio.sleep(0.05)
-                        continue
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._handle(message)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_ERRORS as exc:
-                self._failures += 1
-                if not self._closing and self._failures % 60 == 1:  # the first, then one a minute or so
-                    log.warning("redis pub/sub %s lost (%s); reconnecting", self.label, exc)
-            except Exception:  # a surprise from redis-py must not stop delivery for good (task boundary)
-                log.exception("redis pub/sub %s reader failed; reconnecting", self.label)
-            finally:
-                await self._disconnect()
-            if self._closing:
-                break
-            if self._on_lost is not None:
-                self._on_lost()
-            await asyncio.sleep(self._reconnect_delay)
-
-    def _handle(self, message: dict[str, Any]) -> None:
-        self.last_seen = time.monotonic()
-        kind = message["type"]
-        if kind in ("message", "smessage"):
-            self._on_message(message["channel"].decode(), message["data"])
-        elif kind in ("subscribe", "ssubscribe"):
-            confirmed = self._confirmations.get(message["channel"].decode())
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
-        elif kind == "sunsubscribe":
-            name = message["channel"].decode()
-            if name in self._leaving:
-                self._leaving.discard(name)
-            elif name in self.names and self._on_dropped is not None:
-                # Redis dropped it: its slot moved to another primary.
-                self.names.discard(name)
-                self._on_dropped(name)
-
-
-class Subscriber:
-    """Pub/sub on one Redis: every name on one connection (taken from the broker's own client)."""
-
-    def __init__(self, client: Any, *, on_message: OnMessage, reconnect_delay: float, confirm_timeout: float) -> None:
-        self._reader = _Reader(
-            client,
-            label="",
-            sharded=False,
-            on_message=on_message,
-            reconnect_delay=reconnect_delay,
-            confirm_timeout=confirm_timeout,
-        )
-
-    async def start(self, names: list[str]) -> None:
-        self._reader.names.update(names)
-        await self._reader.start()
-
-    async def close(self, timeout: float) -> None:
-        await self._reader.close(timeout)
-
-    async def subscribe(self, name: str) -> None:
-        await self._reader.add(name)
-
-    async def unsubscribe(self, name: str) -> None:
-        await self._reader.remove(name)
-
-    async def ping(self) -> None:
-        await self._reader.ping()
-
-    def healthy(self, within: float) -> bool:
-        return self._reader.alive(within, time.monotonic())
-
-    def connected_at(self, name: str) -> float | None:
-        """When the connection that carries ``name`` was opened (None: there is none now)."""
-        return self._reader.connected_at if name in self._reader.names else None
-
-
-class ShardedSubscriber:
-    """Pub/sub on a Redis Cluster: each name SSUBSCRIBEd on the primary that owns its slot."""
-
-    def __init__(
-        self, cluster: RedisCluster, *, on_message: OnMessage, reconnect_delay: float, confirm_timeout: float
-    ) -> None:
-        self._cluster = cluster
-        self._on_message = on_message
-        self._reconnect_delay = reconnect_delay
-        self._confirm_timeout = confirm_timeout
-        self._wanted: set[str] = set()
-        self._readers: dict[str, _Reader] = {}  # primary's "host:port" -> its reader
-        self._placement: dict[str, str] = {}  # name -> primary it is subscribed on
-        self._lock = asyncio.Lock()  # placement changes one at a time
-        self._reroute_needed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    async def start(self, names: list[str]) -> None:
-        self._wanted.update(names)
-        with contextlib.suppress(*REDIS_ERRORS):
-            await self._cluster.initialize()
-        await self._reroute()
-        self._task = asyncio.create_task(self._reroute_forever(), name="hub-redis-shards")
-
-    async def close(self, timeout: float) -> None:
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=timeout)
-        readers, self._readers = list(self._readers.values()), {}
-        await asyncio.gather(*(reader.close(timeout) for reader in readers))
-
-    async def subscribe(self, name: str) -> None:
-        self._wanted.add(name)
-        async with self._lock:
-            await self._place(name)
-
-    async def unsubscribe(self, name: str) -> None:
-        self._wanted.discard(name)
-        async with self._lock:
-            await self._unplace(name)
-
-    async def ping(self) -> None:
-        await asyncio.gather(*(reader.ping() for reader in list(self._readers.values())))
-
-    def healthy(self, within: float) -> bool:
-        now = time.monotonic()
-        return (
-            len(self._placement) == len(self._wanted)
-            and bool(self._readers)
-            and all(reader.alive(within, now) for reader in self._readers.values())
-        )
-
-    def connected_at(self, name: str) -> float | None:
-        """When the connection that carries ``name`` was opened (None: there is none now)."""
-        reader = self._readers.get(self._placement.get(name, ""))
-        return reader.connected_at if reader is not None and name in reader.names else None
-
-    # ---- placement ---------------------------------------------------------------------------------------
-
-    def _owner(self, name: str) -> ClusterNode:
-        node = self._cluster.get_node_from_key(name)
-        if node is None:
-            raise ConnectionError(f"no primary of the cluster serves {name!r} now")
-        return node
-
-    async def _place(self, name: str) -> None:
-        """Subscribe ``name`` on the primary that owns it now (moving it if it was elsewhere)."""
-        if name not in self._wanted:
-            return
-        node = self._owner(name)
-        current = self._placement.get(name)
-        if current == node.name and name in self._readers[current].names:
-            return
-        if current is not None:
-            await self._unplace(name)
-        reader = self._readers.get(node.name)
-        if reader is None:
-            reader = self._readers[node.name] = self._new_reader(node)
-            await reader.start()
-        self._placement[name] = node.name
-        await reader.add(name)
-
-    async def _unplace(self, name: str) -> None:
-        where = self._placement.pop(name, None)
-        reader = self._readers.get(where) if where is not None else None
-        if reader is None:
-            return
-        await reader.remove(name)
-        if not reader.names:
-            del self._readers[reader.label]
-            await reader.close(self._confirm_timeout)
-
-    def _new_reader(self, node: ClusterNode) -> _Reader:
-        from redis.asyncio import ConnectionPool, Redis
-
-        pool = ConnectionPool(connection_class=node.connection_class, max_connections=2, **node.connection_kwargs)
-        return _Reader(
-            Redis.from_pool(pool),
-            label=node.name,
-            sharded=True,
+        self.connection = connection
+        self.node_id = node_id
+        self._coordination = coordination
+        self._redis: Any = connection.client
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._publish_command = "SPUBLISH" if connection.sharded else "PUBLISH"
+        self._subscriber: Subscriber | ShardedSubscriber = (ShardedSubscriber if connection.sharded else Subscriber)(
+            self._redis,
             on_message=self._on_message,
-            reconnect_delay=self._reconnect_delay,
-            confirm_timeout=self._confirm_timeout,
-            on_dropped=self._dropped,
-            on_lost=self._reroute_needed.set,
-            owns_client=True,
+            reconnect_delay=reconnect_delay,
+            confirm_timeout=probe_timeout,
+        )
+        self._publish_script = self._redis.register_script(PUBLISH)
+        self._position_script = self._redis.register_script(POSITION)
+        self._deliver: Deliver | None = None
+        self._channels: set[str] = set()  # channels with local subscribers
+        self._sequencers = Sequencers(reorder_timeout, self._read_stream, self._spawn)
+        self._probe_channel = f"{connection.prefix}:probe:{node_id}"
+        self._last_probe = 0.0  # monotonic time our last probe came back through pub/sub
+        self._locks = _ChannelLocks()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def _key(self, channel: str, kind: str) -> str:
+        return self.connection.key(channel, kind)
+
+    def _pubsub_name(self, channel: str) -> str:
+        return self.connection.key(channel, "ch")
+
+    def _channel_of(self, name: str) -> str:
+        return name[len(self.connection.prefix) + 2 : -len("}:ch")]
+
+    def followed_channels(self) -> list[str]:
+        """The channels this node follows (has local subscribers of) now."""
+        return list(self._channels)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver, on_stream_reset: StreamReset | None = None) -> None:
+        self._deliver = deliver
+        self._sequencers.deliver, self._sequencers.on_stream_reset = deliver, on_stream_reset
+        # Connected before the node serves, so its first subscriptions are confirmed like all later ones.
+        await self._subscriber.start([self._probe_channel, *(self._pubsub_name(ch) for ch in self._channels)])
+        self._tasks = [asyncio.create_task(self._probe_forever(), name="hub-redis-probe")]
+
+    async def close(self) -> None:
+        self._closing = True  # the loops check it: redis-py can swallow a cancellation mid-command
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=max(self._probe_interval, 1.0) * 2)
+            for task in pending:
+                log.warning("task %s did not stop", task.get_name())
+        self._tasks = []
+        await self._subscriber.close(max(self._probe_interval, 1.0) * 2)
+
+    @property
+    def healthy(self) -> bool:
+        """True while our probes make the round trip through pub/sub (cross-node delivery is alive) and every
+        pub/sub connection answers its PINGs (on a Cluster: one per primary that holds our channels).
+
+        Only a probe that came back on the current pub/sub connection counts: after a reconnect the node stays
+        unready until one has, however recent the last probe on the lost connection was."""
+        now = time.monotonic()
+        connected_at = self._subscriber.connected_at(self._probe_channel)
+        return (
+            connected_at is not None
+            and connected_at <= self._last_probe
+            and now - self._last_probe < self._probe_timeout
+            and self._subscriber.healthy(self._probe_timeout)
         )
 
-    def _dropped(self, name: str) -> None:
-        """Redis unsubscribed ``name`` itself: its slot moved. Re-place it after a fresh look at the slot map."""
-        self._placement.pop(name, None)
-        self._reroute_needed.set()
+    # ---- fan-out -------------------------------------------------------------------------------------
 
-    async def _reroute(self) -> None:
-        """Read the slot map again and move every name to the primary that owns it now."""
-        async with self._lock:
-            try:
-                await self._cluster.nodes_manager.initialize()
-            except REDIS_ERRORS as exc:
-                log.warning("redis cluster slot map unavailable (%s)", exc)
-                self._reroute_needed.set()
-                return
-            for name in list(self._wanted):
-                try:
-                    await self._place(name)
-                except REDIS_ERRORS as exc:
-                    log.warning("redis cluster: could not subscribe %s (%s)", name, exc)
-                    self._reroute_needed.set()
-            for name in set(self._placement) - self._wanted:
-                await self._unplace(name)
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+    ) -> int | None:
+        assert self._deliver is not None, "publish before start"
+        if history is None:
+            if mid is not None:  # an ephemeral event: no script to make it one step with
+                await self._coordination.confirm_mid(*mid)
+            frame = encode_event(channel, event_type, data, None)
+            payload = f"{self.node_id}||{frame}"
+            await self.connection.call(self._send(self._pubsub_name(channel), payload))
+            self._deliver(channel, frame, None)
+            return None
+        head, _, tail = encode_event(channel, event_type, data, 0).rpartition('"offset":0')
+        head += '"offset":'
+        keys = [self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")]
+        if mid is not None:  # marked done by the same script that publishes (the mid key shares the slot)
+            keys.append(self._coordination.mid_key(mid[0]))
+        # One publish per channel at a time on this node, so local delivery follows the offsets.
+        async with self._locks.hold(channel):
+            offset_reply, epoch_reply = await self.connection.call(
+                self._publish_script(
+                    keys=keys,
+                    args=[
+                        secrets.token_hex(6),
+                        head,
+                        tail,
+                        history.size,
+                        int(history.ttl * 1000),
+                        self._pubsub_name(channel),
+                        self.node_id,
+                        self._publish_command,
+                        *([milliseconds(mid[1])] if mid is not None else []),
+                    ],
+                )
+            )
+            offset = int(offset_reply)
+            self._sequencers.sequence(channel, f"{head}{offset}{tail}", offset, epoch_reply.decode())
+        return offset
 
-    async def _reroute_forever(self) -> None:
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the
+        stream position can slip past. During an outage it returns at once; the reader resubscribes later."""
+        self._channels.add(channel)
+        self._sequencers.hold(channel)
+        try:
+            await self._subscriber.subscribe(self._pubsub_name(channel))
+            # Every event after this offset reaches us through pub/sub; deliver from the next one on, in order.
+            epoch, seq = await asyncio.wait_for(
+                self._redis.mget(self._key(channel, "epoch"), self._key(channel, "seq")), self.connection.timeout
+            )
+            if channel in self._channels:
+                self._sequencers.release(channel, epoch.decode() if epoch is not None else "", int(seq or 0) + 1)
+        except REDIS_ERRORS:
+            self._sequencers.unhold(channel)  # the subscriber resubscribes it when Redis is back
+        except BaseException:
+            self._sequencers.unhold(channel)
+            raise
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        self._sequencers.drop(channel)
+        await self._subscriber.unsubscribe(self._pubsub_name(channel))
+
+    async def interest(self, channel: str) -> int:
+        """Redis counts the nodes itself: each holds one (S)SUBSCRIBE per channel with local subscribers, and
+        a node that dies loses its subscriptions with its connection."""
+        name = self._pubsub_name(channel)
+        if self.connection.sharded:
+            node = self._redis.get_node_from_key(name)
+            command = self._redis.execute_command("PUBSUB SHARDNUMSUB", name, target_nodes=node)
+        else:
+            command = self._redis.execute_command("PUBSUB NUMSUB", name)
+        return _numsub(await self.connection.call(command), name)
+
+    async def _read_stream(self, channel: str, first: int, last: int) -> list[tuple[int, str]]:
+        """Events ``first``..``last`` of the channel's stream (what the sequencer fills a gap with)."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            entries = await self._redis.xrange(self._key(channel, "stream"), f"{first}-1", f"{last}-1")
+            return [(int(entry_id.decode().partition("-")[0]), fields[b"f"].decode()) for entry_id, fields in entries]
+        return []
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _send(self, name: str, payload: str) -> Awaitable[int]:
+        """PUBLISH, or SPUBLISH on a Cluster (routed to the primary that owns the name's slot)."""
+        if self.connection.sharded:
+            return cast(Awaitable[int], self._redis.spublish(name, payload))
+        return cast(Awaitable[int], self._redis.publish(name, payload))
+
+    def _on_message(self, name: str, data: bytes) -> None:
+        if name == self._probe_channel:
+            self._last_probe = time.monotonic()
+            return
+        node, _, rest = data.decode().partition("|")
+        if node == self.node_id:
+            return  # delivered locally when it was published
+        offset_text, _, rest = rest.partition("|")
+        channel = self._channel_of(name)
+        if offset_text:
+            epoch, _, frame = rest.partition("|")
+            self._sequencers.sequence(channel, frame, int(offset_text), epoch)
+        elif self._deliver is not None:
+            self._deliver(channel, rest, None)
+
+    async def _probe_forever(self) -> None:
+        logged = False
         while not self._closing:
-            await self._reroute_needed.wait()
-            await asyncio.sleep(self._reconnect_delay)  # let a failover or a burst of moves settle
-            self._reroute_needed.clear()
-            if not self._closing:
-                await self._reroute()
+            try:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self._send(self._probe_channel, "probe")
+                await self._subscriber.ping()
+            except Exception:  # task boundary: without probes the node would never be ready again
+                # redis-py can raise other errors than its own while a lost connection is torn down (a PING
+                # racing the reader: AttributeError on the connection it just dropped); the next probe retries.
+                log.warning("a Redis probe failed; probing goes on", exc_info=not logged)
+                logged = True
+            await asyncio.sleep(self._probe_interval)
+
+    # ---- history -------------------------------------------------------------------------------------
+
+    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
+        epoch, offset = await self.connection.call(
+            self._position_script(
+                keys=[self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")],
+                args=[secrets.token_hex(6), int(history.ttl * 1000)],
+            )
+        )
+        return StreamPosition(epoch.decode(), int(offset))
+
+    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
+        position = await self.position(channel, history)
+        if since.epoch != position.epoch or since.offset > position.offset:
+            return Recovery(False, position)
+        missed = position.offset - since.offset
+        if missed == 0:
+            return Recovery(True, position)
+        if missed > history.size:
+            return Recovery(False, position)
+        entries = await self.connection.call(
+            self._redis.xrange(self._key(channel, "stream"), f"{since.offset + 1}-1", f"{position.offset}-1")
+        )
+        if len(entries) != missed or int(entries[0][0].decode().partition("-")[0]) != since.offset + 1:
+            return Recovery(False, position)  # part of it fell out of the window: never a partial list
+        return Recovery(True, position, tuple(fields[b"f"].decode() for _id, fields in entries))
+
+
+class _ChannelLocks:
+    """A lock per channel that exists only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, channel: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(channel) or (asyncio.Lock(), 0)
+        self._locks[channel] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[channel]
+            if users == 1:
+                del self._locks[channel]
+            else:
+                self._locks[channel] = (lock, users - 1)
+
+
+def _numsub(reply: Any, name: str) -> int:
+    """The count for ``name`` in a PUBSUB (SHARD)NUMSUB reply, whichever shape redis-py gives it: a flat
+    [name, count] list, a list of pairs, or a dict."""
+    if isinstance(reply, dict):
+        values = list(reply.items())
+    elif reply and isinstance(reply[0], list | tuple):
+        values = [tuple(pair) for pair in reply]
+    else:
+        values = list(zip(reply[::2], reply[1::2], strict=True))
+    wanted = name.encode()
+    for key, count in values:
+        if key in (name, wanted):
+            return int(count)
+    return 0

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.broker import Deliver, StreamReset
+from hub.broker.protocols import Deliver, StreamReset
 
 log = logging.getLogger("hub.broker.redis")
 

@@ -59,7 +59,7 @@ async def test_every_node_is_ready_again_after_each_of_many_redis_restarts(hub_s
 
 def probe_state(node: HubServer) -> str:
     """The node's probe task: running, or how it ended (for the failure message)."""
-    for task in getattr(node.app.state.hub.broker, "_tasks", []):
+    for task in getattr(node.app.state.hub.broker.pubsub, "_tasks", []):
         if task.get_name() == "hub-redis-probe" and task.done():
             return f"probe task ended: {task.exception()!r}" if not task.cancelled() else "probe task cancelled"
     return "probe task running"

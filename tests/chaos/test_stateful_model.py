@@ -266,7 +266,7 @@ class HubModel(RuleBasedStateMachine):
 
 def probe_died(node: HubServer) -> str | None:
     """How the node's Redis probe task ended, if it did (the known defect of test_redis_restarts.py)."""
-    for task in getattr(node.app.state.hub.broker, "_tasks", []):
+    for task in getattr(node.app.state.hub.broker.pubsub, "_tasks", []):
         if task.get_name() == "hub-redis-probe" and task.done() and not task.cancelled():
             return f"{node.url}: {task.exception()!r}"
     return None

@@ -1,4 +1,4 @@
-"""MemoryBroker: fan-out, history rings, presence and dedup inside one process (the embedded default)."""
+"""MemoryPubSub: fan-out and history rings with epochs inside one process (the embedded default)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker import Deliver, MidClaim, MidDone, PresenceExpired, StreamReset
+from hub.broker.memory_coordination import MemoryCoordination
+from hub.broker.protocols import Deliver, MidDone, StreamReset
 from hub.protocol import encode_event
-from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+from hub.types import HistoryPolicy, Recovery, StreamPosition
 
 
 @dataclass(slots=True)
@@ -26,25 +27,20 @@ class _Stream:
     frames: deque[tuple[int, str]] = field(default_factory=deque)
 
 
-class MemoryBroker:
-    def __init__(self, *, sweep_interval: float = 30.0) -> None:
+class MemoryPubSub:
+    """Every subscriber is on this node: an event goes straight to ``deliver``. ``publish(mid=...)`` marks the mid
+    done in ``coordination`` (the broker's own) in the same step as the event."""
+
+    def __init__(self, coordination: MemoryCoordination, *, sweep_interval: float = 30.0) -> None:
+        self._coordination = coordination
         self._deliver: Deliver | None = None
         self._on_stream_reset: StreamReset | None = None
         self._streams: dict[str, _Stream] = {}
-        self._mids: dict[str, tuple[float, bool]] = {}  # mid key -> (expires at, done)
-        self._presence: dict[str, dict[str, PresenceMember]] = {}
         self._subscribed: set[str] = set()
-        self._leases: dict[str, tuple[str, float]] = {}  # name -> (owner, monotonic expiry)
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(
-        self,
-        deliver: Deliver,
-        on_presence_expired: PresenceExpired | None = None,
-        on_stream_reset: StreamReset | None = None,
-    ) -> None:
-        """Presence never expires here: a member leaves with its connection, in this very process."""
+    async def start(self, deliver: Deliver, on_stream_reset: StreamReset | None = None) -> None:
         self._deliver = deliver
         self._on_stream_reset = on_stream_reset
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-memory-broker-sweep")
@@ -82,7 +78,7 @@ class MemoryBroker:
     ) -> int | None:
         assert self._deliver is not None, "publish before start"
         if mid is not None:
-            self._mids[mid[0]] = (time.monotonic() + mid[1], True)  # in the same step as the event
+            self._coordination.mark_done(*mid)  # in the same step as the event
         offset: int | None = None
         if history is None:
             frame = encode_event(channel, event_type, data, None)
@@ -107,19 +103,6 @@ class MemoryBroker:
     async def interest(self, channel: str) -> int:
         return 1 if channel in self._subscribed else 0
 
-    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
-        now = time.monotonic()
-        held = self._leases.get(name)
-        if held is not None and held[0] != owner and held[1] > now:
-            return False
-        self._leases[name] = (owner, now + ttl)
-        return True
-
-    async def lease_release(self, name: str, owner: str) -> None:
-        held = self._leases.get(name)
-        if held is not None and held[0] == owner:
-            del self._leases[name]
-
     async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
         stream = self._stream(channel, history, time.monotonic())
         return StreamPosition(stream.epoch, stream.offset)
@@ -136,44 +119,13 @@ class MemoryBroker:
             return Recovery(False, position)
         return Recovery(True, position, tuple(frame for offset, frame in stream.frames if offset > since.offset))
 
-    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
-        now = time.monotonic()
-        found = self._mids.get(key)
-        if found is not None and found[0] > now:
-            return "done" if found[1] else "pending"
-        self._mids[key] = (now + ttl, False)
-        return "claimed"
-
-    async def confirm_mid(self, key: str, ttl: float) -> None:
-        self._mids[key] = (time.monotonic() + ttl, True)
-
-    async def release_mid(self, key: str) -> None:
-        self._mids.pop(key, None)
-
-    async def presence_join(self, channel: str, member: PresenceMember) -> None:
-        self._presence.setdefault(channel, {})[member.client] = member
-
-    async def presence_leave(self, channel: str, client: str) -> None:
-        members = self._presence.get(channel)
-        if members is not None:
-            members.pop(client, None)
-            if not members:
-                del self._presence[channel]
-
-    async def presence_members(self, channel: str) -> list[PresenceMember]:
-        return list(self._presence.get(channel, {}).values())
-
     def sweep(self) -> None:
-        """Free expired streams and dedup keys; streams and keys also expire lazily when touched."""
+        """Free expired streams (they also expire lazily when touched) and announce each as reset."""
         now = time.monotonic()
         for channel in [ch for ch, stream in self._streams.items() if stream.expires_at <= now]:
             del self._streams[channel]
             if self._on_stream_reset is not None:  # the next event starts a new stream at offset 1
                 self._on_stream_reset(channel)
-        for key in [key for key, (expires_at, _done) in self._mids.items() if expires_at <= now]:
-            del self._mids[key]
-        for name in [name for name, (_owner, expires_at) in self._leases.items() if expires_at <= now]:
-            del self._leases[name]
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -1,0 +1,138 @@
+"""What a broker backend provides, in three parts: PubSub (fan-out with history), Presence and Coordination.
+
+A backend implements all three over one connection setup (see :class:`hub.broker.Broker`); each part has its own
+conformance suite (tests/test_pubsub_conformance.py, test_presence_conformance.py, test_coordination_conformance.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
+
+from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+
+Deliver = Callable[[str, str, "int | None"], None]
+"""The node's local sink: (channel, encoded ev frame, offset or None). The pub/sub calls it for every event."""
+
+StreamReset = Callable[[str], None]
+"""Called with a channel whose history started over (a new epoch): offsets from before mean nothing now."""
+
+PresenceExpired = Callable[[str, PresenceMember], Awaitable[None]]
+"""Called once per member whose node stopped refreshing it (the node died), to announce its departure."""
+
+MidClaim = Literal["claimed", "done", "pending"]
+"""What :meth:`Coordination.claim_mid` found: the claim is ours, a publish with the mid is done, or one is running."""
+
+MidDone = tuple[str, float]
+"""A mid key (``<channel>\\0<user>\\0<mid>``: it starts with the channel) and how long to remember it as done."""
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
+
+
+class PubSub(Protocol):
+    """Fan-out between nodes with per-channel history: publish, follow a channel, read a stream's position and
+    recover what a client missed.
+
+    A PubSub is opened together with a :class:`Coordination` on the same backend, and ``publish(mid=...)`` marks
+    the mid done in that Coordination in the same step as the event (on Redis: one script, the mid key beside
+    the channel's stream)."""
+
+    async def start(self, deliver: Deliver, on_stream_reset: StreamReset | None = None) -> None:
+        """Begin delivering. ``on_stream_reset(channel)``: a recoverable channel's history started over under a
+        new epoch (Redis lost it, or it expired), so its offsets start again at 1."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """Whether delivery to other nodes works right now (readiness)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def publish(
+        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+    ) -> int | None:
+        """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
+        deliver it on this node and every other one. Returns the offset (None without history).
+
+        ``mid``: the publish is the first effect of a handler that claimed this mid; mark it done (as
+        :meth:`Coordination.confirm_mid`) together with the event, so that no death of the node between the two
+        can leave a published event whose mid a retry could claim again, or a done mid whose event was never
+        published."""
+        ...
+
+    async def subscribe(self, channel: str) -> None:
+        """This node gained its first local subscriber of ``channel``."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None:
+        """This node lost its last local subscriber of ``channel``."""
+        ...
+
+    async def position(self, channel: str, history: HistoryPolicy) -> StreamPosition:
+        """Where ``channel``'s stream is now: its epoch and last offset (0 for a new stream)."""
+        ...
+
+    async def recover(self, channel: str, since: StreamPosition, history: HistoryPolicy) -> Recovery:
+        """Every event after ``since`` (recovered=True), or none and recovered=False — never a partial list."""
+        ...
+
+    async def interest(self, channel: str) -> int:
+        """How many nodes hold a subscription to ``channel`` (between :meth:`subscribe` and
+        :meth:`unsubscribe`), this one included."""
+        ...
+
+
+class Presence(Protocol):
+    """Who is in a channel, across nodes. A member stays until it leaves or its node stops refreshing it."""
+
+    async def start(self, on_expired: PresenceExpired | None = None) -> None:
+        """Begin the upkeep: refresh this node's members, and call ``on_expired(channel, member)`` once for each
+        member of a node that died (a backend whose members cannot outlive their node never calls it)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the upkeep and remove this node's members."""
+        ...
+
+    async def join(self, channel: str, member: PresenceMember) -> None:
+        """Add ``member`` to ``channel`` (joining twice keeps one entry per client)."""
+        ...
+
+    async def leave(self, channel: str, client: str) -> None:
+        """Remove the member of ``client`` from ``channel`` (nothing happens if it is not there)."""
+        ...
+
+    async def members(self, channel: str) -> list[PresenceMember]:
+        """Everyone in ``channel`` now, on every node."""
+        ...
+
+
+class Coordination(Protocol):
+    """What nodes agree on: publish dedup (a mid runs once within its window) and leases (one holder at a time)."""
+
+    async def claim_mid(self, key: str, ttl: float) -> MidClaim:
+        """Claim ``key`` for a publish about to run: ``"claimed"`` (it is ours for ``ttl`` seconds, until
+        :meth:`confirm_mid` or :meth:`release_mid`), ``"done"`` (a publish with it succeeded within the dedup
+        window) or ``"pending"`` (another attempt holds the claim and has not finished; if its node died, the
+        claim expires after its ``ttl`` and a retry may run)."""
+        ...
+
+    async def confirm_mid(self, key: str, ttl: float) -> None:
+        """The publish ``key`` guarded succeeded: remember it as done for ``ttl`` seconds (the dedup window)."""
+        ...
+
+    async def release_mid(self, key: str) -> None:
+        """Forget ``key`` (the publish it guarded failed), so a retry is not taken for a duplicate."""
+        ...
+
+    async def lease_acquire(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lease ``name`` for ``owner`` for ``ttl`` seconds if nobody holds it, or extend it if
+        ``owner`` holds it; False if another owner holds it."""
+        ...
+
+    async def lease_release(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (else change nothing)."""
+        ...

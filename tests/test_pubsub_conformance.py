@@ -1,0 +1,294 @@
+"""The PubSub conformance suite: every backend's pub/sub (fan-out with history) passes every test here.
+
+Runs on each backend of tests/broker_backends.py; the ``pubsub`` fixture is a started broker's ``pubsub``, with a
+recording ``deliver`` (``deliveries``) and ``on_stream_reset`` (``stream_resets``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from hub.broker import Broker, PubSub
+from hub.testing import wait_until
+from hub.types import HistoryPolicy, StreamPosition
+from tests.broker_backends import (
+    BACKENDS,
+    HISTORY,
+    REDIS_BACKENDS,
+    Deliveries,
+    open_test_broker,
+    started_broker,
+    unique_channel,
+)
+
+
+@pytest.fixture
+def deliveries() -> Deliveries:
+    return Deliveries()
+
+
+@pytest.fixture
+def stream_resets() -> list[str]:
+    """The channels the pub/sub announced a new stream of (``on_stream_reset``)."""
+    return []
+
+
+@pytest.fixture(params=BACKENDS)
+async def broker(
+    request: pytest.FixtureRequest, deliveries: Deliveries, stream_resets: list[str]
+) -> AsyncIterator[Broker]:
+    async with started_broker(request, request.param, deliveries, stream_resets.append) as started:
+        yield started
+
+
+@pytest.fixture
+def pubsub(broker: Broker) -> PubSub:
+    return broker.pubsub
+
+
+@pytest.fixture
+def channel() -> str:
+    return unique_channel()
+
+
+async def publish_many(pubsub: PubSub, channel: str, count: int, history: HistoryPolicy = HISTORY) -> list[int | None]:
+    return [await pubsub.publish(channel, "test.said", orjson.dumps({"n": n}).decode(), history) for n in range(count)]
+
+
+# ---- publish ----------------------------------------------------------------------------------------------
+
+
+async def test_publish_without_history_delivers_once_without_offset(
+    pubsub: PubSub, deliveries: Deliveries, channel: str
+) -> None:
+    await pubsub.subscribe(channel)
+    offset = await pubsub.publish(channel, "test.said", '{"text":"hi"}', None)
+    assert offset is None
+    [(delivered_channel, frame, delivered_offset)] = await deliveries.exactly(channel, 1)
+    assert delivered_channel == channel
+    assert delivered_offset is None
+    assert orjson.loads(frame) == {"op": "ev", "ch": channel, "type": "test.said", "data": {"text": "hi"}}
+
+
+async def test_publish_with_history_delivers_once_with_offset(
+    pubsub: PubSub, deliveries: Deliveries, channel: str
+) -> None:
+    await pubsub.subscribe(channel)
+    offset = await pubsub.publish(channel, "test.said", '{"text":"hi"}', HISTORY)
+    assert offset == 1
+    [(_, frame, delivered_offset)] = await deliveries.exactly(channel, 1)
+    assert delivered_offset == 1
+    assert orjson.loads(frame) == {"op": "ev", "ch": channel, "type": "test.said", "data": {"text": "hi"}, "offset": 1}
+
+
+async def test_offsets_increase_by_one_per_recoverable_publish(
+    pubsub: PubSub, deliveries: Deliveries, channel: str
+) -> None:
+    await pubsub.subscribe(channel)
+    assert await publish_many(pubsub, channel, 5) == [1, 2, 3, 4, 5]
+    delivered = await deliveries.exactly(channel, 5)
+    assert [offset for _, _, offset in delivered] == [1, 2, 3, 4, 5]
+    assert [orjson.loads(frame)["data"]["n"] for _, frame, _ in delivered] == [0, 1, 2, 3, 4]
+
+
+async def test_ephemeral_publishes_do_not_take_offsets(pubsub: PubSub, deliveries: Deliveries, channel: str) -> None:
+    await pubsub.subscribe(channel)
+    assert await pubsub.publish(channel, "test.said", "1", HISTORY) == 1
+    assert await pubsub.publish(channel, "test.typing", "2", None) is None
+    assert await pubsub.publish(channel, "test.said", "3", HISTORY) == 2
+    delivered = await deliveries.exactly(channel, 3)
+    assert [offset for _, _, offset in delivered] == [1, None, 2]
+    position = await pubsub.position(channel, HISTORY)
+    recovery = await pubsub.recover(channel, StreamPosition(position.epoch, 0), HISTORY)
+    assert [orjson.loads(frame)["data"] for frame in recovery.frames] == [1, 3]
+
+
+async def test_channels_have_separate_offsets(pubsub: PubSub, channel: str) -> None:
+    other = channel + "-other"
+    await pubsub.subscribe(channel)
+    await pubsub.subscribe(other)
+    assert await publish_many(pubsub, channel, 3) == [1, 2, 3]
+    assert await publish_many(pubsub, other, 2) == [1, 2]
+    assert (await pubsub.position(channel, HISTORY)).offset == 3
+    assert (await pubsub.position(other, HISTORY)).offset == 2
+    assert (await pubsub.position(channel, HISTORY)).epoch != (await pubsub.position(other, HISTORY)).epoch
+
+
+async def test_unsubscribe_is_accepted(pubsub: PubSub, channel: str) -> None:
+    await pubsub.subscribe(channel)
+    await pubsub.unsubscribe(channel)
+    await pubsub.unsubscribe(channel + "-never-subscribed")
+
+
+# ---- position and recovery ---------------------------------------------------------------------------------
+
+
+async def test_position_of_a_new_stream(pubsub: PubSub, channel: str) -> None:
+    position = await pubsub.position(channel, HISTORY)
+    assert position.offset == 0
+    assert position.epoch
+    assert await pubsub.position(channel, HISTORY) == position  # stable while nothing is published
+
+
+async def test_position_follows_publishes(pubsub: PubSub, channel: str) -> None:
+    before = await pubsub.position(channel, HISTORY)
+    await publish_many(pubsub, channel, 3)
+    assert await pubsub.position(channel, HISTORY) == StreamPosition(before.epoch, 3)
+
+
+async def test_recover_returns_exactly_the_missed_frames_in_order(
+    pubsub: PubSub, deliveries: Deliveries, channel: str
+) -> None:
+    await pubsub.subscribe(channel)
+    await publish_many(pubsub, channel, 2)
+    seen = await pubsub.position(channel, HISTORY)
+    await publish_many(pubsub, channel, 3)
+    delivered = await deliveries.exactly(channel, 5)
+    recovery = await pubsub.recover(channel, seen, HISTORY)
+    assert recovery.recovered is True
+    assert recovery.position == StreamPosition(seen.epoch, 5)
+    assert list(recovery.frames) == [frame for _, frame, _ in delivered[2:]]
+    assert [orjson.loads(frame)["offset"] for frame in recovery.frames] == [3, 4, 5]
+
+
+async def test_recover_when_up_to_date(pubsub: PubSub, channel: str) -> None:
+    await publish_many(pubsub, channel, 3)
+    position = await pubsub.position(channel, HISTORY)
+    recovery = await pubsub.recover(channel, position, HISTORY)
+    assert recovery.recovered is True
+    assert recovery.frames == ()
+    assert recovery.position == position
+
+
+async def test_recover_on_an_empty_stream(pubsub: PubSub, channel: str) -> None:
+    position = await pubsub.position(channel, HISTORY)
+    recovery = await pubsub.recover(channel, position, HISTORY)
+    assert (recovery.recovered, recovery.frames, recovery.position) == (True, (), position)
+
+
+async def test_recover_from_another_epoch_fails(pubsub: PubSub, channel: str) -> None:
+    await publish_many(pubsub, channel, 3)
+    recovery = await pubsub.recover(channel, StreamPosition("not-the-epoch", 1), HISTORY)
+    assert recovery.recovered is False
+    assert recovery.frames == ()
+    assert recovery.position == await pubsub.position(channel, HISTORY)
+
+
+async def test_recover_from_an_offset_ahead_of_the_stream_fails(pubsub: PubSub, channel: str) -> None:
+    await publish_many(pubsub, channel, 3)
+    position = await pubsub.position(channel, HISTORY)
+    recovery = await pubsub.recover(channel, StreamPosition(position.epoch, 4), HISTORY)
+    assert recovery.recovered is False
+    assert recovery.frames == ()
+    assert recovery.position == position
+
+
+async def test_recover_outside_the_history_window_fails_without_a_partial_list(pubsub: PubSub, channel: str) -> None:
+    small = HistoryPolicy(size=3, ttl=60.0)
+    await publish_many(pubsub, channel, 6, small)  # the window now holds offsets 4, 5, 6
+    epoch = (await pubsub.position(channel, small)).epoch
+    for missed_from in (0, 1, 2):
+        recovery = await pubsub.recover(channel, StreamPosition(epoch, missed_from), small)
+        assert recovery.recovered is False, missed_from
+        assert recovery.frames == (), missed_from
+        assert recovery.position == StreamPosition(epoch, 6)
+
+
+async def test_recover_at_the_edge_of_the_history_window(pubsub: PubSub, channel: str) -> None:
+    small = HistoryPolicy(size=3, ttl=60.0)
+    await publish_many(pubsub, channel, 6, small)
+    epoch = (await pubsub.position(channel, small)).epoch
+    recovery = await pubsub.recover(channel, StreamPosition(epoch, 3), small)  # missed 4, 5, 6: all kept
+    assert recovery.recovered is True
+    assert [orjson.loads(frame)["offset"] for frame in recovery.frames] == [4, 5, 6]
+
+
+async def test_history_expiry_starts_a_new_epoch(pubsub: PubSub, channel: str) -> None:
+    short = HistoryPolicy(size=10, ttl=0.05)
+    await publish_many(pubsub, channel, 2, short)
+    old = await pubsub.position(channel, short)
+    assert old.offset == 2
+    await asyncio.sleep(0.15)
+    new = await pubsub.position(channel, short)
+    assert new.epoch != old.epoch
+    recovery = await pubsub.recover(channel, old, short)
+    assert recovery.recovered is False
+    assert recovery.frames == ()
+
+
+async def test_publishing_keeps_the_history_alive(pubsub: PubSub, channel: str) -> None:
+    history = HistoryPolicy(size=10, ttl=0.3)
+    await publish_many(pubsub, channel, 1, history)
+    epoch = (await pubsub.position(channel, history)).epoch
+    for _ in range(4):  # 0.4 s in total, longer than the ttl, but never 0.3 s without a publish
+        await asyncio.sleep(0.1)
+        await publish_many(pubsub, channel, 1, history)
+    assert await pubsub.position(channel, history) == StreamPosition(epoch, 5)
+
+
+async def test_a_new_stream_is_announced(pubsub: PubSub, channel: str, stream_resets: list[str]) -> None:
+    """A channel whose history started over under a new epoch (here: expired) is passed to on_stream_reset, so
+    subscribers forget offsets from the old stream (the sessions' floors)."""
+    short = HistoryPolicy(size=10, ttl=0.2)
+    resets = stream_resets
+    await pubsub.subscribe(channel)
+    await pubsub.publish(channel, "test.said", "1", short)
+    await asyncio.sleep(0.4)
+    if hasattr(pubsub, "sweep"):
+        pubsub.sweep()
+    await pubsub.publish(channel, "test.said", "2", short)
+    await wait_until(lambda: channel in resets, timeout=5, what="the new stream's announcement")
+
+
+# ---- publish dedup -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recoverable", [True, False])
+async def test_a_publish_can_mark_its_mid_done(broker: Broker, channel: str, recoverable: bool) -> None:
+    """The first event of a handler with a mid marks it done in the broker's coordination, in the same step (on
+    Redis: the publish script)."""
+    key = f"{channel}\x00alice\x00m-{uuid.uuid4().hex}"
+    assert await broker.coordination.claim_mid(key, 5.0) == "claimed"
+    history = HISTORY if recoverable else None
+    await broker.pubsub.publish(channel, "test.said", '{"text":"hi"}', history, mid=(key, 0.3))
+    assert await broker.coordination.claim_mid(key, 5.0) == "done"
+    await asyncio.sleep(0.4)  # remembered for the window it was given, not the claim's
+    assert await broker.coordination.claim_mid(key, 5.0) == "claimed"
+
+
+# ---- interest ----------------------------------------------------------------------------------------------
+
+
+async def test_interest_follows_subscribe_and_unsubscribe(pubsub: PubSub, channel: str) -> None:
+    assert await pubsub.interest(channel) == 0
+    await pubsub.subscribe(channel)
+    assert await pubsub.interest(channel) == 1
+    assert await pubsub.interest(channel + "-other") == 0
+    await pubsub.unsubscribe(channel)
+    assert await pubsub.interest(channel) == 0
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
+async def test_interest_counts_nodes_on_a_shared_redis(request: pytest.FixtureRequest, backend: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    nodes = [open_test_broker(request, backend, prefix=prefix) for _ in range(3)]
+    channel = unique_channel()
+    for node in nodes:
+        await node.start(Deliveries())
+    try:
+        await nodes[0].pubsub.subscribe(channel)
+        await nodes[1].pubsub.subscribe(channel)
+        assert [await node.pubsub.interest(channel) for node in nodes] == [2, 2, 2]
+        await nodes[0].pubsub.unsubscribe(channel)
+        assert await nodes[2].pubsub.interest(channel) == 1
+        await nodes[1].close()  # a node that goes away takes its interest with it
+        nodes.pop(1)
+        assert await nodes[1].pubsub.interest(channel) == 0
+    finally:
+        for node in nodes:
+            await node.close()
