@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from hub.connection import FRAME_LIMIT_EXTENSION, WebSocketEndpoint
+from hub.asgi_extensions import FRAME_LIMIT_EXTENSION
+from hub.connection import WebSocketEndpoint
 from hub.http_edge import install_http_edge
 from hub.plugin_manager import PluginManager
 from hub.runtime import Hub

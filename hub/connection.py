@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from hub import operations
+from hub.asgi_extensions import ABORT_EXTENSION, SEND_TEXTS_EXTENSION
 from hub.auth import AuthError, anonymous_identity, origin_allowed, token_from_handshake
 from hub.broker import BrokerUnavailable
 from hub.errors import Disconnect, HubError
@@ -45,9 +46,6 @@ log = logging.getLogger("hub.connection")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ABORT_EXTENSION = "hub.abort"  # set by hub.server's uvicorn protocol: drop a socket whose peer stopped reading
-FRAME_LIMIT_EXTENSION = "hub.frame_limit"  # set by hub.server's uvicorn protocol: this socket's largest message
-SEND_TEXTS_EXTENSION = "hub.send_texts"  # set by hub.server's uvicorn protocol: several frames in one write
 
 
 class WebSocketEndpoint:

@@ -20,6 +20,14 @@ from websockets.protocol import State
 
 from hub.admission import Admission, TrustedPeers
 from hub.aio import Flag, ReceiveQueue
+from hub.asgi_extensions import (
+    ABORT_EXTENSION,
+    FRAME_LIMIT_EXTENSION,
+    SEND_TEXTS_EXTENSION,
+    Abort,
+    FrameLimit,
+    SendTexts,
+)
 from hub.http_protocol import HubHTTPProtocol
 from hub.settings import HubSettings
 
@@ -134,7 +142,7 @@ RECEIVE_HIGH_WATER = 16  # messages waiting for the app before a socket's readin
 
 
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol plus the ``hub.abort`` scope extension.
+    """uvicorn's sans-I/O WebSocket protocol plus the hub's scope extensions (hub/asgi_extensions.py).
 
     A peer that stops reading fills the socket buffer; then even a close frame cannot be written and
     ``transport.close()`` waits for a flush that never comes. The hub calls ``abort`` to drop such a socket.
@@ -204,9 +212,10 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the ASGI task has been created but has not run yet, so this is seen by the app
-            scope["extensions"]["hub.abort"] = {"abort": self.abort_connection}
-            scope["extensions"]["hub.frame_limit"] = {"set": self.set_max_message_size}
-            scope["extensions"]["hub.send_texts"] = {"send_texts": self.send_texts, "try_send": self.try_send_text}
+            extensions = scope["extensions"]
+            extensions[ABORT_EXTENSION] = Abort(abort=self.abort_connection)
+            extensions[FRAME_LIMIT_EXTENSION] = FrameLimit(set=self.set_max_message_size)
+            extensions[SEND_TEXTS_EXTENSION] = SendTexts(send_texts=self.send_texts, try_send=self.try_send_text)
 
     def set_max_message_size(self, max_bytes: int) -> None:
         """This socket's largest message from now on (``hub.frame_limit``: a plugin's route that needs more
