@@ -19,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 from hub.asgi_extensions import FRAME_LIMIT_EXTENSION
 from hub.connection import WebSocketEndpoint
 from hub.http_edge import install_http_edge
-from hub.plugin_manager import PluginManager
-from hub.runtime import Hub
+from hub.plugin_catalog import PluginCatalog
+from hub.runtime import Runtime
 from hub.settings import HubSettings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -55,10 +55,11 @@ class HubApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | None = None) -> HubApp:
+def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | None = None) -> HubApp:
+    """The app of one hub: ``plugins`` (default: the installed ones ``settings.plugins`` names) are built for it."""
     settings = settings or HubSettings()
-    plugins = plugins or PluginManager.from_entry_points(settings.plugins)
-    hub = Hub(settings, plugins)
+    catalog = plugins if plugins is not None else PluginCatalog.from_entry_points(settings.plugins)
+    hub = Runtime(settings, catalog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,13 +107,13 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
     async def metrics() -> Response:
         return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    static_dirs = plugins.static_dirs()
+    static_dirs = hub.plugins.static_dirs()
     panels = {name: f"/plugins/{name}/panel.js" for name, path in static_dirs.items() if (path / "panel.js").is_file()}
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
         return {
-            "plugins": plugins.names,
+            "plugins": hub.plugins.names,
             "panels": panels,
             "channels": {
                 namespace: {
@@ -140,6 +141,6 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginManager | 
     for name, path in static_dirs.items():
         app.mount(f"/plugins/{name}", StaticFiles(directory=path), name=f"plugin-{name}")
 
-    for router in plugins.http_routes(hub):
+    for router in hub.plugins.http_routes():
         app.include_router(router)
     return app

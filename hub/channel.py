@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -25,6 +27,39 @@ Action = Literal["subscribe", "presence", "publish"]
 Authorizer = Callable[["Context", Action, str | None], Awaitable[None]]
 """An async access rule: ``(ctx, action, message_type)``; returns to allow, raises :class:`hub.HubError` to refuse.
 ``message_type`` is the ``pub``'s type for "publish", None otherwise."""
+
+
+RETURN_CONTRACT = "handlers and snapshot providers return a pydantic model (a BaseModel instance) or None"
+
+
+def describe(function: object) -> str:
+    """``module.qualname`` of a handler, for messages that name it."""
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
+
+
+def _returns_model_or_none(annotation: object) -> bool:
+    if annotation is None or annotation is type(None) or annotation is Any:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_returns_model_or_none(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def check_returns(function: Callable[..., object], what: str) -> None:
+    """At registration: ``function`` is async and, when annotated, its return annotation is a model or None."""
+    target = getattr(function, "__func__", function)
+    if (inspect.isfunction(target) or inspect.ismethod(function)) and not inspect.iscoroutinefunction(function):
+        raise TypeError(f"{what} ({describe(function)}) must be an async function")
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # names only imported for type checking: the run-time check still holds
+        return
+    if "return" in hints and not _returns_model_or_none(hints["return"]):
+        raise TypeError(
+            f"{what} ({describe(function)}) is annotated to return {hints['return']!r}; {RETURN_CONTRACT}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +163,7 @@ class Channel:
             raise ValueError(f"{message_type!r} already has a handler")
 
         def register(handler: Callable[[Context, ModelT], Awaitable[BaseModel | None]]) -> Any:
+            check_returns(handler, f"the handler of {message_type!r}")
             self._inbound[message_type] = Inbound(message_type, model, handler, rate_limit)
             return handler
 
@@ -142,6 +178,7 @@ class Channel:
 
     def snapshot(self, provider: SnapshotProvider) -> SnapshotProvider:
         """Register what a late joiner gets in its ``sub`` reply."""
+        check_returns(provider, f"the snapshot provider of '{self.namespace}:*'")
         self._snapshot = provider
         return provider
 

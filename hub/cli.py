@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hub.bench.command import bench
-from hub.plugin_manager import PluginManager, UnknownPlugin, available_plugins
+from hub.plugin_catalog import BrokenPluginError, PluginCatalog, UnknownPlugin
 from hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hub.plugin_manager import PluginManager
 
 cli = typer.Typer(name="hub", help="A real-time hub: one WebSocket, many live features.", no_args_is_help=True)
 cli.command()(bench)
@@ -68,11 +71,13 @@ def serve(
         "log_level": log_level,
     }
     settings = HubSettings(**{key: value for key, value in overrides.items() if value is not None})
-    if settings.plugins is not None:
-        known = available_plugins()
-        for name in settings.plugins:
-            if name not in known:
-                raise _fail(str(UnknownPlugin(name, known)))
+    try:
+        catalog = PluginCatalog.from_entry_points(settings.plugins)
+    except (UnknownPlugin, BrokenPluginError) as exc:
+        raise _fail(str(exc)) from None
+    problem = _plugin_setup_problem(catalog)
+    if problem is not None:
+        raise _fail(problem)
     if workers > 1 and settings.resolved_broker_url().startswith("memory:"):
         raise _fail("--workers > 1 needs a shared broker: add --redis redis://host:port/db")
     if settings.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
@@ -93,12 +98,39 @@ def serve(
     run_server(settings, workers=workers)
 
 
+def _plugin_setup_problem(catalog: PluginCatalog) -> str | None:
+    """Why the plugins cannot be built (a setting of theirs does not validate), checked before anything runs."""
+    from hub.plugin_api import PluginSetupError
+    from hub.plugin_manager import PluginManager
+
+    try:
+        PluginManager(catalog)  # built for no hub: only their settings and channels
+    except (PluginSetupError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _described(catalog: PluginCatalog) -> tuple[PluginManager, dict[str, str]]:
+    """The plugins built for no hub (to list their channels), and name -> why, for those that cannot be."""
+    from hub.plugin_manager import PluginManager
+
+    problems = {name: str(broken) for name, broken in catalog.broken.items()}
+    usable = PluginCatalog()
+    for name, source in catalog.sources.items():
+        problem = _plugin_setup_problem(PluginCatalog({name: source}))
+        if problem is None:
+            usable.add(name, source)
+        else:
+            problems[name] = problem
+    return PluginManager(usable), problems
+
+
 @cli.command("plugins")
 def list_plugins() -> None:
-    """List installed plugins with their channels and message types."""
+    """List installed plugins with their channels and message types, and those that are broken."""
     from hub.router import Router
 
-    manager = PluginManager.from_entry_points(None)
+    manager, problems = _described(PluginCatalog.installed())
     router = Router(manager.channels(), max_channel_length=1024)
     rows = [("PLUGIN", "CHANNELS", "MESSAGE TYPES (in)", "EVENTS (out)")]
     for name in manager.names:
@@ -118,6 +150,8 @@ def list_plugins() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    for name, problem in sorted(problems.items()):
+        typer.echo(f"{name}  BROKEN: {problem}")
 
 
 @cli.command()
@@ -127,12 +161,13 @@ def schema(
     """Print the JSON Schema of every channel's messages, events and snapshot, as one JSON document."""
     import json
 
+    from hub.plugin_manager import PluginManager
     from hub.router import Router
     from hub.schema import hub_schema
 
     try:
-        manager = PluginManager.from_entry_points(_plugin_list(plugins))
-    except UnknownPlugin as exc:
+        manager = PluginManager(PluginCatalog.from_entry_points(_plugin_list(plugins)))
+    except (UnknownPlugin, BrokenPluginError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(hub_schema(Router(manager.channels(), max_channel_length=1024)), indent=2))
 
@@ -164,8 +199,8 @@ def token(
 
 
 def main() -> None:
-    try:
-        PluginManager.from_entry_points(None).cli_commands(cli)
-    except UnknownPlugin as exc:  # pragma: no cover - an installed plugin vanished between listing and loading
-        raise SystemExit(f"error: {exc}") from None
+    catalog = PluginCatalog.installed()
+    for broken in catalog.broken.values():  # every other command keeps working; `hub plugins` lists it too
+        typer.secho(f"warning: {broken}", err=True, fg=typer.colors.YELLOW)
+    catalog.cli_commands(cli)
     cli()

@@ -36,7 +36,7 @@ from hub.protocol import (
     encode_ok,
     encode_pong,
 )
-from hub.runtime import Hub
+from hub.runtime import Runtime
 from hub.session import WRITE_BATCH_BYTES, Session
 from hub.store import StoreUnavailable
 from hub.types import JSON, Identity
@@ -51,7 +51,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class WebSocketEndpoint:
     """The ASGI app at /ws. One instance serves every connection of the node."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Runtime) -> None:
         self.hub = hub
         self._ops: dict[type[ClientFrame], Callable[[Session, Any], Awaitable[None]]] = {
             SubRequest: self._sub,
@@ -113,9 +113,7 @@ class WebSocketEndpoint:
             metrics=self.hub.metrics,
             batch_bytes=min(settings.send_buffer_bytes or WRITE_BATCH_BYTES, WRITE_BATCH_BYTES),
         )
-        self.hub.sessions[session.client_id] = session
-        self.hub.metrics.connections_opened += 1
-        self.hub.heartbeat.watch(session)
+        self.hub.add_session(session)
         session.start()
         session.push(encode_hello(self._hello(session)))
         loop = asyncio.get_running_loop()
@@ -134,10 +132,7 @@ class WebSocketEndpoint:
         finally:
             if timer is not None:
                 timer.cancel()
-            self.hub.heartbeat.forget(session)
-            self.hub.sessions.pop(session.client_id, None)
-            if session.close_code is not None:
-                self.hub.metrics.closes[session.close_code] += 1
+            self.hub.remove_session(session)
             await self._leave_all(session)
             await session.stop()
 

@@ -15,18 +15,19 @@ from hub.store import PluginStore
 from hub.types import Identity, PresenceMember
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.plugin_api import Hub
+    from hub.runtime import Runtime
     from hub.session import Session
 
 
 class Context:
     """One request (or one subscribe) on one channel by one client."""
 
-    __slots__ = ("_mid", "_session", "channel", "client_id", "hub", "identity", "mid_done", "room", "spec")
+    __slots__ = ("_mid", "_runtime", "_session", "channel", "client_id", "hub", "identity", "mid_done", "room", "spec")
 
     def __init__(
         self,
-        hub: Hub,
+        runtime: Runtime,
         session: Session,
         identity: Identity,
         channel: str,
@@ -37,7 +38,9 @@ class Context:
     ):
         self._mid = mid  # the request's claimed mid: marked done with the handler's first event
         self.mid_done = False
-        self.hub = hub
+        self._runtime = runtime
+        self.hub: Hub = runtime.plugin_apis[spec.namespace]
+        """The :class:`hub.Hub` of the plugin that owns the channel."""
         self.identity = identity
         self.client_id = session.client_id
         self.channel = channel
@@ -48,7 +51,7 @@ class Context:
     @property
     def store(self) -> PluginStore:
         """The plugin's own slice of the durable store."""
-        return self.hub.store_for(self.spec.namespace)
+        return self.hub.store
 
     async def publish(
         self, event_type: str, data: BaseModel, *, room: str | None = None, ephemeral: bool = False
@@ -64,7 +67,7 @@ class Context:
             # node dies is then a duplicate exactly when the event went out (protocol.md §8).
             mid, self.mid_done = self._mid, True
         try:
-            return await self.hub.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
+            return await self._runtime.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
         except BaseException:
             if mid is not None:
                 self.mid_done = False  # (whether the broker did it is unknown; the caller releases the claim)
@@ -72,15 +75,15 @@ class Context:
 
     def reply(self, event_type: str, data: BaseModel) -> None:
         """Send an event to the calling client only."""
-        self.hub.check_event(self.spec, event_type, data)
+        self._runtime.check_event(self.spec, event_type, data)
         # Through push_event, so a reply made while subscribing waits for the sub's ok like live events do.
         self._session.push_event(
             self.channel, encode_event(self.channel, event_type, data.model_dump_json(), None), None
         )
 
     async def presence(self) -> list[PresenceMember]:
-        return await self.hub.broker.presence.members(self.channel)
+        return await self._runtime.broker.presence.members(self.channel)
 
     def revoke(self, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None) -> int:
         """End this channel's subscriptions of the identities ``who`` selects, on this node (:meth:`Hub.revoke`)."""
-        return self.hub.revoke(self.channel, who, code=code, msg=msg)
+        return self._runtime.revoke(self.channel, who, code=code, msg=msg)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from hub.channel import Channel
-    from hub.runtime import Hub
+    from hub.plugin_api import Hub
     from hub.types import Identity
 
 hookspec = pluggy.HookspecMarker("hub")
@@ -40,7 +40,7 @@ def hub_channels() -> list[Channel]:  # type: ignore[empty-body]  # a spec: plug
 def hub_http_routes(hub: Hub) -> APIRouter | None:
     """Add HTTP endpoints (a publish API, an export) next to the socket.
 
-    :param hub: the running hub, for publishing and the store.
+    :param hub: the plugin's :class:`hub.Hub` (a plugin object has it already; the parameter may be left out).
     :return: a FastAPI ``APIRouter`` to include in the app, or None.
 
     All implementations are called; every router is included.
@@ -68,7 +68,7 @@ def hub_cli_commands(cli: typer.Typer) -> None:
 def hub_startup(hub: Hub) -> Awaitable[None] | None:
     """The hub's backends are up and it is about to accept connections; start background tasks here.
 
-    :param hub: the running hub.
+    :param hub: the plugin's :class:`hub.Hub` (a plugin object has it already; the parameter may be left out).
     :return: None, or an awaitable the hub awaits before it serves.
 
     All implementations are called, in registration order.
@@ -81,7 +81,7 @@ def hub_startup(hub: Hub) -> Awaitable[None] | None:
 def hub_shutdown(hub: Hub) -> Awaitable[None] | None:
     """The hub is stopping; stop background tasks and flush state. Backends are still open.
 
-    :param hub: the running hub.
+    :param hub: the plugin's :class:`hub.Hub` (the parameter may be left out).
     :return: None, or an awaitable the hub awaits before it closes the backends.
 
     All implementations are called, in reverse registration order.

@@ -13,12 +13,12 @@ from hub.errors import HubError
 from hub.types import Identity
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.runtime import Runtime
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
 
-def request_identity(hub: Hub, authorization: str | None) -> Identity:
+def request_identity(hub: Runtime, authorization: str | None) -> Identity:
     """The caller, from an ``Authorization: Bearer <jwt>`` header (a user's token or a guest's resume token);
     a new guest without one when the hub allows guests. 401 otherwise. A token that is present but bad is
     refused even when guests are allowed, as on the socket."""
@@ -41,7 +41,7 @@ def request_identity(hub: Hub, authorization: str | None) -> Identity:
 API_KEY_USER = "api-key"
 
 
-def _known_key(hub: Hub, candidate: str) -> bool:
+def _known_key(hub: Runtime, candidate: str) -> bool:
     """Compared in constant time with every configured key, so the reply time tells nothing about them."""
     found = False
     for key in hub.settings.api_keys:
@@ -49,7 +49,9 @@ def _known_key(hub: Hub, candidate: str) -> bool:
     return found
 
 
-def request_publisher(hub: Hub, authorization: str | None, api_key: str | None, *, scope: str = "publish") -> Identity:
+def request_publisher(
+    hub: Runtime, authorization: str | None, api_key: str | None, *, scope: str = "publish"
+) -> Identity:
     """The caller of a server-to-server endpoint (a publish API): an API key from the hub's ``api_keys``
     setting, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, or a JWT that carries ``scope``.
 
@@ -81,7 +83,7 @@ def request_publisher(hub: Hub, authorization: str | None, api_key: str | None, 
     return identity
 
 
-def check_subscribe(hub: Hub, identity: Identity, channel: str) -> str:
+def check_subscribe(hub: Runtime, identity: Identity, channel: str) -> str:
     """May ``identity`` read ``channel`` (as a ``sub`` would be allowed)? Returns the room; 404 for a channel
     no plugin owns or a bad name, 403 when the channel's policy or a ``hub_authorize`` hook refuses."""
     try:

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from hub.broker import BrokerUnavailable
-from hub.channel import Action, Channel, PresenceChanged
+from hub.channel import RETURN_CONTRACT, Action, Channel, PresenceChanged, describe
 from hub.context import Context
 from hub.errors import HubError
 from hub.protocol import ErrorCode, PubRequest, SubRequest, encode_unsub, event_fragment
@@ -18,12 +20,14 @@ from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.runtime import Runtime
 
 log = logging.getLogger("hub.operations")
 
 
-def _authorize(hub: Hub, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None) -> None:
+def _authorize(
+    hub: Runtime, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None
+) -> None:
     """The channel's own policy first, then every plugin's hub_authorize; any refusal is ``forbidden``."""
     if message_type is None:
         allowed = spec.can_subscribe(identity, room) and hub.plugins.authorize(identity, "subscribe", channel, None)
@@ -37,14 +41,14 @@ def _authorize(hub: Hub, spec: Channel, identity: Identity, channel: str, room: 
 
 async def _check_access(ctx: Context, action: Action, message_type: str | None) -> None:
     """The synchronous policies and hooks, then the channel's async rule (which raises its own refusal)."""
-    _authorize(ctx.hub, ctx.spec, ctx.identity, ctx.channel, ctx.room, message_type)
+    _authorize(ctx._runtime, ctx.spec, ctx.identity, ctx.channel, ctx.room, message_type)
     authorizer = ctx.spec.authorizer
     if authorizer is not None:
         await authorizer(ctx, action, message_type)
 
 
 async def subscribe(
-    hub: Hub, session: Session, identity: Identity, req: SubRequest
+    hub: Runtime, session: Session, identity: Identity, req: SubRequest
 ) -> tuple[dict[str, JSON], int | None]:
     """Join a channel. Returns the ``ok`` data and the offset the reply covers (events up to it are in it).
 
@@ -86,7 +90,7 @@ async def subscribe(
             start_offset = position.offset
         provider = spec.snapshot_provider
         if provider is not None and not recovered:
-            snapshot = await provider(ctx)
+            snapshot = _returned(hub, spec, provider, await provider(ctx), "snapshot provider")
             data["snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
         if spec.presence:
             data["presence"] = [m.as_dict() for m in await hub.broker.presence.members(req.ch)]
@@ -99,14 +103,14 @@ async def subscribe(
     return data, start_offset
 
 
-async def unsubscribe(hub: Hub, session: Session, channel: str) -> None:
+async def unsubscribe(hub: Runtime, session: Session, channel: str) -> None:
     await hub.revocations.settled(session, channel)  # the server's unsub came first: not subscribed any more
     if channel not in session.subscriptions:
         raise HubError(ErrorCode.NOT_SUBSCRIBED, f"Not subscribed to {channel!r}.")
     await leave(hub, session, channel)
 
 
-async def leave(hub: Hub, session: Session, channel: str) -> None:
+async def leave(hub: Runtime, session: Session, channel: str) -> None:
     """Drop one subscription; on a presence channel, tell the others. Once per subscription: a second call
     (the socket closing while the server ends the subscription) does nothing."""
     if channel not in session.subscriptions:
@@ -127,7 +131,7 @@ async def leave(hub: Hub, session: Session, channel: str) -> None:
             log.warning("presence leave of %s on %s deferred to expiry: broker unavailable", session, channel)
 
 
-async def publish(hub: Hub, session: Session, identity: Identity, req: PubRequest) -> JSON:
+async def publish(hub: Runtime, session: Session, identity: Identity, req: PubRequest) -> JSON:
     """Validate and run the handler of one inbound message; returns the handler's reply data."""
     spec, room = hub.router.resolve(req.ch)
     inbound = hub.router.inbound(spec, req.type)
@@ -157,10 +161,23 @@ async def publish(hub: Hub, session: Session, identity: Identity, req: PubReques
         raise
     if mid_key is not None and not ctx.mid_done:  # a handler that published nothing: done now
         await hub.broker.coordination.confirm_mid(mid_key, hub.settings.dedup_window)
+    result = _returned(hub, spec, inbound.handler, result, f"handler of {req.type!r}")
     return result.model_dump(mode="json") if result is not None else None
 
 
-async def presence(hub: Hub, session: Session, identity: Identity, channel: str) -> JSON:
+def _returned(hub: Runtime, spec: Channel, function: object, result: object, what: str) -> BaseModel | None:
+    """A handler's or snapshot provider's result, checked: anything but a model or None is the plugin's bug,
+    logged with what to fix, and the client gets ``internal``."""
+    if result is None or isinstance(result, BaseModel):
+        return result
+    log.error(
+        "plugin %r: the %s (%s) returned %s; %s",
+        hub.router.owner(spec.namespace), what, describe(function), type(result).__name__, RETURN_CONTRACT,
+    )  # fmt: skip
+    raise HubError(ErrorCode.INTERNAL, "The server failed to handle this message.")
+
+
+async def presence(hub: Runtime, session: Session, identity: Identity, channel: str) -> JSON:
     spec, room = hub.router.resolve(channel)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
@@ -213,7 +230,7 @@ class Revocations:
             await asyncio.wait(tuple(self._ending.values()), timeout=timeout)
 
 
-def revoke(hub: Hub, channel: str, who: Callable[[Identity], bool], code: str, msg: str) -> int:
+def revoke(hub: Runtime, channel: str, who: Callable[[Identity], bool], code: str, msg: str) -> int:
     """End the subscriptions of ``channel`` held by this node's sessions whose identity ``who`` selects.
 
     Synchronous, so a plugin may call it from a listener callback: when it returns, no further event of the
@@ -246,7 +263,7 @@ def revoke(hub: Hub, channel: str, who: Callable[[Identity], bool], code: str, m
     return ended
 
 
-async def _end_subscription(hub: Hub, session: Session, channel: str, held: object) -> None:
+async def _end_subscription(hub: Runtime, session: Session, channel: str, held: object) -> None:
     if session.subscriptions.get(channel) is not held:
         return  # the socket closed meanwhile, and its leave() did this
     try:

@@ -1,37 +1,29 @@
-"""Plugin manager: finds plugins by entry point, enables the chosen ones, and is the one caller of pm.hook."""
+"""PluginManager: one hub's plugins — built from a catalog, one object per plugin per hub — and the one caller
+of their hooks."""
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pluggy
 
 from hub import hookspecs
 from hub.channel import Channel
+from hub.plugin_api import Hub, PluginSetupError
+from hub.plugin_catalog import PluginCatalog, check_hooks, static_dir
 
 if TYPE_CHECKING:
-    import typer
     from fastapi import APIRouter
 
-    from hub.runtime import Hub
+    from hub.runtime import Runtime
     from hub.types import Identity
 
-ENTRY_POINT_GROUP = "hub.plugins"
 log = logging.getLogger("hub.plugins")
-
-
-class UnknownPlugin(Exception):
-    def __init__(self, name: str, available: Iterable[str]) -> None:
-        self.name = name
-        self.available = sorted(available)
-        listed = ", ".join(self.available) or "none installed"
-        super().__init__(f"unknown plugin {name!r}; available: {listed}")
 
 
 def _call(impl: pluggy.HookImpl, **kwargs: object) -> object:
@@ -39,65 +31,56 @@ def _call(impl: pluggy.HookImpl, **kwargs: object) -> object:
     return impl.function(*(kwargs[name] for name in impl.argnames))
 
 
-def available_plugins() -> dict[str, str]:
-    """Installed plugins: name -> module path, from the ``hub.plugins`` entry-point group."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+_running_objects: dict[int, str] = {}
+"""id -> name of the plugin objects given already built (not by a factory) that a started hub runs now."""
+
+
+def build_plugin(name: str, source: object, hub: Hub) -> object:
+    """The plugin object of ``source`` for one hub: the module itself, ``source(hub)`` for a class or factory,
+    or the object itself when it was given already built."""
+    if isinstance(source, ModuleType) or not (inspect.isclass(source) or inspect.isroutine(source)):
+        return source
+    factory = cast("Callable[[Hub], object]", source)
+    try:
+        plugin = factory(hub)
+    except PluginSetupError:
+        raise
+    except Exception as exc:
+        raise PluginSetupError(f"plugin {name!r}: building it failed: {type(exc).__name__}: {exc}") from exc
+    if plugin is None or isinstance(plugin, ModuleType | type):
+        raise PluginSetupError(f"plugin {name!r}: its factory returned {plugin!r}, not a plugin object")
+    check_hooks(plugin, name)
+    return plugin
 
 
 class PluginManager:
-    """A typed facade over pluggy, so the type checker sees every hook call."""
+    """The plugins of one hub (``runtime``), or of none (None: built only to describe their channels, for
+    ``hub schema`` and ``hub plugins``; their :class:`hub.Hub` refuses to act). A typed facade over pluggy."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog: PluginCatalog | None = None, runtime: Runtime | None = None) -> None:
+        self.catalog = catalog or PluginCatalog()
         self._pm = pluggy.PluginManager("hub")
         self._pm.add_hookspecs(hookspecs)
-
-    @classmethod
-    def from_entry_points(cls, enabled: Iterable[str] | None = None) -> PluginManager:
-        """Load installed plugins; ``enabled`` is the list from ``--plugins`` (None: all of them)."""
-        manager = cls()
-        found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        names = sorted(found) if enabled is None else list(dict.fromkeys(enabled))
-        for name in names:
-            if name not in found:
-                raise UnknownPlugin(name, found)
-        for name in names:
-            manager.register(found[name].load(), name)
-        manager.check()
-        return manager
-
-    def register(self, plugin: ModuleType | object, name: str) -> None:
-        self._pm.register(plugin, name=name)
-        known = set(vars(hookspecs))
-        for attr in dir(plugin):
-            if not attr.startswith("hub_") or not callable(getattr(plugin, attr)):
-                continue
-            if attr not in known:
-                raise ValueError(f"plugin {name!r}: {attr!r} is not a hub hook (see docs/hooks.md)")
-            if self._pm.parse_hookimpl_opts(plugin, attr) is None:
-                raise ValueError(f"plugin {name!r}: {attr!r} looks like a hook but lacks @hookimpl")
-
-    def check(self) -> None:
-        """Turn a misspelled hook implementation into an error at start-up."""
-        self._pm.check_pending()
+        self.apis: dict[str, Hub] = {}
+        """plugin name -> the :class:`hub.Hub` its object and hooks get."""
+        self.objects: dict[str, object] = {}
+        for name, source in self.catalog.sources.items():
+            api = Hub(runtime, name)
+            plugin = build_plugin(name, source, api)
+            self._pm.register(plugin, name=name)
+            self.apis[name] = api
+            self.objects[name] = plugin
+        self._pm.check_pending()  # a misspelled hook implementation is an error at start-up
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self._pm.list_name_plugin() if name is not None]
 
     def static_dirs(self) -> dict[str, Path]:
-        """plugin name -> its ``static/`` directory (next to the plugin module), for plugins that ship one.
-
-        The hub serves it at ``/plugins/<name>/``; a ``panel.js`` in it is the plugin's panel in the demo app.
-        """
-        found: dict[str, Path] = {}
-        for name in self.names:
-            module_file = getattr(self._pm.get_plugin(name), "__file__", None)
-            if module_file is None:
-                continue
-            static = Path(module_file).parent / "static"
-            if static.is_dir():
-                found[name] = static
-        return found
+        """plugin name -> the folder served at ``/plugins/<name>/`` (a ``panel.js`` there is its demo panel), from
+        each plugin's module or object (:func:`hub.plugin_catalog.static_dir`)."""
+        found = {name: static_dir(plugin, name) for name, plugin in self.objects.items()}
+        return {name: path for name, path in found.items() if path is not None}
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self._pm.get_plugin(name)
@@ -118,27 +101,50 @@ class PluginManager:
                 found.append((impl.plugin_name, channel))
         return found
 
-    def http_routes(self, hub: Hub) -> list[APIRouter]:
-        return [router for router in self._pm.hook.hub_http_routes(hub=hub) if router is not None]
+    def http_routes(self) -> list[APIRouter]:
+        routers: list[APIRouter] = []
+        for impl in self._pm.hook.hub_http_routes.get_hookimpls():
+            router = _call(impl, hub=self.apis[impl.plugin_name])
+            if router is not None:
+                routers.append(router)  # type: ignore[arg-type]  # the hookspec says APIRouter | None
+        return routers
 
-    def cli_commands(self, cli: typer.Typer) -> None:
-        self._pm.hook.hub_cli_commands(cli=cli)
+    def _claim_prebuilt(self) -> None:
+        for name, source in self.catalog.sources.items():
+            if self.objects[name] is source and not isinstance(source, ModuleType):
+                if id(source) in _running_objects:
+                    raise PluginSetupError(
+                        f"plugin {name!r}: this object already runs in another hub; a plugin object keeps one hub's "
+                        f"state, so give each hub its own (pass the class or a factory)"
+                    )
+                _running_objects[id(source)] = name
 
-    async def startup(self, hub: Hub) -> None:
-        # Called one by one (not through pm.hook) so each awaitable finishes before the next plugin starts.
-        for impl in self._pm.hook.hub_startup.get_hookimpls():
-            result = _call(impl, hub=hub)
-            if inspect.isawaitable(result):
-                await result
+    def _release_prebuilt(self) -> None:
+        for name, source in self.catalog.sources.items():
+            if self.objects[name] is source and _running_objects.get(id(source)) == name:
+                del _running_objects[id(source)]
 
-    async def shutdown(self, hub: Hub) -> None:
+    async def startup(self) -> None:
+        self._claim_prebuilt()
+        try:
+            # One by one (not through pm.hook) so each awaitable finishes before the next plugin starts.
+            for impl in self._pm.hook.hub_startup.get_hookimpls():
+                result = _call(impl, hub=self.apis[impl.plugin_name])
+                if inspect.isawaitable(result):
+                    await result
+        except BaseException:
+            self._release_prebuilt()
+            raise
+
+    async def shutdown(self) -> None:
         for impl in reversed(self._pm.hook.hub_shutdown.get_hookimpls()):
             try:
-                result = _call(impl, hub=hub)
+                result = _call(impl, hub=self.apis[impl.plugin_name])
                 if inspect.isawaitable(result):
                     await result
             except Exception:  # one plugin failing to stop must not keep the others (or the backends) open
                 log.exception("plugin %r failed in hub_shutdown", impl.plugin_name)
+        self._release_prebuilt()
 
     def authorize(self, identity: Identity, action: hookspecs.Action, channel: str, message_type: str | None) -> bool:
         results = self._pm.hook.hub_authorize(

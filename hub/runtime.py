@@ -9,15 +9,17 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from hub.auth import Authenticator
+from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, open_broker
 from hub.channel import Channel, PresenceChanged
+from hub.errors import HubError
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
 from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Metrics
 from hub.operations import Revocations, revoke
+from hub.plugin_catalog import PluginCatalog
 from hub.plugin_manager import PluginManager
 from hub.protocol import CloseCode
 from hub.router import Router
@@ -58,13 +60,12 @@ class Readiness:
         return body
 
 
-class Hub:
-    """Everything a node runs. Plugins receive it in ``hub_startup`` to publish from background tasks."""
+class Runtime:
+    """Everything a node runs: settings, router, broker, store, fan-out, sessions. Private to the hub: a plugin
+    sees it only through its own :class:`hub.Hub`."""
 
-    def __init__(self, settings: HubSettings, plugins: PluginManager) -> None:
+    def __init__(self, settings: HubSettings, plugins: PluginCatalog) -> None:
         self.settings = settings
-        self.plugins = plugins
-        self.router = Router(plugins.channels(), max_channel_length=settings.max_channel_length)
         self.broker: Broker = open_broker(
             settings.resolved_broker_url(),
             sweep_interval=settings.sweep_interval,
@@ -110,6 +111,26 @@ class Hub:
             "asyncio tasks of this process's event loop (the scrape's own included).",
             lambda: len(asyncio.all_tasks(self.loop)) if self.loop is not None else 0,
         )
+        # Last: a plugin's constructor may use its Hub (settings, metrics, store) at once.
+        self.plugins = PluginManager(plugins, self)
+        self.router = Router(self.plugins.channels(), max_channel_length=settings.max_channel_length)
+        self.plugin_apis = {
+            namespace: self.plugins.apis[self.router.owner(namespace)] for namespace in self.router.channels
+        }
+        """namespace -> the :class:`hub.Hub` of the plugin that owns it (``ctx.hub``)."""
+
+    def add_session(self, session: Session) -> None:
+        """A connection was accepted: count it, and watch its heartbeat."""
+        self.sessions[session.client_id] = session
+        self.metrics.connections_opened += 1
+        self.heartbeat.watch(session)
+
+    def remove_session(self, session: Session) -> None:
+        """A connection ended: stop watching it, and count the server's close code if it closed it."""
+        self.heartbeat.forget(session)
+        self.sessions.pop(session.client_id, None)
+        if session.close_code is not None:
+            self.metrics.closes[session.close_code] += 1
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -117,7 +138,7 @@ class Hub:
         await self.broker.start(self.fanout.deliver, self._presence_expired, self.fanout.stream_reset)
         self.heartbeat.start()
         await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
-        await self.plugins.startup(self)
+        await self.plugins.startup()
         self.started = True
         log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
 
@@ -129,7 +150,7 @@ class Hub:
         if closing:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
         await self.revocations.drain(timeout=2.0)
-        await self.plugins.shutdown(self)
+        await self.plugins.shutdown()
         await self.heartbeat.stop()
         await self.authenticator.stop()
         await self.broker.close()
@@ -211,6 +232,21 @@ class Hub:
         :meth:`listen`, which runs on every node). Returns how many subscriptions it ended.
         """
         return revoke(self, channel, who, code, msg or f"Access to {channel!r} was withdrawn.")
+
+    async def verify_token(self, token: str | None) -> Identity:
+        """The identity a token stands for, as the socket checks it (a new guest for None when guests are
+        allowed); :class:`hub.HubError` ``unauthorized`` otherwise."""
+        if token is None:
+            if self.settings.anonymous:
+                return anonymous_identity()
+            raise HubError("unauthorized", "Send a token; guests are not allowed on this hub.")
+        try:
+            identity = await self.authenticator.verify_async(token)
+        except AuthError as exc:
+            raise HubError("unauthorized", str(exc)) from None
+        if identity.anonymous and not self.settings.anonymous:
+            raise HubError("unauthorized", "Guests are not allowed on this hub; sign in.")
+        return identity
 
     def local_subscribers(self, channel: str) -> int:
         """How many connections (and listeners) of this node follow ``channel``."""

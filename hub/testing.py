@@ -42,7 +42,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Origin, Subprotocol
 
 from hub.auth import Authenticator
-from hub.plugin_manager import PluginManager
+from hub.plugin_catalog import PluginCatalog
 from hub.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from hub.server import install_log_redaction, uvicorn_config
 from hub.settings import HubSettings
@@ -55,8 +55,9 @@ TEST_SECRET = "hub-testing-secret-0123456789abcdef"
 class HubServer:
     """A real uvicorn + hub on 127.0.0.1 and a free port, run in a background thread.
 
-    ``plugins``: None loads every installed plugin (as ``hub serve`` does); a mapping name -> module or
-    object registers exactly those, which is how a plugin under development is tested before it is installed.
+    ``plugins``: None loads the installed plugins ``settings.plugins`` names (as ``hub serve`` does); a mapping
+    name -> module, or class or factory called with the plugin's :class:`hub.Hub` (each start builds a new
+    object), runs exactly those: how a plugin under development is tested before it is installed.
     """
 
     def __init__(self, settings: HubSettings, *, plugins: Mapping[str, object] | None = None) -> None:
@@ -77,23 +78,19 @@ class HubServer:
     def token(self, user: str, *, name: str | None = None, ttl: float = 3600.0, scopes: tuple[str, ...] = ()) -> str:
         return Authenticator(self.settings.resolved_secret()).issue(user, name=name, ttl=ttl, scopes=scopes)
 
-    def _manager(self) -> PluginManager:
+    def _catalog(self) -> PluginCatalog:
         if self._plugins is None:
-            return PluginManager.from_entry_points(self.settings.plugins)
-        manager = PluginManager()
-        for name, plugin in self._plugins.items():
-            manager.register(plugin, name)
-        manager.check()
-        return manager
+            return PluginCatalog.from_entry_points(self.settings.plugins)
+        return PluginCatalog(self._plugins)
 
     def start(self) -> HubServer:
         from hub.app import create_app
 
+        app = create_app(self.settings, plugins=self._catalog())  # first: a plugin that fails leaks no socket
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        app = create_app(self.settings, plugins=self._manager())
         config = uvicorn_config(app, self.settings, port=self.port)
         install_log_redaction()
         self._server = server = uvicorn.Server(config)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from hub.plugin_manager import PluginManager
-from hub.runtime import Hub
+from hub.plugin_catalog import PluginCatalog
+from hub.runtime import Runtime
 from hub.settings import HubSettings
 
 
-def make_hub(tmp_path: Path) -> Hub:
-    return Hub(HubSettings(data_dir=tmp_path), PluginManager())
+def make_hub(tmp_path: Path) -> Runtime:
+    return Runtime(HubSettings(data_dir=tmp_path), PluginCatalog())
 
 
 def test_the_longest_matching_prefix_wins(tmp_path: Path) -> None:

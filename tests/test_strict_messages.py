@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from hub.errors import HubError
+from hub.plugin_catalog import PluginCatalog
 from hub.plugin_manager import PluginManager
 from hub.protocol import ErrorCode
 from hub.router import Router
@@ -121,7 +122,7 @@ WRONG: dict[type, list[Any]] = {
 @pytest.fixture(scope="module")
 def router() -> Router:
     """Every installed plugin's channels, as ``hub serve`` loads them."""
-    return Router(PluginManager.from_entry_points(None).channels(), max_channel_length=1024)
+    return Router(PluginManager(PluginCatalog.from_entry_points(None)).channels(), max_channel_length=1024)
 
 
 def validate(router: Router, message_type: str, data: Any) -> Any:

@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from hub import redis_client
 from hub.redis_client import REDIS_ERRORS
-from hub.store import StoreUnavailable, prefix_successor
+from hub.store.protocol import StoreUnavailable, prefix_successor
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
-from hub.store import StoreUnavailable, prefix_successor
+from hub.store.protocol import StoreUnavailable, prefix_successor
 from hub.store.sqlite_files import StoreFiles, unusable_before_open
 
 T = TypeVar("T")

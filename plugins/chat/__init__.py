@@ -1,11 +1,10 @@
-"""chat: rooms ``chat:<room>`` with history that survives restarts, typing indicators, presence, edit/delete."""
+"""chat: rooms ``chat:<room>`` with history that survives restarts, typing indicators, presence, edit/delete.
+
+The entry point names :class:`Chat`, which each hub builds for itself with ``HUB_CHAT_*`` settings.
+"""
 
 from __future__ import annotations
 
-from hub import Channel, hookimpl
-from plugins.chat.handlers import chat
+from plugins.chat.plugin import Chat, ChatSettings
 
-
-@hookimpl
-def hub_channels() -> list[Channel]:
-    return [chat]
+__all__ = ["Chat", "ChatSettings"]

@@ -78,7 +78,7 @@ async def test_the_shell_mounts_the_panels_of_enabled_plugins_only(hub_server, n
 
 
 async def test_two_people_chat_through_the_chat_panel(hub_server, new_page):
-    server = hub_server(plugins={"chat": plugins.chat})
+    server = hub_server(plugins={"chat": plugins.chat.Chat})
     alice = await open_demo(new_page, f"{server.url}/#token={server.token('alice', name='Alice')}")
     bob = await open_demo(new_page, f"{server.url}/#token={server.token('bob', name='Bob')}")
     assert await alice.locator(".panel").evaluate_all("els => els.map(e => e.dataset.plugin)") == ["chat"]
@@ -154,7 +154,7 @@ async def test_two_people_chat_through_the_chat_panel(hub_server, new_page):
 
 
 async def test_both_pages_reconnect_after_a_hub_restart_and_carry_on(hub_server, new_page):
-    server = hub_server(plugins={"chat": plugins.chat})
+    server = hub_server(plugins={"chat": plugins.chat.Chat})
     alice = await open_demo(new_page, f"{server.url}/#token={server.token('alice', name='Alice')}")
     bob = await open_demo(new_page, f"{server.url}/#token={server.token('bob', name='Bob')}")
     await alice.locator(".chat-input").fill("before the restart")

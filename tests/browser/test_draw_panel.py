@@ -19,7 +19,7 @@ from tests.browser.conftest import PageFactory, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PLUGINS = {"chat": plugins.chat, "draw": Draw}
+PLUGINS = {"chat": plugins.chat.Chat, "draw": Draw}
 # Console messages that are not the panel's: the shell has no favicon, and a hub that is down refuses sockets.
 EXPECTED_CONSOLE = re.compile(r"favicon\.ico|WebSocket connection to .* failed|ERR_CONNECTION_REFUSED")
 

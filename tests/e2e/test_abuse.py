@@ -238,7 +238,7 @@ EVENT_PAD = 2000
 )
 async def test_slow_consumer_is_dropped_and_the_others_keep_receiving(hub_server, hub_client, raw_sockets, limits):
     server = hub_server(
-        plugins={"chat": plugins.chat, "ticker": ticker_plugin},
+        plugins={"chat": plugins.chat.Chat, "ticker": ticker_plugin.Ticker},
         rate_limit=100_000,
         rate_burst=100_000,
         **limits,

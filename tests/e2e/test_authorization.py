@@ -44,7 +44,7 @@ class ReadOnlyRooms:
 
 @pytest.fixture
 def server(hub_server):
-    plugins_in_test = {"chat": plugins.chat, "inbox": make_inbox_plugin(), "readonly": ReadOnlyRooms()}
+    plugins_in_test = {"chat": plugins.chat.Chat, "inbox": make_inbox_plugin(), "readonly": ReadOnlyRooms()}
     return hub_server(plugins=plugins_in_test)
 
 

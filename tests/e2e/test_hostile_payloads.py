@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from hub.plugin_catalog import PluginCatalog
 from hub.plugin_manager import PluginManager
 from hub.protocol import MAX_DEPTH, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from hub.router import Router
@@ -62,7 +63,7 @@ def documented_codes() -> set[str]:
 
 
 CODES = documented_codes()
-SCHEMA = hub_schema(Router(PluginManager.from_entry_points(None).channels(), max_channel_length=1024))
+SCHEMA = hub_schema(Router(PluginManager(PluginCatalog.from_entry_points(None)).channels(), max_channel_length=1024))
 MESSAGES = {
     message_type: (namespace, message)
     for namespace, channel in SCHEMA["channels"].items()

@@ -13,7 +13,7 @@ from hub.testing import HubClient, ReplyError
 from tests.e2e import ticker_plugin
 
 LOBBY = "chat:lobby"
-PLUGINS = {"chat": plugins.chat, "ticker": ticker_plugin}
+PLUGINS = {"chat": plugins.chat.Chat, "ticker": ticker_plugin.Ticker}
 
 
 async def next_any_event(client: HubClient, timeout: float = 5.0) -> dict[str, Any]:
@@ -144,9 +144,11 @@ async def test_info_lists_both_plugins_and_shutdown_stops_the_feed(hub_server, h
     }
     assert info["channels"]["chat"]["plugin"] == "chat"
     assert "chat.send" in info["channels"]["chat"]["messages"]
-    assert id(hub) in ticker_plugin._feeds
+    ticker = hub.plugins.objects["ticker"]
+    assert ticker.feed is not None
+    assert not ticker.feed.done()
     server.stop()
-    assert id(hub) not in ticker_plugin._feeds  # hub_shutdown stopped the background task
+    assert ticker.feed.cancelled()  # hub_shutdown stopped the background task
 
 
 async def test_a_failed_publish_does_not_use_up_its_mid(hub_server, hub_client):

@@ -1,4 +1,4 @@
-"""request_publisher on a real server: API keys (X-API-Key or Bearer) and JWTs with a scope, over HTTP."""
+"""Hub.authenticate_publisher on a real server: API keys (X-API-Key or Bearer) and JWTs with a scope, over HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Header
 
-from hub import Hub, hookimpl, request_publisher
+from hub import Hub, hookimpl
 
 
 def publisher_plugin() -> ModuleType:
@@ -20,7 +20,7 @@ def publisher_plugin() -> ModuleType:
             authorization: Annotated[str | None, Header()] = None,
             x_api_key: Annotated[str | None, Header()] = None,
         ) -> dict[str, Any]:
-            identity = request_publisher(hub, authorization, x_api_key)
+            identity = hub.authenticate_publisher(authorization, x_api_key)
             return {"user": identity.user, "scopes": sorted(identity.scopes)}
 
         return router

@@ -10,7 +10,7 @@ from tests.e2e.feed_plugin import make_feed_plugin
 
 @pytest.fixture
 def server(hub_server):
-    return hub_server(plugins={"feed": make_feed_plugin(), "chat": plugins.chat})
+    return hub_server(plugins={"feed": make_feed_plugin(), "chat": plugins.chat.Chat})
 
 
 async def publish(client, numbers) -> None:

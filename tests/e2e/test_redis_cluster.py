@@ -17,7 +17,7 @@ from tests.e2e.feed_plugin import make_feed_plugin
 from tests.e2e.test_redis_nodes import node_settings, ready, wait_until
 from tests.rigs.redis import RedisClusterServer
 
-PLUGINS = {"feed": make_feed_plugin(history_size=50), "chat": plugins.chat}
+PLUGINS = {"feed": make_feed_plugin(history_size=50), "chat": plugins.chat.Chat}
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ async def queued_frames(url: str) -> float:
 
 
 async def test_a_fixed_send_buffer_keeps_a_slow_readers_backlog_in_the_hub(hub_server: Any, hub_client: Any) -> None:
-    server = hub_server(plugins={"ticker": ticker_plugin}, send_buffer_bytes=8192, heartbeat_timeout=30.0)
+    server = hub_server(plugins={"ticker": ticker_plugin.Ticker}, send_buffer_bytes=8192, heartbeat_timeout=30.0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))

@@ -66,7 +66,7 @@ async def test_a_plugin_websocket_route_goes_through_fastapi_beside_the_hub_sock
     import websockets
 
     from hub import hookimpl
-    from plugins import chat
+    from plugins.chat import Chat
 
     router = APIRouter()
 
@@ -82,7 +82,7 @@ async def test_a_plugin_websocket_route_goes_through_fastapi_beside_the_hub_sock
         def hub_http_routes(self, hub):
             return router
 
-    server = hub_server(plugins={"chat": chat, "echo": EchoPlugin()})
+    server = hub_server(plugins={"chat": Chat, "echo": EchoPlugin()})
     url = server.ws_url.removesuffix("/ws") + "/echo"
     async with websockets.connect(url, additional_headers={"X-Who": "alice"}) as ws:
         await ws.send("hello")

@@ -1,7 +1,8 @@
 """Tokens from an identity provider on a real hub: RS256 and ES256 with a configured public key or from a JWKS
 URL (served here by a real HTTP server on a free port), alongside the hub's own HS256 tokens; key rotation;
 ``aud``/``iss`` checks; algorithm confusion and ``alg: none`` refused; a JWKS that is down, slow or too big
-neither stops nor blocks the hub; the HTTP routes (request_identity, request_publisher) take the same tokens."""
+neither stops nor blocks the hub; the HTTP routes (Hub.authenticate, Hub.authenticate_publisher) take the same
+tokens."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from typer.testing import CliRunner
 from websockets.typing import Subprotocol
 
 import plugins.chat
-from hub import Hub, hookimpl, request_identity, request_publisher
+from hub import Hub, hookimpl
 from hub.auth import Authenticator
 from hub.cli import cli
 from hub.jwks import JwksError, parse_jwks
@@ -139,19 +140,19 @@ def jwks() -> Iterator[JwksServer]:
 
 
 def who_plugin() -> ModuleType:
-    """HTTP routes authenticating like a plugin's would: request_identity and request_publisher."""
+    """HTTP routes authenticating like a plugin's would: Hub.authenticate and Hub.authenticate_publisher."""
 
     def routes(hub: Hub) -> APIRouter:
         router = APIRouter()
 
         @router.get("/api/whoami")
         async def whoami(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-            identity = request_identity(hub, authorization)
+            identity = hub.authenticate(authorization)
             return {"user": identity.user, "name": identity.name, "anonymous": identity.anonymous}
 
         @router.post("/api/publish")
         async def publish(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-            return {"user": request_publisher(hub, authorization, None).user}
+            return {"user": hub.authenticate_publisher(authorization, None).user}
 
         return router
 
@@ -161,7 +162,7 @@ def who_plugin() -> ModuleType:
 
 
 def start(hub_server: Callable[..., HubServer], **settings: Any) -> HubServer:
-    return hub_server(plugins={"chat": plugins.chat, "who": who_plugin()}, **settings)
+    return hub_server(plugins={"chat": plugins.chat.Chat, "who": who_plugin()}, **settings)
 
 
 # ---- socket helpers --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 - a background feed started in ``hub_startup`` ticks ``ticker:clock`` every ``CLOCK_INTERVAL`` seconds and is
   stopped in ``hub_shutdown``.
 
-Registered in tests with ``hub_server(plugins={"chat": plugins.chat, "ticker": tests.e2e.ticker_plugin})``.
+Registered in tests with ``hub_server(plugins={"chat": plugins.chat.Chat, "ticker": Ticker})``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from collections import defaultdict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import Channel, Context, hookimpl
-from hub.runtime import Hub
+from hub import Channel, Context, Hub, Plugin, hookimpl
 
 CLOCK_CHANNEL = "ticker:clock"
 CLOCK_INTERVAL = 0.05
@@ -50,62 +49,55 @@ class Tick(BaseModel):
     pad: str = ""
 
 
-ticker = Channel("ticker", description="Test-only price ticks.")
-ticker.event("ticker.tick", Tick)
+class Ticker(Plugin):
+    """One per hub: its channel, its sequence numbers and its clock task live on the object."""
 
-# channel -> next sequence number; servers of different tests share the module, so keep it per channel
-# name and let each test use its own room when it checks absolute numbers.
-_seq: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+    def __init__(self, hub: Hub) -> None:
+        super().__init__(hub)
+        self.channel = ticker = Channel("ticker", description="Test-only price ticks.")
+        ticker.event("ticker.tick", Tick)
+        ticker.on("ticker.bump", Bump)(self.bump)
+        ticker.on("ticker.burst", Burst)(self.burst)
+        ticker.on("ticker.crash", Crash)(self.crash)
+        # channel -> next sequence number, 1, 2, 3, ... in publish order
+        self._seq: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+        self.feed: asyncio.Task[None] | None = None
 
+    def next_seq(self, channel: str) -> int:
+        return next(self._seq[channel])
 
-def next_seq(channel: str) -> int:
-    return next(_seq[channel])
+    async def bump(self, ctx: Context, msg: Bump) -> Tick:
+        tick = Tick(seq=self.next_seq(ctx.channel), symbol=msg.symbol, price=msg.price)
+        await ctx.publish("ticker.tick", tick)
+        return tick
 
+    async def burst(self, ctx: Context, msg: Burst) -> None:
+        pad = "x" * msg.size
+        for _ in range(msg.count):
+            await ctx.publish("ticker.tick", Tick(seq=self.next_seq(ctx.channel), symbol="FLOOD", price=0.0, pad=pad))
 
-@ticker.on("ticker.bump", Bump)
-async def bump(ctx: Context, msg: Bump) -> Tick:
-    tick = Tick(seq=next_seq(ctx.channel), symbol=msg.symbol, price=msg.price)
-    await ctx.publish("ticker.tick", tick)
-    return tick
+    async def crash(self, ctx: Context, msg: Crash) -> None:
+        raise RuntimeError("ticker.crash: a deliberate bug in a plugin handler")
 
+    async def _clock(self) -> None:
+        price = 100.0
+        while True:
+            await asyncio.sleep(CLOCK_INTERVAL)
+            price += 0.25
+            tick = Tick(seq=self.next_seq(CLOCK_CHANNEL), symbol="CLK", price=price)
+            await self.hub.publish(CLOCK_CHANNEL, "ticker.tick", tick)
 
-@ticker.on("ticker.burst", Burst)
-async def burst(ctx: Context, msg: Burst) -> None:
-    pad = "x" * msg.size
-    for _ in range(msg.count):
-        await ctx.publish("ticker.tick", Tick(seq=next_seq(ctx.channel), symbol="FLOOD", price=0.0, pad=pad))
+    @hookimpl
+    def hub_channels(self) -> list[Channel]:
+        return [self.channel]
 
+    @hookimpl
+    async def hub_startup(self) -> None:
+        self.feed = asyncio.create_task(self._clock(), name="ticker-clock")
 
-@ticker.on("ticker.crash", Crash)
-async def crash(ctx: Context, msg: Crash) -> None:
-    raise RuntimeError("ticker.crash: a deliberate bug in a plugin handler")
-
-
-_feeds: dict[int, asyncio.Task[None]] = {}
-
-
-async def _clock(hub: Hub) -> None:
-    price = 100.0
-    while True:
-        await asyncio.sleep(CLOCK_INTERVAL)
-        price += 0.25
-        await hub.publish(CLOCK_CHANNEL, "ticker.tick", Tick(seq=next_seq(CLOCK_CHANNEL), symbol="CLK", price=price))
-
-
-@hookimpl
-def hub_channels() -> list[Channel]:
-    return [ticker]
-
-
-@hookimpl
-async def hub_startup(hub: Hub) -> None:
-    _feeds[id(hub)] = asyncio.create_task(_clock(hub), name="ticker-clock")
-
-
-@hookimpl
-async def hub_shutdown(hub: Hub) -> None:
-    task = _feeds.pop(id(hub), None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    @hookimpl
+    async def hub_shutdown(self) -> None:
+        if self.feed is not None:
+            self.feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.feed
