@@ -53,7 +53,15 @@ from websockets.typing import Subprotocol
 from hub.bench.client import BenchError
 from hub.bench.procstat import ProcessGroup
 from hub.protocol import SUBPROTOCOL
-from plugins.docedit.yprotocol import SyncKind, b64decode, b64encode, parse_sync, step1, step2, update_message
+from hub_realtime_plugins.docedit.yprotocol import (
+    SyncKind,
+    b64decode,
+    b64encode,
+    parse_sync,
+    step1,
+    step2,
+    update_message,
+)
 
 DOCEDIT_ENV = {"HUB_DOCEDIT_SYNC_RATE": "1000000", "HUB_DOCEDIT_SYNC_BURST": "1000000"}
 PART_CHARS = 32768  # docs/docedit.md §5: longer base64 goes in parts

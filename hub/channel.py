@@ -57,9 +57,7 @@ def check_returns(function: Callable[..., object], what: str) -> None:
     except Exception:  # names only imported for type checking: the run-time check still holds
         return
     if "return" in hints and not _returns_model_or_none(hints["return"]):
-        raise TypeError(
-            f"{what} ({describe(function)}) is annotated to return {hints['return']!r}; {RETURN_CONTRACT}"
-        )
+        raise TypeError(f"{what} ({describe(function)}) is annotated to return {hints['return']!r}; {RETURN_CONTRACT}")
 
 
 @dataclass(frozen=True, slots=True)

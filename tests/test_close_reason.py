@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 from hub import close_reason
 from hub.protocol import MAX_CLOSE_REASON_BYTES
 from hub.testing import TEST_SECRET, HubClient, HubServer
-from plugins.docedit import Docedit, DoceditSettings
+from hub_realtime_plugins.docedit import Docedit, DoceditSettings
 
 # ---- the helper ----------------------------------------------------------------------------------------------
 

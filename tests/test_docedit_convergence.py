@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
 from hub.testing import HubClient, HubServer, test_settings
-from plugins.docedit import Docedit, DoceditSettings
-from plugins.docedit.store import fold, is_update
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit import Docedit, DoceditSettings
+from hub_realtime_plugins.docedit.store import fold, is_update
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     SyncKind,
     b64decode,

@@ -12,13 +12,13 @@ from pycrdt import Doc, Text, merge_updates
 
 from hub import HubError, PluginStore
 from hub.store import open_store
-from plugins.docedit.awareness import AwarenessStates
-from plugins.docedit.ids import Role, is_doc_id, role_of, sortable_id
-from plugins.docedit.messages import DocMeta, Person, SyncDocument
-from plugins.docedit.opendoc import restore_update
-from plugins.docedit.parts import Parts
-from plugins.docedit.store import DocStore, fold, is_update
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit.awareness import AwarenessStates
+from hub_realtime_plugins.docedit.ids import Role, is_doc_id, role_of, sortable_id
+from hub_realtime_plugins.docedit.messages import DocMeta, Person, SyncDocument
+from hub_realtime_plugins.docedit.opendoc import restore_update
+from hub_realtime_plugins.docedit.parts import Parts
+from hub_realtime_plugins.docedit.store import DocStore, fold, is_update
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     AwarenessEntry,
     FrameKind,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugins.draw import DrawSettings
-from plugins.draw.board import (
+from hub_realtime_plugins.draw import DrawSettings
+from hub_realtime_plugins.draw.board import (
     Buried,
     Entry,
     LimitExceeded,

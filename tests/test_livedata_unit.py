@@ -15,10 +15,10 @@ from types import ModuleType
 import pytest
 from pydantic import ValidationError
 
-from plugins.livedata import LivedataSettings, Quote, SimulatedMarket, Tick
-from plugins.livedata.book import QuoteBook
-from plugins.livedata.source import DataSource, RandomWalk, initial_price, load_source, round_price
-from plugins.livedata.writer import LatestWriter
+from hub_realtime_plugins.livedata import LivedataSettings, Quote, SimulatedMarket, Tick
+from hub_realtime_plugins.livedata.book import QuoteBook
+from hub_realtime_plugins.livedata.source import DataSource, RandomWalk, initial_price, load_source, round_price
+from hub_realtime_plugins.livedata.writer import LatestWriter
 
 # ---- random walk and the simulated market ---------------------------------------------------------------
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from plugins.notifications.messages import Notification, PublishRequest, SendNotification, check_url
-from plugins.notifications.store import Inbox, new_notification_id
+from hub_realtime_plugins.notifications.messages import Notification, PublishRequest, SendNotification, check_url
+from hub_realtime_plugins.notifications.store import Inbox, new_notification_id
 
 
 def error_fields(**payload: object) -> list[tuple[str | int, ...]]:

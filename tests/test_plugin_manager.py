@@ -29,7 +29,7 @@ def manager_with(*plugins: tuple[str, object]) -> PluginManager:
 
 
 def test_chat_is_an_installed_entry_point_naming_its_class() -> None:
-    from plugins.chat import Chat
+    from hub_realtime_plugins.chat import Chat
 
     assert PluginCatalog.installed().sources["chat"] is Chat
 
@@ -125,10 +125,12 @@ def test_hook_with_an_unknown_argument_fails_at_register() -> None:
 
 
 def test_a_module_without_hooks_names_the_plugin_class_it_holds() -> None:
-    import plugins.chat
+    import hub_realtime_plugins.chat
 
-    with pytest.raises(TypeError, match=r"module plugins\.chat implements no hub hook.*plugins\.chat:Chat"):
-        PluginCatalog({"chat": plugins.chat})
+    with pytest.raises(
+        TypeError, match=r"module hub_realtime_plugins\.chat implements no hub hook.*hub_realtime_plugins\.chat:Chat"
+    ):
+        PluginCatalog({"chat": hub_realtime_plugins.chat})
 
 
 # ---- one object per hub -----------------------------------------------------------------------------------
@@ -204,7 +206,7 @@ def test_a_hub_built_for_no_hub_refuses_to_act() -> None:
 
 
 def test_plugin_settings_errors_name_the_plugin_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plugins.chat import Chat
+    from hub_realtime_plugins.chat import Chat
 
     monkeypatch.setenv("HUB_CHAT_SNAPSHOT_SIZE", "many")
     with pytest.raises(PluginSetupError, match=r"plugin 'chat': its settings are not valid: HUB_CHAT_SNAPSHOT_SIZE"):

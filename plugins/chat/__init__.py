@@ -5,6 +5,6 @@ The entry point names :class:`Chat`, which each hub builds for itself with ``HUB
 
 from __future__ import annotations
 
-from plugins.chat.plugin import Chat, ChatSettings
+from hub_realtime_plugins.chat.plugin import Chat, ChatSettings
 
 __all__ = ["Chat", "ChatSettings"]

@@ -8,7 +8,7 @@ import time
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub import Channel, Context, Hub, HubError, Plugin, RateLimit, hookimpl, sortable_id
-from plugins.chat.messages import (
+from hub_realtime_plugins.chat.messages import (
     Author,
     ChatSnapshot,
     DeleteMessage,

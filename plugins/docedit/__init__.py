@@ -7,7 +7,7 @@ The entry point names :class:`Docedit`, which each hub builds for itself with ``
 
 from __future__ import annotations
 
-from plugins.docedit.plugin import Docedit
-from plugins.docedit.settings import DoceditSettings
+from hub_realtime_plugins.docedit.plugin import Docedit
+from hub_realtime_plugins.docedit.settings import DoceditSettings
 
 __all__ = ["Docedit", "DoceditSettings"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugins.docedit.yprotocol import AwarenessEntry, encode_awareness
+from hub_realtime_plugins.docedit.yprotocol import AwarenessEntry, encode_awareness
 
 
 @dataclass(slots=True)

@@ -9,9 +9,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from hub import Hub
-from plugins.docedit.opendoc import OpenDoc
-from plugins.docedit.settings import DoceditSettings
-from plugins.docedit.store import DocStore
+from hub_realtime_plugins.docedit.opendoc import OpenDoc
+from hub_realtime_plugins.docedit.settings import DoceditSettings
+from hub_realtime_plugins.docedit.store import DocStore
 
 log = logging.getLogger("hub.docedit")
 

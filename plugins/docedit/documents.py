@@ -15,14 +15,21 @@ import orjson
 from pycrdt import Doc
 
 from hub import Hub, HubError, Identity
-from plugins.docedit.compaction import Compactor
-from plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, access_withdrawn, channel_of, role_of
-from plugins.docedit.messages import DocMeta, DocumentDeleted, IndexChanged, MetaChanged, Person, UpdateApplied
-from plugins.docedit.opendoc import OpenDoc
-from plugins.docedit.parts import Parts
-from plugins.docedit.settings import Access, DoceditSettings
-from plugins.docedit.store import DocStore, MetaConflict, YDoc, is_update
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit.compaction import Compactor
+from hub_realtime_plugins.docedit.ids import INDEX_ROOM, NAMESPACE, Role, access_withdrawn, channel_of, role_of
+from hub_realtime_plugins.docedit.messages import (
+    DocMeta,
+    DocumentDeleted,
+    IndexChanged,
+    MetaChanged,
+    Person,
+    UpdateApplied,
+)
+from hub_realtime_plugins.docedit.opendoc import OpenDoc
+from hub_realtime_plugins.docedit.parts import Parts
+from hub_realtime_plugins.docedit.settings import Access, DoceditSettings
+from hub_realtime_plugins.docedit.store import DocStore, MetaConflict, YDoc, is_update
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     ProtocolError,
     SyncKind,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from hub import Channel, Context, HubError, RateLimit
-from plugins.docedit.documents import Documents
-from plugins.docedit.ids import (
+from hub_realtime_plugins.docedit.documents import Documents
+from hub_realtime_plugins.docedit.ids import (
     CREATE_SCOPE,
     INDEX_ROOM,
     NAMESPACE,
@@ -18,7 +18,7 @@ from plugins.docedit.ids import (
     no_document,
     sortable_id,
 )
-from plugins.docedit.messages import (
+from hub_realtime_plugins.docedit.messages import (
     MAX_AWARENESS_BYTES,
     Applied,
     AwarenessChanged,
@@ -50,9 +50,9 @@ from plugins.docedit.messages import (
     VersionSaved,
     VersionState,
 )
-from plugins.docedit.opendoc import OpenDoc, restore_update
-from plugins.docedit.settings import DoceditSettings
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit.opendoc import OpenDoc, restore_update
+from hub_realtime_plugins.docedit.settings import DoceditSettings
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     ProtocolError,
     SyncKind,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hub import Identity
-    from plugins.docedit.messages import DocMeta
-    from plugins.docedit.settings import CreatePolicy
+    from hub_realtime_plugins.docedit.messages import DocMeta
+    from hub_realtime_plugins.docedit.settings import CreatePolicy
 
 NAMESPACE = "docedit"
 CREATE_SCOPE = "docedit.create"  # the token scope HUB_DOCEDIT_CREATE=scope asks for

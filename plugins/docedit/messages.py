@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from plugins.docedit.ids import VERSION_ID_PATTERN
-from plugins.docedit.settings import Access
+from hub_realtime_plugins.docedit.ids import VERSION_ID_PATTERN
+from hub_realtime_plugins.docedit.settings import Access
 
 PART_CHARS = 32768  # base64 characters in one part of a chunked docedit.sync
 MAX_PARTS = 256

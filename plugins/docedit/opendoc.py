@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pycrdt import Doc, Text
 
 from hub import Listener
-from plugins.docedit.awareness import AwarenessStates
-from plugins.docedit.ids import Role, channel_of, role_of
-from plugins.docedit.messages import DocMeta
-from plugins.docedit.store import YDoc
-from plugins.docedit.yprotocol import EMPTY_UPDATE
+from hub_realtime_plugins.docedit.awareness import AwarenessStates
+from hub_realtime_plugins.docedit.ids import Role, channel_of, role_of
+from hub_realtime_plugins.docedit.messages import DocMeta
+from hub_realtime_plugins.docedit.store import YDoc
+from hub_realtime_plugins.docedit.yprotocol import EMPTY_UPDATE
 
 CONTENT = "content"  # the root Y.Text holding a document's text
 

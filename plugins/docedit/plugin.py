@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hub import Channel, Hub, Plugin, hookimpl
-from plugins.docedit.documents import Documents
-from plugins.docedit.handlers import DocumentHandlers
-from plugins.docedit.settings import DoceditSettings
-from plugins.docedit.yws import make_router
+from hub_realtime_plugins.docedit.documents import Documents
+from hub_realtime_plugins.docedit.handlers import DocumentHandlers
+from hub_realtime_plugins.docedit.settings import DoceditSettings
+from hub_realtime_plugins.docedit.yws import make_router
 
 
 class Docedit(Plugin):

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 from pycrdt import Doc, get_update, merge_updates
 
 from hub import PluginStore
-from plugins.docedit.ids import (
+from hub_realtime_plugins.docedit.ids import (
     INDEX_PREFIX,
     doc_prefix,
     index_key,
@@ -21,8 +21,8 @@ from plugins.docedit.ids import (
     updates_prefix,
     versions_prefix,
 )
-from plugins.docedit.messages import DocMeta, Version
-from plugins.docedit.yprotocol import EMPTY_UPDATE
+from hub_realtime_plugins.docedit.messages import DocMeta, Version
+from hub_realtime_plugins.docedit.yprotocol import EMPTY_UPDATE
 
 log = logging.getLogger("hub.docedit")
 

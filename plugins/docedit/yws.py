@@ -13,12 +13,20 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hub import Hub, HubError, Listener, close_reason
-from plugins.docedit.awareness import AwarenessStates
-from plugins.docedit.documents import Documents
-from plugins.docedit.ids import INDEX_ROOM, Role, access_withdrawn, is_doc_id, may_create, no_document, role_of
-from plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged, DocMeta
-from plugins.docedit.opendoc import OpenDoc
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit.awareness import AwarenessStates
+from hub_realtime_plugins.docedit.documents import Documents
+from hub_realtime_plugins.docedit.ids import (
+    INDEX_ROOM,
+    Role,
+    access_withdrawn,
+    is_doc_id,
+    may_create,
+    no_document,
+    role_of,
+)
+from hub_realtime_plugins.docedit.messages import MAX_AWARENESS_BYTES, AwarenessChanged, DocMeta
+from hub_realtime_plugins.docedit.opendoc import OpenDoc
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     FrameKind,
     ProtocolError,

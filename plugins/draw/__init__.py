@@ -6,7 +6,7 @@ The entry point names :class:`Draw`, which each hub builds for itself with ``HUB
 
 from __future__ import annotations
 
-from plugins.draw.plugin import Draw
-from plugins.draw.settings import DrawSettings
+from hub_realtime_plugins.draw.plugin import Draw
+from hub_realtime_plugins.draw.settings import DrawSettings
 
 __all__ = ["Draw", "DrawSettings"]

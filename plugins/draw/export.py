@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException
 
 from hub import Hub, StoreUnavailable
-from plugins.draw.messages import BoardExport
-from plugins.draw.store import BoardStore
+from hub_realtime_plugins.draw.messages import BoardExport
+from hub_realtime_plugins.draw.store import BoardStore
 
 
 def export_routes(hub: Hub, namespace: str) -> APIRouter:

@@ -2,7 +2,7 @@
 
 Numbers are finite and bounded, colours are CSS hex strings, ids are short and URL-safe. Limits that are
 settings (objects per board, bytes per object, points per path, objects per message) are checked by the
-handlers with ``plugins.draw.board``; the bounds here are fixed ones that no setting relaxes.
+handlers with ``hub_realtime_plugins.draw.board``; the bounds here are fixed ones that no setting relaxes.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from fastapi import APIRouter
 
 from hub import Channel, Context, Hub, HubError, Plugin, RateLimit, hookimpl
-from plugins.draw import board
-from plugins.draw.board import Editor, Limits, Meta
-from plugins.draw.export import export_routes
-from plugins.draw.messages import (
+from hub_realtime_plugins.draw import board
+from hub_realtime_plugins.draw.board import Editor, Limits, Meta
+from hub_realtime_plugins.draw.export import export_routes
+from hub_realtime_plugins.draw.messages import (
     BoardCleared,
     BoardLimits,
     BoardSnapshot,
@@ -35,8 +35,8 @@ from plugins.draw.messages import (
     StrokeExtended,
     Tombstone,
 )
-from plugins.draw.settings import DrawSettings
-from plugins.draw.store import BoardStore, Outcome, Record
+from hub_realtime_plugins.draw.settings import DrawSettings
+from hub_realtime_plugins.draw.store import BoardStore, Outcome, Record
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from plugins.draw.board import EditPolicy, Limits
+from hub_realtime_plugins.draw.board import EditPolicy, Limits
 
 
 class DrawSettings(BaseSettings):

@@ -10,9 +10,9 @@ from typing import Protocol
 from pydantic import TypeAdapter
 
 from hub import HubError
-from plugins.draw import board
-from plugins.draw.board import Editor, Entry, Limits, Meta, Stamp, Verdict
-from plugins.draw.messages import (
+from hub_realtime_plugins.draw import board
+from hub_realtime_plugins.draw.board import Editor, Entry, Limits, Meta, Stamp, Verdict
+from hub_realtime_plugins.draw.messages import (
     Conflict,
     DrawObject,
     EditResult,

@@ -9,10 +9,10 @@ build their own hub pass one: ``lambda hub: Livedata(hub, source=...)``.
 
 from __future__ import annotations
 
-from plugins.livedata.messages import LivedataSnapshot, Point, Quote
-from plugins.livedata.plugin import Livedata
-from plugins.livedata.settings import LivedataSettings
-from plugins.livedata.source import DataSource, SimulatedMarket, Tick
+from hub_realtime_plugins.livedata.messages import LivedataSnapshot, Point, Quote
+from hub_realtime_plugins.livedata.plugin import Livedata
+from hub_realtime_plugins.livedata.settings import LivedataSettings
+from hub_realtime_plugins.livedata.source import DataSource, SimulatedMarket, Tick
 
 __all__ = [
     "DataSource",

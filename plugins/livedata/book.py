@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from plugins.livedata.messages import LivedataSnapshot, Point, Quote
-from plugins.livedata.source import Tick
+from hub_realtime_plugins.livedata.messages import LivedataSnapshot, Point, Quote
+from hub_realtime_plugins.livedata.source import Tick
 
 
 class QuoteBook:

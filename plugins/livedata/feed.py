@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from functools import partial
 
 from hub import Channel, Hub, Lease
-from plugins.livedata.book import QuoteBook
-from plugins.livedata.messages import LivedataSnapshot
-from plugins.livedata.settings import LivedataSettings
-from plugins.livedata.source import DataSource
-from plugins.livedata.writer import LatestWriter
+from hub_realtime_plugins.livedata.book import QuoteBook
+from hub_realtime_plugins.livedata.messages import LivedataSnapshot
+from hub_realtime_plugins.livedata.settings import LivedataSettings
+from hub_realtime_plugins.livedata.source import DataSource
+from hub_realtime_plugins.livedata.writer import LatestWriter
 
-log = logging.getLogger("plugins.livedata")
+log = logging.getLogger("hub_realtime_plugins.livedata")
 
 TICK_EVENT = "livedata.tick"
 FLUSH_TIMEOUT = 1.0  # seconds a stopping feed waits for its last snapshot to reach the store

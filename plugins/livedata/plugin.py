@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException
 
 from hub import Channel, Context, Hub, HubError, Plugin, StoreUnavailable, hookimpl
-from plugins.livedata.feed import TICK_EVENT, FeedCoordinator
-from plugins.livedata.messages import LivedataSnapshot, Quote, SymbolInfo, SymbolList
-from plugins.livedata.settings import LivedataSettings
-from plugins.livedata.source import DataSource, load_source
+from hub_realtime_plugins.livedata.feed import TICK_EVENT, FeedCoordinator
+from hub_realtime_plugins.livedata.messages import LivedataSnapshot, Quote, SymbolInfo, SymbolList
+from hub_realtime_plugins.livedata.settings import LivedataSettings
+from hub_realtime_plugins.livedata.source import DataSource, load_source
 
 NAMESPACE = "livedata"
 

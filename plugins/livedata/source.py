@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from plugins.livedata.messages import Quote
+from hub_realtime_plugins.livedata.messages import Quote
 
 if TYPE_CHECKING:
-    from plugins.livedata.settings import LivedataSettings
+    from hub_realtime_plugins.livedata.settings import LivedataSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-log = logging.getLogger("plugins.livedata")
+log = logging.getLogger("hub_realtime_plugins.livedata")
 
 
 class LatestWriter:

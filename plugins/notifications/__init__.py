@@ -9,9 +9,9 @@ settings; tests pass ``lambda hub: Notifications(hub, settings=NotificationsSett
 
 from __future__ import annotations
 
-from plugins.notifications.messages import PublishResult
-from plugins.notifications.notifier import InvalidRequest
-from plugins.notifications.plugin import Notifications, notify
-from plugins.notifications.settings import NotificationsSettings
+from hub_realtime_plugins.notifications.messages import PublishResult
+from hub_realtime_plugins.notifications.notifier import InvalidRequest
+from hub_realtime_plugins.notifications.plugin import Notifications, notify
+from hub_realtime_plugins.notifications.settings import NotificationsSettings
 
 __all__ = ["InvalidRequest", "Notifications", "NotificationsSettings", "PublishResult", "notify"]

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from hub import BrokerUnavailable, Hub, Identity, StoreUnavailable, json_body
-from plugins.notifications.idempotency import IdempotencyConflict
-from plugins.notifications.messages import PublishRequest, PublishResult
-from plugins.notifications.notifier import InvalidRequest, Notifier
+from hub_realtime_plugins.notifications.idempotency import IdempotencyConflict
+from hub_realtime_plugins.notifications.messages import PublishRequest, PublishResult
+from hub_realtime_plugins.notifications.notifier import InvalidRequest, Notifier
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 

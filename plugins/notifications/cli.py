@@ -8,7 +8,7 @@ import httpx
 import orjson
 import typer
 
-from plugins.notifications.messages import Level
+from hub_realtime_plugins.notifications.messages import Level
 
 USAGE_ERROR = 2
 FAILURE = 1

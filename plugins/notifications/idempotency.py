@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from hub import PluginStore
-from plugins.notifications.messages import PublishResult
+from hub_realtime_plugins.notifications.messages import PublishResult
 
 CLAIMS = "i/"
 CLAIM_TIMES = "it/"

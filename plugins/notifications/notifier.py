@@ -1,6 +1,6 @@
 """Notifier: the one publish path (socket, HTTP, CLI and Python all end here) and read state.
 
-One per :class:`plugins.notifications.Notifications` object, so one per running hub (a process may run
+One per :class:`hub_realtime_plugins.notifications.Notifications` object, so one per running hub (a process may run
 several, as the tests do).
 """
 
@@ -12,8 +12,8 @@ import time
 from functools import cached_property
 
 from hub import Hub
-from plugins.notifications.idempotency import IdempotencyClaims
-from plugins.notifications.messages import (
+from hub_realtime_plugins.notifications.idempotency import IdempotencyClaims
+from hub_realtime_plugins.notifications.messages import (
     BROADCAST_ROOM,
     InboxSnapshot,
     MarkedRead,
@@ -21,8 +21,8 @@ from plugins.notifications.messages import (
     PublishRequest,
     PublishResult,
 )
-from plugins.notifications.settings import NotificationsSettings
-from plugins.notifications.store import NotificationStore, new_notification_id
+from hub_realtime_plugins.notifications.settings import NotificationsSettings
+from hub_realtime_plugins.notifications.store import NotificationStore, new_notification_id
 
 NAMESPACE = "notifications"
 NEW = "notifications.new"

@@ -10,9 +10,9 @@ import typer
 from fastapi import APIRouter
 
 from hub import Channel, Context, Hub, HubError, Identity, Plugin, RateLimit, hookimpl
-from plugins.notifications.api import make_router
-from plugins.notifications.cli import register as register_cli
-from plugins.notifications.messages import (
+from hub_realtime_plugins.notifications.api import make_router
+from hub_realtime_plugins.notifications.cli import register as register_cli
+from hub_realtime_plugins.notifications.messages import (
     BROADCAST_ROOM,
     InboxSnapshot,
     Level,
@@ -24,9 +24,9 @@ from plugins.notifications.messages import (
     ReadNotifications,
     SendNotification,
 )
-from plugins.notifications.notifier import MARKED_READ, NAMESPACE, NEW, InvalidRequest, Notifier
-from plugins.notifications.purge import Purger
-from plugins.notifications.settings import NotificationsSettings
+from hub_realtime_plugins.notifications.notifier import MARKED_READ, NAMESPACE, NEW, InvalidRequest, Notifier
+from hub_realtime_plugins.notifications.purge import Purger
+from hub_realtime_plugins.notifications.settings import NotificationsSettings
 
 PUBLISH_SCOPE = "publish"
 

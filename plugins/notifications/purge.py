@@ -8,7 +8,7 @@ import contextlib
 import logging
 
 from hub import Hub
-from plugins.notifications.notifier import NAMESPACE, Notifier
+from hub_realtime_plugins.notifications.notifier import NAMESPACE, Notifier
 
 log = logging.getLogger("hub.notifications")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from plugins.notifications.messages import MAX_TTL
+from hub_realtime_plugins.notifications.messages import MAX_TTL
 
 
 class NotificationsSettings(BaseSettings):

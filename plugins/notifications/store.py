@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub import PluginStore, sortable_id
-from plugins.notifications.messages import BROADCAST_ROOM, Notification, is_notification_id
-from plugins.notifications.settings import NotificationsSettings
+from hub_realtime_plugins.notifications.messages import BROADCAST_ROOM, Notification, is_notification_id
+from hub_realtime_plugins.notifications.settings import NotificationsSettings
 
 
 def new_notification_id(now: float | None = None) -> str:

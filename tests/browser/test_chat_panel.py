@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from playwright.async_api import Page, expect
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from tests.browser.conftest import screenshot
 from tests.e2e.feed_plugin import make_feed_plugin
 
@@ -78,7 +78,7 @@ async def test_the_shell_mounts_the_panels_of_enabled_plugins_only(hub_server, n
 
 
 async def test_two_people_chat_through_the_chat_panel(hub_server, new_page):
-    server = hub_server(plugins={"chat": plugins.chat.Chat})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     alice = await open_demo(new_page, f"{server.url}/#token={server.token('alice', name='Alice')}")
     bob = await open_demo(new_page, f"{server.url}/#token={server.token('bob', name='Bob')}")
     assert await alice.locator(".panel").evaluate_all("els => els.map(e => e.dataset.plugin)") == ["chat"]
@@ -154,7 +154,7 @@ async def test_two_people_chat_through_the_chat_panel(hub_server, new_page):
 
 
 async def test_both_pages_reconnect_after_a_hub_restart_and_carry_on(hub_server, new_page):
-    server = hub_server(plugins={"chat": plugins.chat.Chat})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     alice = await open_demo(new_page, f"{server.url}/#token={server.token('alice', name='Alice')}")
     bob = await open_demo(new_page, f"{server.url}/#token={server.token('bob', name='Bob')}")
     await alice.locator(".chat-input").fill("before the restart")

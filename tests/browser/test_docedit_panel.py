@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Locator, Page, expect
 
 from hub.testing import HubServer
-from plugins.docedit import Docedit
+from hub_realtime_plugins.docedit import Docedit
 from tests.browser.conftest import PageFactory, screenshot, wait_js
 from tests.e2e.test_docedit_interop import PyDoc
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.testing import HubServer
-from plugins.draw import Draw, board
+from hub_realtime_plugins.draw import Draw, board
 from tests.browser.conftest import PageFactory, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PLUGINS = {"chat": plugins.chat.Chat, "draw": Draw}
+PLUGINS = {"chat": hub_realtime_plugins.chat.Chat, "draw": Draw}
 # Console messages that are not the panel's: the shell has no favicon, and a hub that is down refuses sockets.
 EXPECTED_CONSOLE = re.compile(r"favicon\.ico|WebSocket connection to .* failed|ERR_CONNECTION_REFUSED")
 

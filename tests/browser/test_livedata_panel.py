@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
-from plugins.livedata import Livedata
+from hub_realtime_plugins.livedata import Livedata
 from tests.browser.conftest import WAIT_MS, screenshot, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

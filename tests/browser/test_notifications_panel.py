@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from plugins.notifications import Notifications
+from hub_realtime_plugins.notifications import Notifications
 from tests.browser.conftest import screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

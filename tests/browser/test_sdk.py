@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from playwright.async_api import expect
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -24,7 +24,7 @@ DOC_EXAMPLE = re.compile(r"^```html\n<!-- chat-example\.html -->\n(.*?)^```$", r
 
 @pytest.fixture
 def chat_server(hub_server):
-    return hub_server(plugins={"chat": plugins.chat.Chat})
+    return hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
 
 
 def texts(log, event_type="chat.posted"):
@@ -167,8 +167,8 @@ async def test_reconnects_after_a_restart_and_recovers_what_it_missed(hub_server
     comes back on the same port, and the SDK reconnects by itself and resubscribes with `since`."""
     prefix = f"b{uuid.uuid4().hex[:10]}"
     settings = {"redis_url": redis_url, "redis_prefix": prefix, "probe_interval": 0.1, "probe_timeout": 0.6}
-    node_a = hub_server(plugins={"chat": plugins.chat.Chat}, **settings)
-    node_b = hub_server(plugins={"chat": plugins.chat.Chat}, **settings)
+    node_a = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, **settings)
+    node_b = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, **settings)
     writer = await py_client(node_b, user="writer")
 
     page = await sdk_page(new_page, node_a.url, **FAST_RECONNECT)
@@ -306,7 +306,7 @@ async def test_the_complete_example_of_client_md_works(hub_server, new_page, py_
     (static / "chat-example.html").write_text(match.group(1))
     example = ModuleType("example_plugin")
     example.__file__ = str(tmp_path / "example" / "__init__.py")
-    server = hub_server(plugins={"chat": plugins.chat.Chat, "example": example})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat, "example": example})
     alice = await py_client(server, user="alice", name="Alice")
     await alice.sub("chat:lobby")
     await alice.pub("chat:lobby", "chat.send", {"text": "welcome"})

@@ -13,7 +13,7 @@ from pycrdt import Doc, Text
 
 from hub import testing
 from hub.testing import HubClient
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     SyncKind,
     b64decode,

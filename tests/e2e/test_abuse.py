@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.protocol import CloseCode
 from hub.testing import HubClient, HubServer
 from tests.e2e import ticker_plugin
@@ -238,7 +238,7 @@ EVENT_PAD = 2000
 )
 async def test_slow_consumer_is_dropped_and_the_others_keep_receiving(hub_server, hub_client, raw_sockets, limits):
     server = hub_server(
-        plugins={"chat": plugins.chat.Chat, "ticker": ticker_plugin.Ticker},
+        plugins={"chat": hub_realtime_plugins.chat.Chat, "ticker": ticker_plugin.Ticker},
         rate_limit=100_000,
         rate_burst=100_000,
         **limits,

@@ -7,7 +7,7 @@ from types import ModuleType
 import pytest
 from pydantic import BaseModel
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub import Channel, Context, Identity, deny_anonymous, hookimpl, only_room_owner
 from hub.testing import ReplyError
 
@@ -44,7 +44,11 @@ class ReadOnlyRooms:
 
 @pytest.fixture
 def server(hub_server):
-    plugins_in_test = {"chat": plugins.chat.Chat, "inbox": make_inbox_plugin(), "readonly": ReadOnlyRooms()}
+    plugins_in_test = {
+        "chat": hub_realtime_plugins.chat.Chat,
+        "inbox": make_inbox_plugin(),
+        "readonly": ReadOnlyRooms(),
+    }
     return hub_server(plugins=plugins_in_test)
 
 

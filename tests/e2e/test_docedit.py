@@ -13,8 +13,8 @@ import websockets
 from pycrdt import Doc, Text
 
 from hub.testing import ReplyError
-from plugins.docedit import Docedit, DoceditSettings
-from plugins.docedit.yprotocol import (
+from hub_realtime_plugins.docedit import Docedit, DoceditSettings
+from hub_realtime_plugins.docedit.yprotocol import (
     FrameKind,
     Reader,
     SyncKind,

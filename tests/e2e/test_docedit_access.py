@@ -18,9 +18,9 @@ from pycrdt import Doc, Text
 
 from hub import Identity
 from hub.testing import HubClient, HubServer, ReplyError
-from plugins.docedit import Docedit, DoceditSettings
-from plugins.docedit.documents import Documents
-from plugins.docedit.yprotocol import SyncKind, parse_frame
+from hub_realtime_plugins.docedit import Docedit, DoceditSettings
+from hub_realtime_plugins.docedit.documents import Documents
+from hub_realtime_plugins.docedit.yprotocol import SyncKind, parse_frame
 from tests.e2e.docedit_provider import DocProvider, wait_until
 from tests.e2e.test_tokens import JwksServer, jwk
 from tests.e2e.test_tokens import token as signed_token

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
-import plugins.docedit
+import hub_realtime_plugins.docedit
 from hub.testing import HubClient, HubServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,7 +235,7 @@ async def node_scripts() -> AsyncIterator[list[NodeScript]]:
 
 
 def docedit_server(hub_server: Any, **settings: Any) -> HubServer:
-    server: HubServer = hub_server(plugins={"docedit": plugins.docedit.Docedit}, **settings)
+    server: HubServer = hub_server(plugins={"docedit": hub_realtime_plugins.docedit.Docedit}, **settings)
     return server
 
 

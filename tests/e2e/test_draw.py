@@ -14,7 +14,7 @@ import pytest
 from hub import Identity, hookimpl
 from hub.store.redis import RedisStore
 from hub.testing import HubClient, HubServer, ReplyError
-from plugins.draw import Draw, DrawSettings, board
+from hub_realtime_plugins.draw import Draw, DrawSettings, board
 
 DRAW = {"draw": Draw}
 

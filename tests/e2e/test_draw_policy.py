@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from hub.testing import HubClient, HubServer, ReplyError
-from plugins.draw import Draw, DrawSettings, board
-from plugins.draw.board import Editor, EditPolicy, Meta
+from hub_realtime_plugins.draw import Draw, DrawSettings, board
+from hub_realtime_plugins.draw.board import Editor, EditPolicy, Meta
 
 DRAW = {"draw": Draw}
 CH = "draw:team"

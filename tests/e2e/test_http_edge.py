@@ -24,8 +24,8 @@ import websockets
 from fastapi import APIRouter
 from websockets.typing import Subprotocol
 
-import plugins.chat
-import plugins.notifications
+import hub_realtime_plugins.chat
+import hub_realtime_plugins.notifications
 from hub import hookimpl
 from hub.testing import HubServer
 
@@ -109,7 +109,10 @@ def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def notifications_hub(hub_server: Any, **overrides: Any) -> HubServer:
-    enabled = {"chat": plugins.chat.Chat, "notifications": plugins.notifications.Notifications}
+    enabled = {
+        "chat": hub_realtime_plugins.chat.Chat,
+        "notifications": hub_realtime_plugins.notifications.Notifications,
+    }
     return hub_server(plugins=enabled, api_keys=[KEY], **overrides)
 
 
@@ -236,7 +239,7 @@ async def test_every_route_with_a_json_body_parses_it_strictly(hub_server, serve
         def hub_http_routes(self, hub):
             return router
 
-    server = hub_server(plugins={"chat": plugins.chat.Chat, "echo": EchoPlugin()})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat, "echo": EchoPlugin()})
     logs = server_logs(logging.DEBUG)
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.post("/api/echo", json={"x": 1.5})).json() == {"x": 1.5}

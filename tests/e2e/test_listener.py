@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub import Hub
 
 
@@ -30,7 +30,7 @@ class Recorder:
 
 
 async def test_a_listener_gets_every_event_and_counts_as_a_subscriber(hub_server: Any, hub_client: Any) -> None:
-    server = hub_server(plugins={"chat": plugins.chat.Chat})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     hub: Hub = server.app.state.hub
     recorder = Recorder()
     listener = await server.call(hub.listen("chat:room", recorder))
@@ -49,7 +49,7 @@ async def test_a_listener_gets_every_event_and_counts_as_a_subscriber(hub_server
 
 
 async def test_a_failing_listener_does_not_stop_delivery(hub_server: Any, hub_client: Any) -> None:
-    server = hub_server(plugins={"chat": plugins.chat.Chat})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     hub: Hub = server.app.state.hub
 
     def broken(channel: str, frame: str) -> None:
@@ -64,7 +64,7 @@ async def test_a_failing_listener_does_not_stop_delivery(hub_server: Any, hub_cl
 
 
 async def test_listening_to_a_channel_nobody_owns_is_an_error(hub_server: Any) -> None:
-    server = hub_server(plugins={"chat": plugins.chat.Chat})
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     hub: Hub = server.app.state.hub
     with pytest.raises(Exception, match="nope"):
         await server.call(hub.listen("nope:room", Recorder()))
@@ -72,8 +72,8 @@ async def test_listening_to_a_channel_nobody_owns_is_an_error(hub_server: Any) -
 
 async def test_a_listener_on_one_node_hears_the_other_node(hub_server: Any, hub_client: Any, redis_url: str) -> None:
     settings = {"redis_url": redis_url, "redis_prefix": f"listen{id(object())}"}
-    first = hub_server(plugins={"chat": plugins.chat.Chat}, **settings)
-    second = hub_server(plugins={"chat": plugins.chat.Chat}, **settings)
+    first = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, **settings)
+    second = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, **settings)
     recorder = Recorder()
     await first.call(first.app.state.hub.listen("chat:x", recorder))
     assert await second.call(second.app.state.hub.interest("chat:x")) == 1

@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 from hub import Hub
 from hub.protocol import SUBPROTOCOL
 from hub.testing import TEST_SECRET, HubClient, ReplyError, wait_until
-from plugins.livedata import Livedata, LivedataSettings, Quote, Tick
+from hub_realtime_plugins.livedata import Livedata, LivedataSettings, Quote, Tick
 from tests.e2e import ticker_plugin
 
 HUB = Path(sys.executable).with_name("hub")

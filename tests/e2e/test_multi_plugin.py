@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.testing import HubClient, ReplyError
 from tests.e2e import ticker_plugin
 
 LOBBY = "chat:lobby"
-PLUGINS = {"chat": plugins.chat.Chat, "ticker": ticker_plugin.Ticker}
+PLUGINS = {"chat": hub_realtime_plugins.chat.Chat, "ticker": ticker_plugin.Ticker}
 
 
 async def next_any_event(client: HubClient, timeout: float = 5.0) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from hub import Channel, Context, Hub, Plugin, hookimpl
 from hub.testing import HubClient, HubServer, ReplyError, wait_until
-from plugins.notifications import Notifications, NotificationsSettings, PublishResult, notify
+from hub_realtime_plugins.notifications import Notifications, NotificationsSettings, PublishResult, notify
 
 HUB = Path(sys.executable).with_name("hub")
 KEY = "test-key-0123456789"

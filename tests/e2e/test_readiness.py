@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.testing import wait_until
 
 
@@ -18,7 +18,7 @@ async def readyz(http: httpx.AsyncClient) -> tuple[int, dict[str, object]]:
 
 
 async def test_readyz_names_the_broker_and_the_store(hub_server) -> None:
-    node = hub_server(plugins={"chat": plugins.chat.Chat})
+    node = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     async with httpx.AsyncClient(base_url=node.url) as http:
         assert await readyz(http) == (200, {"ready": True, "started": True, "broker": "ok", "store": "ok"})
 
@@ -28,7 +28,7 @@ async def test_readyz_is_never_green_while_redis_is_down(hub_server, redis_serve
     trip through a new one: a reconnect attempt while Redis is down is not a success, however recent the last
     probe was (probe_timeout is long here, so a stale probe would still count)."""
     node = hub_server(
-        plugins={"chat": plugins.chat.Chat},
+        plugins={"chat": hub_realtime_plugins.chat.Chat},
         broker_url=redis_server.url,
         redis_prefix=f"t{uuid.uuid4().hex[:10]}",
         probe_interval=0.05,
@@ -64,7 +64,10 @@ async def test_a_store_on_a_redis_that_is_down_makes_the_node_unready(hub_server
     """Broker and store on two different Redis servers: the store's being down is the node's being unready."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     node = hub_server(
-        plugins={"chat": plugins.chat.Chat}, broker_url=redis_url, store_url=redis_server.url, redis_prefix=prefix
+        plugins={"chat": hub_realtime_plugins.chat.Chat},
+        broker_url=redis_url,
+        store_url=redis_server.url,
+        redis_prefix=prefix,
     )
     async with httpx.AsyncClient(base_url=node.url, timeout=5.0) as http:
         assert (await readyz(http))[0] == 200

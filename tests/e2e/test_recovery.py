@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from tests.e2e.feed_plugin import make_feed_plugin
 
 
 @pytest.fixture
 def server(hub_server):
-    return hub_server(plugins={"feed": make_feed_plugin(), "chat": plugins.chat.Chat})
+    return hub_server(plugins={"feed": make_feed_plugin(), "chat": hub_realtime_plugins.chat.Chat})
 
 
 async def publish(client, numbers) -> None:

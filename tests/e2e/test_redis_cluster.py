@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.broker import open_broker
 from hub.store import open_store
 from hub.testing import HubClient, ReplyError
@@ -17,7 +17,7 @@ from tests.e2e.feed_plugin import make_feed_plugin
 from tests.e2e.test_redis_nodes import node_settings, ready, wait_until
 from tests.rigs.redis import RedisClusterServer
 
-PLUGINS = {"feed": make_feed_plugin(history_size=50), "chat": plugins.chat.Chat}
+PLUGINS = {"feed": make_feed_plugin(history_size=50), "chat": hub_realtime_plugins.chat.Chat}
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub.testing import TEST_SECRET, HubClient, ReplyError, wait_until
 from tests.e2e.feed_plugin import make_feed_plugin
 
@@ -41,7 +41,7 @@ def prefix() -> str:
 
 @pytest.fixture
 def two_nodes(hub_server, redis_url, prefix):
-    plugins_here = {"feed": make_feed_plugin(history_size=50), "chat": plugins.chat.Chat}
+    plugins_here = {"feed": make_feed_plugin(history_size=50), "chat": hub_realtime_plugins.chat.Chat}
     node_a = hub_server(plugins=plugins_here, **node_settings(redis_url, prefix))
     node_b = hub_server(plugins=plugins_here, **node_settings(redis_url, prefix))
     return node_a, node_b
@@ -260,7 +260,7 @@ def _free_port() -> int:
 async def test_a_killed_nodes_clients_leave_presence_within_the_ttl(
     hub_server, hub_client, redis_url, prefix, serve_node
 ):
-    survivor = hub_server(plugins={"chat": plugins.chat.Chat}, **node_settings(redis_url, prefix))
+    survivor = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, **node_settings(redis_url, prefix))
     process, url = serve_node()
 
     await wait_until(lambda: ready_url(url), timeout=15)

@@ -66,7 +66,7 @@ async def test_a_plugin_websocket_route_goes_through_fastapi_beside_the_hub_sock
     import websockets
 
     from hub import hookimpl
-    from plugins.chat import Chat
+    from hub_realtime_plugins.chat import Chat
 
     router = APIRouter()
 

@@ -36,7 +36,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from typer.testing import CliRunner
 from websockets.typing import Subprotocol
 
-import plugins.chat
+import hub_realtime_plugins.chat
 from hub import Hub, hookimpl
 from hub.auth import Authenticator
 from hub.cli import cli
@@ -162,7 +162,7 @@ def who_plugin() -> ModuleType:
 
 
 def start(hub_server: Callable[..., HubServer], **settings: Any) -> HubServer:
-    return hub_server(plugins={"chat": plugins.chat.Chat, "who": who_plugin()}, **settings)
+    return hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat, "who": who_plugin()}, **settings)
 
 
 # ---- socket helpers --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 - a background feed started in ``hub_startup`` ticks ``ticker:clock`` every ``CLOCK_INTERVAL`` seconds and is
   stopped in ``hub_shutdown``.
 
-Registered in tests with ``hub_server(plugins={"chat": plugins.chat.Chat, "ticker": Ticker})``.
+Registered in tests with ``hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat, "ticker": Ticker})``.
 """
 
 from __future__ import annotations
