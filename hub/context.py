@@ -3,43 +3,62 @@ presence, revoke."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from hub.broker import MidDone
-from hub.channel import Channel
 from hub.protocol import encode_event
-from hub.store import PluginStore
-from hub.types import Identity, PresenceMember
 
 if TYPE_CHECKING:
+    from hub.broker import MidDone
+    from hub.node import Node
     from hub.plugin_api import Hub
-    from hub.runtime import Runtime
     from hub.session import Session
+    from hub.store import PluginStore
+    from hub.types import Identity, PresenceMember
+
+
+class EventSpec(Protocol):
+    """What a context needs of its channel's declaration (a :class:`hub.Channel` is one)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def events(self) -> Mapping[str, type[BaseModel]]: ...
+
+
+def check_event(spec: EventSpec, event_type: str, data: BaseModel) -> None:
+    """Publishing an undeclared event type, or the wrong model for it, is a bug in the plugin."""
+    model = spec.events.get(event_type)
+    if model is None:
+        raise ValueError(f"event type {event_type!r} is not declared on channel '{spec.namespace}:*'")
+    if not isinstance(data, model):
+        raise TypeError(f"event {event_type!r} needs a {model.__name__}, got {type(data).__name__}")
 
 
 class Context:
     """One request (or one subscribe) on one channel by one client."""
 
-    __slots__ = ("_mid", "_runtime", "_session", "channel", "client_id", "hub", "identity", "mid_done", "room", "spec")
+    __slots__ = ("_mid", "_node", "_session", "channel", "client_id", "hub", "identity", "mid_done", "room", "spec")
 
     def __init__(
         self,
-        runtime: Runtime,
+        node: Node,
+        hub: Hub,
         session: Session,
         identity: Identity,
         channel: str,
         room: str,
-        spec: Channel,
+        spec: EventSpec,
         *,
         mid: MidDone | None = None,
     ):
         self._mid = mid  # the request's claimed mid: marked done with the handler's first event
         self.mid_done = False
-        self._runtime = runtime
-        self.hub: Hub = runtime.plugin_apis[spec.namespace]
+        self._node = node
+        self.hub = hub
         """The :class:`hub.Hub` of the plugin that owns the channel."""
         self.identity = identity
         self.client_id = session.client_id
@@ -67,7 +86,7 @@ class Context:
             # node dies is then a duplicate exactly when the event went out (protocol.md §8).
             mid, self.mid_done = self._mid, True
         try:
-            return await self._runtime.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
+            return await self._node.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
         except BaseException:
             if mid is not None:
                 self.mid_done = False  # (whether the broker did it is unknown; the caller releases the claim)
@@ -75,15 +94,15 @@ class Context:
 
     def reply(self, event_type: str, data: BaseModel) -> None:
         """Send an event to the calling client only."""
-        self._runtime.check_event(self.spec, event_type, data)
+        check_event(self.spec, event_type, data)
         # Through push_event, so a reply made while subscribing waits for the sub's ok like live events do.
         self._session.push_event(
             self.channel, encode_event(self.channel, event_type, data.model_dump_json(), None), None
         )
 
     async def presence(self) -> list[PresenceMember]:
-        return await self._runtime.broker.presence.members(self.channel)
+        return await self._node.presence(self.channel)
 
     def revoke(self, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None) -> int:
         """End this channel's subscriptions of the identities ``who`` selects, on this node (:meth:`Hub.revoke`)."""
-        return self._runtime.revoke(self.channel, who, code=code, msg=msg)
+        return self._node.revoke(self.channel, who, code=code, msg=msg)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -15,19 +15,36 @@ from hub.broker import BrokerUnavailable
 from hub.channel import RETURN_CONTRACT, Action, Channel, PresenceChanged, describe
 from hub.context import Context
 from hub.errors import HubError
+from hub.node import Node
 from hub.protocol import ErrorCode, PubRequest, SubRequest, encode_unsub, event_fragment
 from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.broker import Broker, MidDone
+    from hub.fanout import Fanout
+    from hub.plugin_api import Hub
+    from hub.plugin_manager import PluginManager
+    from hub.router import Router
+
+
+class Core(Node, Protocol):
+    """What the client ops need of the node (:class:`hub.runtime.Runtime` is it): the plugin-facing
+    :class:`hub.node.Node`, and the node's own parts."""
+
+    router: Router
+    broker: Broker
+    fanout: Fanout
+    plugins: PluginManager
+    revocations: Revocations
+    sessions: dict[str, Session]
+    plugin_apis: dict[str, Hub]
+
 
 log = logging.getLogger("hub.operations")
 
 
-def _authorize(
-    hub: Runtime, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None
-) -> None:
+def _authorize(hub: Core, spec: Channel, identity: Identity, channel: str, room: str, message_type: str | None) -> None:
     """The channel's own policy first, then every plugin's hub_authorize; any refusal is ``forbidden``."""
     if message_type is None:
         allowed = spec.can_subscribe(identity, room) and hub.plugins.authorize(identity, "subscribe", channel, None)
@@ -39,16 +56,22 @@ def _authorize(
         raise HubError(ErrorCode.FORBIDDEN, f"{identity.name} may not {verb} {channel!r}.")
 
 
-async def _check_access(ctx: Context, action: Action, message_type: str | None) -> None:
+def _context(
+    hub: Core, session: Session, identity: Identity, channel: str, room: str, spec: Channel, mid: MidDone | None = None
+) -> Context:
+    return Context(hub, hub.plugin_apis[spec.namespace], session, identity, channel, room, spec, mid=mid)
+
+
+async def _check_access(hub: Core, spec: Channel, ctx: Context, action: Action, message_type: str | None) -> None:
     """The synchronous policies and hooks, then the channel's async rule (which raises its own refusal)."""
-    _authorize(ctx._runtime, ctx.spec, ctx.identity, ctx.channel, ctx.room, message_type)
-    authorizer = ctx.spec.authorizer
+    _authorize(hub, spec, ctx.identity, ctx.channel, ctx.room, message_type)
+    authorizer = spec.authorizer
     if authorizer is not None:
         await authorizer(ctx, action, message_type)
 
 
 async def subscribe(
-    hub: Runtime, session: Session, identity: Identity, req: SubRequest
+    hub: Core, session: Session, identity: Identity, req: SubRequest
 ) -> tuple[dict[str, JSON], int | None]:
     """Join a channel. Returns the ``ok`` data and the offset the reply covers (events up to it are in it).
 
@@ -64,9 +87,9 @@ async def subscribe(
             ErrorCode.TOO_MANY_CHANNELS,
             f"A connection may follow at most {hub.settings.max_channels_per_connection} channels.",
         )
-    ctx = Context(hub, session, identity, req.ch, room, spec)
+    ctx = _context(hub, session, identity, req.ch, room, spec)
     # Before anything of the channel is written or read for this client: a refused one leaves no trace.
-    await _check_access(ctx, "subscribe", None)
+    await _check_access(hub, spec, ctx, "subscribe", None)
     member = PresenceMember(session.client_id, identity.user, identity.name)
     session.begin_join(req.ch)
     try:
@@ -103,14 +126,14 @@ async def subscribe(
     return data, start_offset
 
 
-async def unsubscribe(hub: Runtime, session: Session, channel: str) -> None:
+async def unsubscribe(hub: Core, session: Session, channel: str) -> None:
     await hub.revocations.settled(session, channel)  # the server's unsub came first: not subscribed any more
     if channel not in session.subscriptions:
         raise HubError(ErrorCode.NOT_SUBSCRIBED, f"Not subscribed to {channel!r}.")
     await leave(hub, session, channel)
 
 
-async def leave(hub: Runtime, session: Session, channel: str) -> None:
+async def leave(hub: Core, session: Session, channel: str) -> None:
     """Drop one subscription; on a presence channel, tell the others. Once per subscription: a second call
     (the socket closing while the server ends the subscription) does nothing."""
     if channel not in session.subscriptions:
@@ -131,7 +154,7 @@ async def leave(hub: Runtime, session: Session, channel: str) -> None:
             log.warning("presence leave of %s on %s deferred to expiry: broker unavailable", session, channel)
 
 
-async def publish(hub: Runtime, session: Session, identity: Identity, req: PubRequest) -> JSON:
+async def publish(hub: Core, session: Session, identity: Identity, req: PubRequest) -> JSON:
     """Validate and run the handler of one inbound message; returns the handler's reply data."""
     spec, room = hub.router.resolve(req.ch)
     inbound = hub.router.inbound(spec, req.type)
@@ -140,10 +163,10 @@ async def publish(hub: Runtime, session: Session, identity: Identity, req: PubRe
     ):
         raise HubError(ErrorCode.RATE_LIMITED, f"Too many {req.type!r} messages; slow down.")
     mid_key = f"{req.ch}\x00{identity.user}\x00{req.mid}" if req.mid is not None else None
-    ctx = Context(
+    ctx = _context(
         hub, session, identity, req.ch, room, spec, mid=(mid_key, hub.settings.dedup_window) if mid_key else None
     )
-    await _check_access(ctx, "publish", req.type)
+    await _check_access(hub, spec, ctx, "publish", req.type)
     message = hub.router.validate(inbound, req.data)
     if mid_key is not None:
         # Claimed for mid_pending_ttl only: if this node dies before the handler is done, the claim expires and
@@ -165,7 +188,7 @@ async def publish(hub: Runtime, session: Session, identity: Identity, req: PubRe
     return result.model_dump(mode="json") if result is not None else None
 
 
-def _returned(hub: Runtime, spec: Channel, function: object, result: object, what: str) -> BaseModel | None:
+def _returned(hub: Core, spec: Channel, function: object, result: object, what: str) -> BaseModel | None:
     """A handler's or snapshot provider's result, checked: anything but a model or None is the plugin's bug,
     logged with what to fix, and the client gets ``internal``."""
     if result is None or isinstance(result, BaseModel):
@@ -177,11 +200,11 @@ def _returned(hub: Runtime, spec: Channel, function: object, result: object, wha
     raise HubError(ErrorCode.INTERNAL, "The server failed to handle this message.")
 
 
-async def presence(hub: Runtime, session: Session, identity: Identity, channel: str) -> JSON:
+async def presence(hub: Core, session: Session, identity: Identity, channel: str) -> JSON:
     spec, room = hub.router.resolve(channel)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
-    await _check_access(Context(hub, session, identity, channel, room, spec), "presence", None)
+    await _check_access(hub, spec, _context(hub, session, identity, channel, room, spec), "presence", None)
     return {"presence": [m.as_dict() for m in await hub.broker.presence.members(channel)]}
 
 
@@ -230,7 +253,7 @@ class Revocations:
             await asyncio.wait(tuple(self._ending.values()), timeout=timeout)
 
 
-def revoke(hub: Runtime, channel: str, who: Callable[[Identity], bool], code: str, msg: str) -> int:
+def revoke(hub: Core, channel: str, who: Callable[[Identity], bool], code: str, msg: str) -> int:
     """End the subscriptions of ``channel`` held by this node's sessions whose identity ``who`` selects.
 
     Synchronous, so a plugin may call it from a listener callback: when it returns, no further event of the
@@ -263,7 +286,7 @@ def revoke(hub: Runtime, channel: str, who: Callable[[Identity], bool], code: st
     return ended
 
 
-async def _end_subscription(hub: Runtime, session: Session, channel: str, held: object) -> None:
+async def _end_subscription(hub: Core, session: Session, channel: str, held: object) -> None:
     if session.subscriptions.get(channel) is not held:
         return  # the socket closed meanwhile, and its leave() did this
     try:

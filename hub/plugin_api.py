@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
-from hub.http_auth import check_subscribe, request_identity, request_publisher
 from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Histogram
@@ -16,7 +15,7 @@ from hub.store import PluginStore
 from hub.types import Identity, PresenceMember
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.node import Node
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -36,7 +35,7 @@ class PluginMetrics:
 
     __slots__ = ("_runtime",)
 
-    def __init__(self, runtime: Runtime | None) -> None:
+    def __init__(self, runtime: Node | None) -> None:
         self._runtime = runtime
 
     def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
@@ -53,7 +52,7 @@ class PluginMetrics:
         return _running(self._runtime).metrics.histogram(name, help_text, buckets)
 
 
-def _running(runtime: Runtime | None) -> Runtime:
+def _running(runtime: Node | None) -> Node:
     if runtime is None:
         raise HubNotRunning(
             "this plugin object was built only to describe its channels (hub schema, hub plugins); it runs in no hub"
@@ -71,7 +70,7 @@ class Hub:
 
     __slots__ = ("_runtime", "_store", "metrics", "name")
 
-    def __init__(self, runtime: Runtime | None, name: str) -> None:
+    def __init__(self, runtime: Node | None, name: str) -> None:
         self._runtime = runtime
         self.name = name
         """The plugin's name (its entry point's, or the key it was registered under)."""
@@ -79,7 +78,7 @@ class Hub:
         self._store: PluginStore | None = None
 
     @property
-    def _rt(self) -> Runtime:
+    def _rt(self) -> Node:
         return _running(self._runtime)
 
     # ---- who and where ---------------------------------------------------------------------------------------
@@ -127,7 +126,7 @@ class Hub:
 
     async def presence(self, channel: str) -> list[PresenceMember]:
         """Who is in ``channel`` (a channel with presence), on every node."""
-        return await self._rt.broker.presence.members(channel)
+        return await self._rt.presence(channel)
 
     def revoke(
         self, channel: str, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None
@@ -169,7 +168,7 @@ class Hub:
     def authenticate(self, authorization: str | None) -> Identity:
         """The caller of an HTTP route, from its ``Authorization: Bearer <jwt>`` header, with the socket's rules
         (a user's token, a guest's resume token, or a new guest when guests are allowed); HTTP 401 otherwise."""
-        return request_identity(self._rt, authorization)
+        return self._rt.authenticate(authorization)
 
     async def verify_token(self, token: str | None) -> Identity:
         """The identity a token stands for (a guest when ``token`` is None and guests are allowed), as the
@@ -182,12 +181,12 @@ class Hub:
     ) -> Identity:
         """The caller of a server-to-server route: an API key (``X-API-Key``, or ``Authorization: Bearer <key>``)
         or a JWT that carries ``scope``. HTTP 401 without valid credentials, 403 for a token without the scope."""
-        return request_publisher(self._rt, authorization, api_key, scope=scope)
+        return self._rt.authenticate_publisher(authorization, api_key, scope=scope)
 
     def authorize_read(self, identity: Identity, channel: str) -> str:
         """May ``identity`` read ``channel``, as a ``sub`` would be allowed by the channel's policy and every
         ``hub_authorize`` hook? Returns the room; HTTP 404 for a bad channel name, 403 when refused."""
-        return check_subscribe(self._rt, identity, channel)
+        return self._rt.authorize_read(identity, channel)
 
     def origin_allowed(self, headers: dict[bytes, bytes]) -> bool:
         """Whether a WebSocket handshake with these headers (the ASGI scope's, as a dict) comes from an allowed

@@ -20,7 +20,7 @@ from hub.plugin_catalog import PluginCatalog, check_hooks, static_dir
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from hub.runtime import Runtime
+    from hub.node import Node
     from hub.types import Identity
 
 log = logging.getLogger("hub.plugins")
@@ -57,7 +57,7 @@ class PluginManager:
     """The plugins of one hub (``runtime``), or of none (None: built only to describe their channels, for
     ``hub schema`` and ``hub plugins``; their :class:`hub.Hub` refuses to act). A typed facade over pluggy."""
 
-    def __init__(self, catalog: PluginCatalog | None = None, runtime: Runtime | None = None) -> None:
+    def __init__(self, catalog: PluginCatalog | None = None, runtime: Node | None = None) -> None:
         self.catalog = catalog or PluginCatalog()
         self._pm = pluggy.PluginManager("hub")
         self._pm.add_hookspecs(hookspecs)

@@ -11,10 +11,12 @@ from pydantic import BaseModel
 
 from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, open_broker
-from hub.channel import Channel, PresenceChanged
+from hub.channel import PresenceChanged
+from hub.context import check_event
 from hub.errors import HubError
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
+from hub.http_auth import check_subscribe, request_identity, request_publisher
 from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Metrics
@@ -248,18 +250,25 @@ class Runtime:
             raise HubError("unauthorized", "Guests are not allowed on this hub; sign in.")
         return identity
 
+    async def presence(self, channel: str) -> list[PresenceMember]:
+        """Who is in ``channel`` (a channel with presence), on every node."""
+        return await self.broker.presence.members(channel)
+
+    def authenticate(self, authorization: str | None) -> Identity:
+        """The caller of an HTTP route from its ``Authorization`` header (:func:`hub.http_auth.request_identity`)."""
+        return request_identity(self.settings, self.authenticator, authorization)
+
+    def authenticate_publisher(self, authorization: str | None, api_key: str | None, *, scope: str) -> Identity:
+        """The caller of a server-to-server route (:func:`hub.http_auth.request_publisher`)."""
+        return request_publisher(self.settings, self.authenticator, authorization, api_key, scope=scope)
+
+    def authorize_read(self, identity: Identity, channel: str) -> str:
+        """May ``identity`` read ``channel``? The room, or HTTP 404/403 (:func:`hub.http_auth.check_subscribe`)."""
+        return check_subscribe(self.router, self.plugins, identity, channel)
+
     def local_subscribers(self, channel: str) -> int:
         """How many connections (and listeners) of this node follow ``channel``."""
         return self.fanout.subscriber_count(channel)
-
-    @staticmethod
-    def check_event(spec: Channel, event_type: str, data: BaseModel) -> None:
-        """Publishing an undeclared event type, or the wrong model for it, is a bug in the plugin."""
-        model = spec.events.get(event_type)
-        if model is None:
-            raise ValueError(f"event type {event_type!r} is not declared on channel '{spec.namespace}:*'")
-        if not isinstance(data, model):
-            raise TypeError(f"event {event_type!r} needs a {model.__name__}, got {type(data).__name__}")
 
     async def publish(
         self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False, mid: MidDone | None = None
@@ -267,7 +276,7 @@ class Runtime:
         """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any.
         ``mid``: mark this mid done with the event (the core's dedup, see Context.publish)."""
         spec, _room = self.router.resolve(channel)
-        self.check_event(spec, event_type, data)
+        check_event(spec, event_type, data)
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
         self.metrics.events_published += 1
         if mid is not None and not mid[0].startswith(channel + "\x00"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from playwright.async_api import Page, expect
 
 import hub_realtime_plugins.chat
+from hub import Plugin
 from tests.browser.conftest import screenshot
 from tests.e2e.feed_plugin import make_feed_plugin
 
@@ -26,13 +26,12 @@ export default function mount(root, hub, ctx) {
 BROKEN_PANEL = "export default function mount() { throw new Error('this panel is broken'); }"
 
 
-def panel_plugin(directory: Path, name: str, panel_js: str) -> ModuleType:
-    """A plugin with no channels whose static/panel.js is ``panel_js`` (the hub finds static/ beside __file__)."""
-    (directory / name / "static").mkdir(parents=True)
-    (directory / name / "static" / "panel.js").write_text(panel_js)
-    module = ModuleType(f"{name}_plugin")
-    module.__file__ = str(directory / name / "__init__.py")
-    return module
+def panel_plugin(directory: Path, name: str, panel_js: str) -> type[Plugin]:
+    """A plugin class with no channels that declares its static folder, whose panel.js is ``panel_js``."""
+    static = directory / name / "static"
+    static.mkdir(parents=True)
+    (static / "panel.js").write_text(panel_js)
+    return type(f"{name.title()}Panel", (Plugin,), {"static": str(static)})
 
 
 async def open_demo(new_page, url: str) -> Page:

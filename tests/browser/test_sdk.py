@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from playwright.async_api import expect
 
 import hub_realtime_plugins.chat
+from hub import Plugin
 from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -304,8 +304,7 @@ async def test_the_complete_example_of_client_md_works(hub_server, new_page, py_
     static = tmp_path / "example" / "static"
     static.mkdir(parents=True)
     (static / "chat-example.html").write_text(match.group(1))
-    example = ModuleType("example_plugin")
-    example.__file__ = str(tmp_path / "example" / "__init__.py")
+    example = type("Example", (Plugin,), {"static": str(static)})
     server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat, "example": example})
     alice = await py_client(server, user="alice", name="Alice")
     await alice.sub("chat:lobby")
