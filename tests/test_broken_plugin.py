@@ -72,3 +72,20 @@ def test_commands_that_need_it_stop_with_one_line(broken_site: Path, args: list[
     assert "'brokendemo'" in errors[0]
     assert "broken_demo_plugin:BrokenDemo" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_setting_that_does_not_validate_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "HUB_CHAT_SNAPSHOT_SIZE": "many", "HUB_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [*HUB, "serve", "--plugins", "chat", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        "error: plugin 'chat': its settings are not valid: HUB_CHAT_SNAPSHOT_SIZE: Input should be a valid "
+        "integer, unable to parse string as an integer"
+    ]
