@@ -2,7 +2,8 @@
 
 What it offers (documented in docs/writing-plugins.md, "Testing it"):
 
-- ``HubServer``: uvicorn and a hub in a background thread, with exactly the plugins given (or every installed one);
+- ``HubServer``: uvicorn and a hub in a background thread, with exactly the plugins given (a module, a plugin
+  class or factory, built anew at each start) or the installed ones ``settings.plugins`` names;
 - ``HubClient``: a WebSocket client speaking the hub's protocol; ``ReplyError`` is an ``err`` reply it raises;
 - fixtures ``hub_server`` (start hubs, stopped after the test) and ``hub_client`` (connect clients);
 - ``test_settings`` (a private data dir, ``TEST_SECRET``, fast timers) and ``wait_until`` (poll a condition).
@@ -15,7 +16,7 @@ In a plugin's tests::
     pytest_plugins = ["hub.testing"]
 
     async def test_echo(hub_server, hub_client):
-        server = hub_server(plugins={"echo": my_plugin_module})
+        server = hub_server(plugins={"echo": Echo})  # the plugin's class: each hub builds its own Echo(hub)
         alice = await hub_client(server, user="alice")
         await alice.sub("echo:room")
         await alice.pub("echo:room", "echo.say", {"text": "hi"})
