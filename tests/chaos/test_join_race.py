@@ -181,6 +181,9 @@ async def test_no_event_at_or_below_the_reply_offset_follows_the_reply(
     finally:
         stop.set()
         await publishing
+        # The slow node closes its Redis connections while the proxy still runs: the slow_link fixture is torn
+        # down first, and a connection dropped under redis-py leaves an unclosed transport behind (a warning).
+        slow_node.stop()
 
 
 async def test_a_node_that_starts_following_a_channel_delivers_each_event_once(
@@ -226,3 +229,6 @@ async def test_a_node_that_starts_following_a_channel_delivers_each_event_once(
     finally:
         stop.set()
         await publishing
+        # The slow node closes its Redis connections while the proxy still runs: the slow_link fixture is torn
+        # down first, and a connection dropped under redis-py leaves an unclosed transport behind (a warning).
+        slow_node.stop()
