@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
-from hub.channel import Channel, PresenceChanged
+from hub.channel import Channel, PresenceChanged, PresenceCount
 from hub.context import Context
 from hub.errors import HubError
 from hub.limits import RateLimit
@@ -202,7 +202,11 @@ def test_history_policy() -> None:
 
 def test_presence_channels_declare_joined_and_left() -> None:
     channel = Channel("room", presence=True)
-    assert channel.events == {"room.joined": PresenceChanged, "room.left": PresenceChanged}
+    assert channel.events == {
+        "room.joined": PresenceChanged,
+        "room.left": PresenceChanged,
+        "room.presence": PresenceCount,  # a big room's coalesced member count
+    }
     with pytest.raises(ValueError, match="already declared"):
         channel.event("room.joined", Said)
 

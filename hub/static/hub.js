@@ -65,6 +65,26 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  */
 
 /**
+ * What changed in a presence channel's list, given to `onPresence` with the members listed.
+ * @typedef {object} PresenceChange
+ * @property {"sync" | "joined" | "left" | "count"} type `sync`: a new list (a `sub` reply, or the whole list
+ *   fetched when a big room became small again); `joined` / `left`: one member (rooms of at most
+ *   `hello.limits.presence_list` members); `count`: a big room's new member count (`<namespace>.presence`).
+ * @property {Member} [member] The member who joined or left.
+ * @property {number} count How many members the room has, on every node.
+ * @property {boolean} partial True when the list holds fewer members than `count` (a big room: only a sample
+ *   is listed; `hub.presencePage` pages through everyone).
+ */
+
+/**
+ * One page of a presence channel's members (the `presence` op's reply).
+ * @typedef {object} PresencePage
+ * @property {Member[]} presence The members of this page.
+ * @property {number} count How many members the room has now, on every node.
+ * @property {string | null} cursor The next page's cursor, or null after the last page.
+ */
+
+/**
  * An `ev` frame as it came from the hub.
  * @typedef {{op: "ev", ch: string, type: string, data: any, offset?: number}} EventFrame
  */
@@ -81,7 +101,9 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  * @property {string | undefined} epoch The channel's stream (recoverable channels only).
  * @property {number | undefined} offset The last offset this reply accounts for (recoverable channels only).
  * @property {any} [snapshot] The plugin's state for a late joiner (absent when recovered or not declared).
- * @property {Member[] | undefined} presence Everyone present, this connection included (presence channels).
+ * @property {Member[] | undefined} presence Who is present, this connection included (presence channels):
+ *   everyone while the room has at most `hello.limits.presence_list` members, else a sample of that many.
+ * @property {number | undefined} presenceCount How many members the room has (presence channels).
  * @property {number} missed How many missed events were recovered.
  */
 
@@ -95,8 +117,9 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  *   every reconnect).
  * @property {(snapshot: any, info: SubscriptionInfo) => void} [onSnapshot] Each reply that carries a snapshot:
  *   the first one, and every resubscribe that could not recover (`info.reset`). Replace your state with it.
- * @property {(members: Member[], change: {type: "sync" | "joined" | "left", member?: Member}) => void}
- *   [onPresence] The channel's presence list, kept by the SDK from the reply and `joined`/`left` events.
+ * @property {(members: Member[], change: PresenceChange) => void} [onPresence] The channel's presence list
+ *   and member count, kept by the SDK from the reply, `joined`/`left` and `<namespace>.presence` events; in a
+ *   big room the list is partial (`change.partial`) and `change.count` says how many are present.
  * @property {(error: HubError) => void} [onError] The `sub` was refused. `error.retrying` says whether the SDK
  *   tries again (`unavailable`, `rate_limited`, …); otherwise the subscription is over. Also called, with
  *   `error.revoked` true, when the hub ends a subscription itself (access withdrawn, the room deleted): the
@@ -711,13 +734,59 @@ export class Hub {
   }
 
   /**
-   * Everyone present on a presence channel now (need not be subscribed).
+   * Who is present on a presence channel now (need not be subscribed): everyone while the room has at most
+   * `hello.limits.presence_list` members, else the first page of that many (see {@link Hub#presencePage}).
    * @param {string} channel
    * @returns {Promise<Member[]>}
    */
   async presence(channel) {
     const reply = await this.#request({ op: "presence", ch: channel });
     return reply.data?.presence ?? [];
+  }
+
+  /**
+   * One page of a presence channel's members (need not be subscribed). Start without a cursor; pass each
+   * reply's `cursor` for the next page until it is null. A member present during the whole walk is listed at
+   * least once (perhaps twice: dedupe by `client`).
+   * @param {string} channel
+   * @param {{cursor?: string | null, limit?: number}} [options] `limit`: members per page, at most
+   *   `hello.limits.presence_list` (the default)
+   * @returns {Promise<PresencePage>}
+   */
+  async presencePage(channel, { cursor, limit } = {}) {
+    const frame = { op: "presence", ch: channel };
+    if (cursor != null) frame.cursor = cursor;
+    if (limit != null) frame.limit = limit;
+    const data = (await this.#request(frame)).data ?? {};
+    const presence = Array.isArray(data.presence) ? data.presence : [];
+    const count = typeof data.count === "number" ? data.count : presence.length;
+    return { presence, count, cursor: typeof data.cursor === "string" ? data.cursor : null };
+  }
+
+  /** The room size up to which the hub lists every member and announces joins one by one (hello `limits`). */
+  #presenceListLimit() {
+    const limit = Number(this.#hello?.limits?.presence_list);
+    return limit > 0 ? limit : Infinity; // a hub without the limit lists everyone
+  }
+
+  /**
+   * Every member of a small room, page by page. Stops early when the room turns out big (more than the list
+   * limit): `whole` is then false and `members` the pages read so far.
+   * @param {string} channel
+   * @returns {Promise<{members: Map<string, Member>, count: number, whole: boolean}>}
+   */
+  async #walkPresence(channel) {
+    const limit = this.#presenceListLimit();
+    const members = new Map();
+    let cursor = null;
+    let count = 0;
+    do {
+      const page = await this.presencePage(channel, { cursor });
+      for (const member of page.presence) members.set(member.client, member);
+      ({ count, cursor } = page);
+      if (count > limit) return { members, count, whole: false };
+    } while (cursor !== null);
+    return { members, count, whole: true };
   }
 
   /**
@@ -751,7 +820,11 @@ export class Hub {
     if (this.#subs.has(channel)) {
       throw new HubError("already_subscribed", `This Hub already follows ${channel}; unsubscribe first.`);
     }
-    const sub = new Subscription(channel, handlers);
+    const sub = new Subscription(channel, handlers, {
+      listLimit: () => this.#presenceListLimit(),
+      walk: () => this.#walkPresence(channel),
+      isActive: () => this.#subs.get(channel) === sub,
+    });
     this.#subs.set(channel, sub);
     if (this.#live) this.#sendSub(sub);
     return () => this.#unsubscribe(sub);
@@ -803,12 +876,21 @@ export class Hub {
   }
 }
 
+/**
+ * What a Subscription needs of its Hub to keep a presence list whole.
+ * @typedef {object} PresenceSource
+ * @property {() => number} listLimit The hub's `presence_list` limit (Infinity when it has none).
+ * @property {() => Promise<{members: Map<string, Member>, count: number, whole: boolean}>} walk Every member.
+ * @property {() => boolean} isActive Whether the subscription is still the Hub's (not unsubscribed).
+ */
+
 /** One channel followed by a Hub: its handlers, its recovery position and its presence list. */
 class Subscription {
-  /** @param {string} channel @param {SubscribeHandlers} handlers */
-  constructor(channel, handlers) {
+  /** @param {string} channel @param {SubscribeHandlers} handlers @param {PresenceSource} source */
+  constructor(channel, handlers, source) {
     this.channel = channel;
     this.handlers = handlers;
+    this.source = source;
     this.namespace = channel.split(":", 1)[0];
     /** @type {string | undefined} */
     this.epoch = undefined;
@@ -823,6 +905,12 @@ class Subscription {
     this.retryTimer = null;
     /** @type {Map<string, Member> | null} client id -> member, on presence channels */
     this.members = null;
+    /** The room's member count on every node (from the reply, joined/left and `<namespace>.presence`). */
+    this.count = 0;
+    /** Bumped by every `sub` reply: a walk of the members started before belongs to an older list. */
+    this.listGeneration = 0;
+    /** @type {EventFrame[] | null} presence events seen while the members are walked (replayed onto the walk) */
+    this.seenWhileWalking = null;
   }
 
   call(name, ...args) {
@@ -844,7 +932,12 @@ class Subscription {
     if (data.offset !== undefined) this.offset = data.offset;
     const recovered = data.recovered === true;
     const missed = recovered && Array.isArray(data.missed) ? data.missed : [];
-    if (Array.isArray(data.presence)) this.members = new Map(data.presence.map((m) => [m.client, m]));
+    if (Array.isArray(data.presence)) {
+      this.members = new Map(data.presence.map((m) => [m.client, m]));
+      this.count = Math.max(typeof data.presence_count === "number" ? data.presence_count : 0, this.members.size);
+      this.listGeneration += 1;
+      this.seenWhileWalking = null;
+    }
     /** @type {SubscriptionInfo} */
     const info = {
       channel: this.channel,
@@ -854,28 +947,20 @@ class Subscription {
       epoch: data.epoch,
       offset: data.offset,
       presence: data.presence,
+      presenceCount: this.members ? this.count : undefined,
       missed: missed.length,
     };
     if ("snapshot" in data) info.snapshot = data.snapshot;
     this.call("onSubscribed", info);
     if ("snapshot" in data) this.call("onSnapshot", data.snapshot, info);
-    if (this.members) this.call("onPresence", [...this.members.values()], { type: "sync" });
+    if (this.members) this.#presenceChanged({ type: "sync" });
     for (const frame of missed) this.deliver(frame);
   }
 
   /** @param {EventFrame} frame */
   deliver(frame) {
     if (typeof frame.offset === "number") this.offset = frame.offset;
-    if (this.members && frame.data && typeof frame.data.client === "string") {
-      // joined/left are applied by client id, idempotently (protocol §9)
-      if (frame.type === `${this.namespace}.joined`) {
-        this.members.set(frame.data.client, frame.data);
-        this.call("onPresence", [...this.members.values()], { type: "joined", member: frame.data });
-      } else if (frame.type === `${this.namespace}.left`) {
-        this.members.delete(frame.data.client);
-        this.call("onPresence", [...this.members.values()], { type: "left", member: frame.data });
-      }
-    }
+    if (this.members && frame.data) this.#onPresenceEvent(frame);
     const typed = this.handlers.events?.[frame.type];
     if (typeof typed === "function") {
       try {
@@ -885,6 +970,73 @@ class Subscription {
       }
     }
     this.call("onEvent", frame);
+  }
+
+  // ---- presence -----------------------------------------------------------------------------------------
+
+  /** `joined`/`left` (small rooms) and `<namespace>.presence` counts (big rooms), protocol §9. */
+  #onPresenceEvent(frame) {
+    const { type, data } = frame;
+    const joined = type === `${this.namespace}.joined`;
+    if (type === `${this.namespace}.presence` && typeof data.count === "number") {
+      this.seenWhileWalking?.push(frame);
+      this.count = Math.max(data.count, 0);
+      // A count in a small room follows a big phase whose joins and leaves were not announced: the list may
+      // be partial or stale, so fetch it whole (from then on joined/left keep it whole).
+      if (this.count <= this.source.listLimit()) this.#fetchMembers();
+      this.#presenceChanged({ type: "count" });
+    } else if ((joined || type === `${this.namespace}.left`) && typeof data.client === "string") {
+      this.seenWhileWalking?.push(frame);
+      this.#applyMember(joined, data);
+      this.#presenceChanged({ type: joined ? "joined" : "left", member: data });
+    }
+  }
+
+  /** A join or leave by client id, idempotently; the count moves only when the list did. */
+  #applyMember(joined, member) {
+    const listed = this.members.has(member.client);
+    if (joined) {
+      this.members.set(member.client, member);
+      if (!listed) this.count += 1;
+    } else if (this.members.delete(member.client)) {
+      this.count -= 1;
+    }
+    this.count = Math.max(this.count, this.members.size);
+  }
+
+  /** Replace the list with every member (walking the `presence` op's pages); one walk at a time. */
+  async #fetchMembers() {
+    if (this.seenWhileWalking) return; // the walk in progress sees the count event and walks again
+    const generation = this.listGeneration;
+    const seen = (this.seenWhileWalking = []);
+    let walked = null;
+    try {
+      walked = await this.source.walk();
+    } catch {
+      // disconnected or refused: the resubscribe's reply (or the next count) brings the list
+    }
+    if (generation !== this.listGeneration || !this.members || !this.source.isActive()) return;
+    this.seenWhileWalking = null;
+    if (!walked) return;
+    this.members = walked.members;
+    // events that came during the walk may be newer than some of its pages: apply them again, in order
+    const counts = [];
+    for (const frame of seen) {
+      if (frame.type === `${this.namespace}.presence`) counts.push(frame.data.count);
+      else this.#applyMember(frame.type === `${this.namespace}.joined`, frame.data);
+    }
+    const limit = this.source.listLimit();
+    const latest = counts.at(-1) ?? walked.count;
+    this.count = walked.whole && latest <= limit ? this.members.size : Math.max(latest, this.members.size);
+    this.#presenceChanged({ type: "sync" });
+    // a count during the walk: the room changed in ways no joined/left told; walk again while it is small
+    if (counts.length && this.count <= limit) this.#fetchMembers();
+  }
+
+  /** @param {{type: PresenceChange["type"], member?: Member}} change */
+  #presenceChanged(change) {
+    const members = [...this.members.values()];
+    this.call("onPresence", members, { ...change, count: this.count, partial: members.length < this.count });
   }
 }
 

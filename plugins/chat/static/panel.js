@@ -6,7 +6,8 @@
  * only through the shared `hub`, and returns a cleanup function. Message types and fields are those of
  * plugins/chat/messages.py: `chat.send {text}`, `chat.edit {id, text}`, `chat.delete {id}`,
  * `chat.typing {active}`; events `chat.posted` / `chat.edited` (a message), `chat.deleted {id}`,
- * `chat.typing {user, name, active}`, and the hub's `chat.joined` / `chat.left`.
+ * `chat.typing {user, name, active}`, and the hub's `chat.joined` / `chat.left` / `chat.presence` (through the
+ * SDK's presence list and count).
  */
 
 import { ensureStylesheet, h, hue, initials } from "/static/ui.js";
@@ -100,7 +101,7 @@ export default function mount(root, hub, _ctx) {
           errorLine,
           sendForm,
         ),
-        h("aside", { class: "chat-people" }, h("h3", {}, "Here now ", peopleCount), peopleList),
+        h("aside", { class: "chat-people" }, h("h3", {}, peopleCount), peopleList),
       ),
     ),
   );
@@ -422,15 +423,24 @@ export default function mount(root, hub, _ctx) {
   }
 
   // ---- who is here --------------------------------------------------------------------------------------
-  /** One row per user (a user with two tabs has two connections), the current user marked. */
-  function renderPeople(members) {
+  /**
+   * "N here" (connections, on every node), one row per user listed (a user with two tabs has two
+   * connections), the current user marked, and "and N others" when the room is too big to list everyone.
+   * @param {{client: string, user: string, name: string}[]} members
+   * @param {{count?: number}} [presence] the SDK's count (absent before the first reply)
+   */
+  function renderPeople(members, { count = members.length } = {}) {
     const byUser = new Map();
     for (const member of members) {
       const seen = byUser.get(member.user);
       byUser.set(member.user, { name: member.name, connections: (seen?.connections ?? 0) + 1 });
     }
     const rows = [...byUser.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
-    peopleCount.textContent = rows.length ? `(${rows.length})` : "";
+    peopleCount.textContent = count ? `${count} here` : "Here now";
+    peopleCount.dataset.count = String(count);
+    const others = count - members.length;
+    const moreText = `and ${others} other${others === 1 ? "" : "s"}`;
+    const more = h("li", { class: "chat-people-more", dataset: { others: String(others) } }, moreText);
     peopleList.replaceChildren(
       ...rows.map(([user, { name, connections }]) =>
         h(
@@ -442,6 +452,7 @@ export default function mount(root, hub, _ctx) {
           connections > 1 ? h("span", { class: "chat-tabs", title: "connections" }, ` ×${connections}`) : null,
         ),
       ),
+      ...(others > 0 ? [more] : []),
     );
   }
 

@@ -280,6 +280,8 @@ export default function mount(root, hub, _ctx) {
   /** @type {{id: string, ydoc: Y.Doc, awareness: Awareness, provider: HubYProvider, view: EditorView,
    *   readOnly: Compartment, undoManager: Y.UndoManager} | null} */
   let current = null;
+  /** The open document's presence from the SDK: members on every node, and whether only a sample is listed. */
+  let presence = { count: 0, partial: false };
   let viewing = null; // {version, text, view} while a version is shown
   let errorTimer = null;
   let noticeTimer = null;
@@ -403,11 +405,15 @@ export default function mount(root, hub, _ctx) {
       extensions: editorExtensions(ytext, awareness, undoManager, readOnly, false),
     });
     const view = new EditorView({ state, parent: editorHost });
+    presence = { count: 0, partial: false };
     const provider = new HubYProvider(hub, id, ydoc, {
       awareness,
       onStatus: renderStatus,
       onError: onProviderError,
-      onPresence: () => renderPeers(),
+      onPresence: (members, { count, partial }) => {
+        presence = { count, partial };
+        renderPeers();
+      },
       events: {
         "docedit.deleted": () => {
           showNotice("This document was deleted.");
@@ -451,6 +457,7 @@ export default function mount(root, hub, _ctx) {
     }
     const { provider, view, ydoc, undoManager } = current;
     current = null;
+    presence = { count: 0, partial: false };
     provider.destroy();
     view.destroy();
     undoManager.destroy();
@@ -527,7 +534,10 @@ export default function mount(root, hub, _ctx) {
     });
   }
 
-  /** Who is editing: one avatar per person from awareness (their colour, initials, name as title). */
+  /**
+   * Who is editing: one avatar per person from awareness (their colour, initials, name as title), then "and N
+   * others" when the room is too big for the hub to list everyone, and "N here" (connections, every node).
+   */
   function renderPeers() {
     const people = new Map();
     if (current) {
@@ -540,6 +550,16 @@ export default function mount(root, hub, _ctx) {
       }
     }
     const rows = [...people.values()].sort((a, b) => Number(b.mine) - Number(a.mine) || a.name.localeCompare(b.name));
+    const others = presence.partial ? presence.count - rows.length : 0;
+    const summary = [];
+    if (current && others > 0) {
+      const dataset = { others: String(others) };
+      summary.push(h("li", { class: "docedit-peers-more", dataset }, `and ${others} other${others === 1 ? "" : "s"}`));
+    }
+    if (current && presence.count) {
+      const dataset = { count: String(presence.count) };
+      summary.push(h("li", { class: "docedit-peers-count", dataset }, `${presence.count} here`));
+    }
     peers.replaceChildren(
       ...rows.map((user) =>
         h(
@@ -553,6 +573,7 @@ export default function mount(root, hub, _ctx) {
           initials(user.name),
         ),
       ),
+      ...summary,
     );
     peers.setAttribute("aria-label", `Editing now: ${rows.map((user) => user.name).join(", ") || "nobody"}`);
   }

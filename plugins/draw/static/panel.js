@@ -273,8 +273,11 @@ export default function mount(root, hub, _ctx) {
   });
 
   // ---- who is here --------------------------------------------------------------------------------------
-  /** One avatar per user (a user with two tabs has two connections), this user's outlined. */
-  function renderPeople(members) {
+  /**
+   * One avatar per user listed (a user with two tabs has two connections), this user's outlined, then
+   * "and N others" when the room is too big to list everyone, and "N here" (connections, on every node).
+   */
+  function renderPeople(members, { count = members.length } = {}) {
     const byUser = new Map();
     for (const member of members) {
       const seen = byUser.get(member.user);
@@ -282,6 +285,9 @@ export default function mount(root, hub, _ctx) {
     }
     const me = hub.me?.user;
     const rows = [...byUser.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+    const others = count - members.length;
+    const moreText = `and ${others} other${others === 1 ? "" : "s"}`;
+    const more = h("li", { class: "draw-people-more", dataset: { others: String(others) } }, moreText);
     el.people.replaceChildren(
       ...rows.map(([user, { name, connections }]) =>
         h(
@@ -296,6 +302,8 @@ export default function mount(root, hub, _ctx) {
           h("span", { class: "draw-person-name" }, name),
         ),
       ),
+      ...(others > 0 ? [more] : []),
+      h("li", { class: "draw-people-count", dataset: { count: String(count) } }, `${count} here`),
     );
   }
 

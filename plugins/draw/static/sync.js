@@ -32,7 +32,7 @@ export class BoardSync {
    * @param {import("./vendor/fabric.mjs").Canvas} canvas
    * @param {{peers: import("./peers.js").Peers, history: import("./history.js").History,
    *   isBusy(object: any): boolean, changed(): void, error(error: any): void, notice(text: string): void,
-   *   presence(members: any[]): void, loaded(): void}} hooks
+   *   presence(members: any[], change: import("/hub.js").PresenceChange): void, loaded(): void}} hooks
    */
   constructor(hub, canvas, hooks) {
     this.hub = hub;
@@ -68,10 +68,11 @@ export class BoardSync {
         if (info.reset) this.hooks.notice("Reconnected: the board was reloaded.");
         this.hooks.loaded();
       },
-      onPresence: (members) => {
+      onPresence: (members, change) => {
         this.members = members;
-        peers.keep(members);
-        this.hooks.presence(members);
+        // a big room lists a sample only: a cursor of someone not in it is not a departure
+        if (!change.partial) peers.keep(members);
+        this.hooks.presence(members, change);
       },
       onError: (error) => this.hooks.error(error),
       events: {
