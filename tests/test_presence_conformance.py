@@ -6,13 +6,14 @@ Runs on each backend of tests/broker_backends.py; the ``presence`` fixture is a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from hub.broker import Presence
+from hub.broker import Presence, open_broker
 from hub.types import PresenceMember
-from tests.broker_backends import BACKENDS, started_broker, unique_channel
+from tests.broker_backends import BACKENDS, REDIS_BACKENDS, Deliveries, backend_url, started_broker, unique_channel
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,3 +74,176 @@ async def test_a_burst_of_concurrent_operations_all_succeed(presence: Presence, 
     assert len(await presence.members(channel)) == 300
     await asyncio.gather(*(presence.leave(channel, member.client) for member in members))
     assert await presence.members(channel) == []
+
+
+def _member(n: int) -> PresenceMember:
+    return PresenceMember(client=f"c{n:04d}", user=f"u{n}", name=f"n{n}")
+
+
+async def _walk(
+    presence: Presence, channel: str, limit: int, between: Callable[[], Awaitable[None]] | None = None
+) -> list[list[PresenceMember]]:
+    """Every page of a walk, until the cursor is None; ``between`` runs after the first page."""
+    pages: list[list[PresenceMember]] = []
+    cursor: str | None = ""
+    while cursor is not None:
+        assert len(pages) < 100, "the walk does not end"
+        members, cursor = await presence.page(channel, cursor, limit)
+        pages.append(members)
+        if between is not None and len(pages) == 1:
+            await between()
+    return pages
+
+
+async def test_join_and_leave_return_the_member_count(presence: Presence, channel: str) -> None:
+    alice, bob, carol = _member(1), _member(2), _member(3)
+    assert await presence.count(channel) == 0
+    assert await presence.join(channel, alice) == 1
+    assert await presence.join(channel, bob) == 2
+    assert await presence.join(channel, bob) == 2  # joining twice: still one entry
+    assert await presence.join(channel, carol) == 3
+    assert await presence.count(channel) == 3
+    assert await presence.leave(channel, alice.client) == 2
+    assert await presence.leave(channel, alice.client) == 2  # leaving twice
+    assert await presence.leave(channel, "nobody") == 2  # not a member
+    assert await presence.count(channel) == 2
+    assert await presence.leave(channel, bob.client) == 1
+    assert await presence.leave(channel, carol.client) == 0
+    assert await presence.leave(channel, carol.client) == 0
+    assert await presence.count(channel) == 0
+    assert await presence.leave(channel + "-never", "c1") == 0
+
+
+async def test_count_is_per_channel(presence: Presence, channel: str) -> None:
+    other = channel + "-other"
+    for n in range(5):
+        await presence.join(channel, _member(n))
+    await presence.join(other, _member(0))
+    assert await presence.count(channel) == 5
+    assert await presence.count(other) == 1
+    assert await presence.count(channel + "-none") == 0
+
+
+async def test_concurrent_joins_count_every_member_once(presence: Presence, channel: str) -> None:
+    counts = await asyncio.gather(*(presence.join(channel, _member(n)) for n in range(100)))
+    assert sorted(counts) == list(range(1, 101))  # each join's count is read in the same step as its write
+    assert await presence.count(channel) == 100
+
+
+async def test_a_page_walk_returns_every_member(presence: Presence, channel: str) -> None:
+    members = [_member(n) for n in range(250)]
+    await asyncio.gather(*(presence.join(channel, member) for member in members))
+    pages = await _walk(presence, channel, 40)
+    seen = [member for page in pages for member in page]
+    assert {m.client: m for m in seen} == {m.client: m for m in members}  # each at least once, data intact
+    assert [len(page) for page in pages] == [40] * 6 + [10]
+    assert [m.client for m in seen] == sorted(m.client for m in members)  # in client id order, each once
+
+
+async def test_a_page_walk_over_an_empty_channel(presence: Presence, channel: str) -> None:
+    assert await presence.page(channel, "", 40) == ([], None)
+    await presence.join(channel, _member(1))
+    await presence.leave(channel, _member(1).client)
+    assert await presence.page(channel, "", 40) == ([], None)
+
+
+async def test_a_small_channel_comes_whole_in_one_page(presence: Presence, channel: str) -> None:
+    members = [_member(n) for n in range(30)]
+    for member in members:
+        await presence.join(channel, member)
+    page, cursor = await presence.page(channel, "", 40)
+    assert cursor is None
+    assert sorted(page, key=lambda m: m.client) == members
+
+
+async def test_members_joining_and_leaving_during_a_walk_do_not_break_it(presence: Presence, channel: str) -> None:
+    """A member present during the whole walk appears; newcomers may or may not; the walk still ends."""
+    members = [_member(n) for n in range(250)]
+    await asyncio.gather(*(presence.join(channel, member) for member in members))
+    newcomers = [_member(n) for n in range(250, 400)]  # enough to make Redis grow (rehash) the hash mid-walk
+    leavers = members[::10]
+
+    async def change() -> None:
+        await asyncio.gather(*(presence.join(channel, member) for member in newcomers))
+        await asyncio.gather(*(presence.leave(channel, member.client) for member in leavers))
+
+    pages = await _walk(presence, channel, 40, change)
+    seen = {member.client for page in pages for member in page}
+    stayed = {m.client for m in members} - {m.client for m in leavers}
+    assert stayed <= seen
+    assert seen <= {m.client for m in members + newcomers}
+    assert all(len(page) <= 40 for page in pages)
+    assert await presence.count(channel) == 400 - len(leavers)
+
+
+async def test_a_cursor_is_a_place_in_client_id_order(presence: Presence, channel: str) -> None:
+    """The cursor is the last client id of the page before; any string starts a page after itself."""
+    for n in range(10):
+        await presence.join(channel, _member(n))
+    page, cursor = await presence.page(channel, "", 3)
+    assert [m.client for m in page] == ["c0000", "c0001", "c0002"]
+    assert cursor == "c0002"
+    page, cursor = await presence.page(channel, "c0004x", 3)  # not a member: the page starts after it
+    assert [m.client for m in page] == ["c0005", "c0006", "c0007"]
+    page, cursor = await presence.page(channel, "c0006", 3)  # the last page, full: no cursor after it
+    assert ([m.client for m in page], cursor) == (["c0007", "c0008", "c0009"], None)
+    assert await presence.page(channel, "c0009", 3) == ([], None)
+    assert await presence.page(channel, "\U0010ffff", 3) == ([], None)
+    with pytest.raises(ValueError, match="limit"):
+        await presence.page(channel, "", 0)
+
+
+async def test_a_big_page(presence: Presence, channel: str) -> None:
+    """One page of thousands of members (the most a sub reply may list is 10,000)."""
+    members = [_member(n) for n in range(2500)]
+    for start in range(0, 2500, 500):
+        await asyncio.gather(*(presence.join(channel, member) for member in members[start : start + 500]))
+    page, cursor = await presence.page(channel, "", 10_000)
+    assert (page, cursor) == (members, None)
+    page, cursor = await presence.page(channel, "", 2000)
+    assert (page, cursor) == (members[:2000], "c1999")
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
+async def test_a_dead_nodes_member_leaves_every_view_and_is_announced_once(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Only Redis members outlive their node. A node that never started never refreshes: once its member's expiry
+    passes, no view counts or lists it, even before a node that follows the channel removes it and announces
+    it, once."""
+    url, prefix, channel = backend_url(request, backend), f"t{uuid.uuid4().hex[:8]}", unique_channel()
+    ghost, alive, late = _member(1), _member(2), _member(3)
+    expired: list[tuple[str, PresenceMember]] = []
+    announced = asyncio.Event()
+
+    async def on_expired(expired_channel: str, member: PresenceMember) -> None:
+        expired.append((expired_channel, member))
+        announced.set()
+
+    dead = open_broker(url, prefix=prefix, presence_ttl=0.3)
+    survivor = open_broker(url, prefix=prefix, presence_ttl=1.5)  # refreshes its members every 0.5 s
+    await survivor.start(Deliveries(), on_expired)
+    try:
+        assert await dead.presence.join(channel, ghost) == 1
+        assert await survivor.presence.join(channel, alive) == 2
+        await asyncio.sleep(0.5)  # the ghost's expiry passes; nobody follows the channel, so nobody removes it
+        assert expired == []
+        assert await survivor.presence.count(channel) == 1
+        assert await survivor.presence.page(channel, "", 10) == ([alive], None)
+        assert await survivor.presence.page(channel, "", 1) == ([], "c0001")  # passed over, the walk goes on
+        assert await survivor.presence.page(channel, "c0001", 1) == ([alive], None)
+        assert await survivor.presence.members(channel) == [alive]
+        assert await survivor.presence.join(channel, late) == 2
+        assert await survivor.presence.leave(channel, late.client) == 1
+
+        await survivor.pubsub.subscribe(channel)  # now the survivor follows the channel: it removes the ghost
+        async with asyncio.timeout(3.0):
+            await announced.wait()
+        await asyncio.sleep(0.3)  # it keeps its own member refreshed, and announces nobody twice
+        assert expired == [(channel, ghost)]
+        assert await survivor.presence.count(channel) == 1
+        assert await survivor.presence.page(channel, "", 1) == ([alive], None)
+        assert await survivor.presence.members(channel) == [alive]
+    finally:
+        await survivor.close()
+        await dead.close()

@@ -97,16 +97,33 @@ class Presence(Protocol):
         """Stop the upkeep and remove this node's members."""
         ...
 
-    async def join(self, channel: str, member: PresenceMember) -> None:
-        """Add ``member`` to ``channel`` (joining twice keeps one entry per client)."""
+    async def join(self, channel: str, member: PresenceMember) -> int:
+        """Add ``member`` to ``channel`` (joining twice keeps one entry per client). Returns the channel's member
+        count on every node after the join, read in the same step."""
         ...
 
-    async def leave(self, channel: str, client: str) -> None:
-        """Remove the member of ``client`` from ``channel`` (nothing happens if it is not there)."""
+    async def leave(self, channel: str, client: str) -> int:
+        """Remove the member of ``client`` from ``channel`` (nothing happens if it is not there). Returns the
+        member count after the leave (the same as before when ``client`` was not a member)."""
+        ...
+
+    async def count(self, channel: str) -> int:
+        """How many members ``channel`` has now, on every node (without reading them). Like :meth:`join`,
+        :meth:`leave`, :meth:`page` and :meth:`members`, it leaves out a dead node's members once they expire, even
+        before ``on_expired`` announced them."""
+        ...
+
+    async def page(self, channel: str, cursor: str, limit: int) -> tuple[list[PresenceMember], str | None]:
+        """At most ``limit`` (>= 1) of ``channel``'s members, in client id order, and the cursor of the next page
+        (the last client id the page covered), or None when no member follows.
+
+        ``cursor`` ``""`` starts a walk; any other string is a place in client id order (a page starts after it).
+        A member present during the whole walk appears exactly once; one that joins or leaves during it may or
+        may not (callers that dedupe by client id stay right)."""
         ...
 
     async def members(self, channel: str) -> list[PresenceMember]:
-        """Everyone in ``channel`` now, on every node."""
+        """Everyone in ``channel`` now, on every node (the whole list: for the expiry path and small rooms)."""
         ...
 
 

@@ -66,17 +66,80 @@ return redis.call('GET', KEYS[1])
 """
 
 
-# Presence join and leave as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on
-# redis-py's cluster client). KEYS: the member hash, the expiry sorted set.
-# JOIN ARGV: client id, member JSON, expiry (ms since the epoch), key TTL (ms). LEAVE ARGV: client id.
+# Presence as scripts (one EVALSHA, atomic; a MULTI pipeline costs several times more CPU on redis-py's cluster
+# client). KEYS: the member hash (client -> member JSON), the expiry sorted set (client by expiry, ms since the
+# epoch), the id sorted set (every client at score 0: pages in client id order, by ZRANGEBYLEX; HSCAN cannot
+# bound a page of a small hash, which Redis keeps as a listpack and scans whole whatever its COUNT).
+# A member whose expiry passed (its node died) is no longer counted or listed, though it stays in the keys until
+# a node that follows the channel removes and announces it (EXPIRE_MEMBER).
+# JOIN ARGV: client id, member JSON, expiry, key TTL (ms), now. LEAVE ARGV: client id, now.
+# Both return the channel's member count after the change, read in the same round trip.
 JOIN = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return redis.call('ZCOUNT', KEYS[2], ARGV[5], '+inf')
 """
 LEAVE = """
 redis.call('HDEL', KEYS[1], ARGV[1])
-return redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return redis.call('ZCOUNT', KEYS[2], ARGV[2], '+inf')
+"""
+
+# Remove a member whose expiry passed. ARGV: client id, now. Returns its member JSON if this call removed it (so
+# exactly one node announces the departure), else false: gone already, or refreshed since.
+EXPIRE_MEMBER = """
+local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not expiry or tonumber(expiry) >= tonumber(ARGV[2]) then
+  return false
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local member = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return member
+"""
+
+# One page of members in client id order. ARGV: where the page starts (a ZRANGEBYLEX bound: "-", or "(" and the
+# last client id of the page before), the most members, now. Returns {the last client id looked at if more follow,
+# else false; the JSON of the members among them, false for one without a live member (it left between the calls,
+# or it expired)}. Expired members are rare (a node died, and no node removed them yet): while the channel has
+# none, no expiry is looked up. HMGET in chunks: Lua's unpack fails past a few thousand values.
+PAGE = """
+local limit = tonumber(ARGV[2])
+local clients = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, limit + 1)
+local next_cursor = false
+if #clients > limit then
+  clients[#clients] = nil
+  next_cursor = clients[#clients]
+end
+if #clients == 0 then
+  return {next_cursor, {}}
+end
+local members
+if #clients <= 1000 then
+  members = redis.call('HMGET', KEYS[1], unpack(clients))
+else
+  members = {}
+  for first = 1, #clients, 1000 do
+    local chunk = redis.call('HMGET', KEYS[1], unpack(clients, first, math.min(first + 999, #clients)))
+    for i = 1, #chunk do
+      members[#members + 1] = chunk[i]
+    end
+  end
+end
+if redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3]) > 0 then
+  local now = tonumber(ARGV[3])
+  for i, client in ipairs(clients) do
+    local expiry = redis.call('ZSCORE', KEYS[2], client)
+    if not expiry or tonumber(expiry) < now then
+      members[i] = false
+    end
+  end
+end
+return {next_cursor, members}
 """
