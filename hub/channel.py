@@ -71,11 +71,18 @@ class Inbound:
 
 
 class PresenceChanged(BaseModel):
-    """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence."""
+    """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence (rooms of at most
+    ``presence_list_limit`` members)."""
 
     client: str
     user: str
     name: str
+
+
+class PresenceCount(BaseModel):
+    """The core's ``<namespace>.presence`` event: a big room's member count, on every node, coalesced."""
+
+    count: int
 
 
 def allow_everyone(identity: Identity, room: str) -> bool:
@@ -147,6 +154,7 @@ class Channel:
         if presence:
             self._events[f"{namespace}.joined"] = PresenceChanged
             self._events[f"{namespace}.left"] = PresenceChanged
+            self._events[f"{namespace}.presence"] = PresenceCount
 
     def _check_type(self, message_type: str) -> None:
         if not TYPE_RE.fullmatch(message_type) or not message_type.startswith(self.namespace + "."):

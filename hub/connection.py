@@ -157,6 +157,7 @@ class WebSocketEndpoint:
                 "max_frame_bytes": settings.max_frame_bytes,
                 "max_channels": settings.max_channels_per_connection,
                 "max_channel_length": settings.max_channel_length,
+                "presence_list": settings.presence_list_limit,
             },
             "plugins": self.hub.plugins.names,
             "namespaces": sorted(self.hub.router.channels),
@@ -275,7 +276,7 @@ class WebSocketEndpoint:
         session.push(encode_ok(req.id, result))
 
     async def _presence(self, session: Session, req: PresenceRequest) -> None:
-        data = await operations.presence(self.hub, session, self._identity(session), req.ch)
+        data = await operations.presence(self.hub, session, self._identity(session), req)
         session.push(encode_ok(req.id, data))
 
     async def _ping(self, session: Session, req: PingRequest) -> None:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from hub.broker import BrokerUnavailable
-from hub.channel import RETURN_CONTRACT, Action, Channel, PresenceChanged, describe
+from hub.channel import RETURN_CONTRACT, Action, Channel, describe
 from hub.context import Context
 from hub.errors import HubError
 from hub.node import Node
-from hub.protocol import ErrorCode, PubRequest, SubRequest, encode_unsub, event_fragment
+from hub.protocol import ErrorCode, PresenceRequest, PubRequest, SubRequest, encode_unsub, event_fragment
 from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub.fanout import Fanout
     from hub.plugin_api import Hub
     from hub.plugin_manager import PluginManager
+    from hub.presence import RoomPresence
     from hub.router import Router
 
 
@@ -39,6 +40,7 @@ class Core(Node, Protocol):
     revocations: Revocations
     sessions: dict[str, Session]
     plugin_apis: dict[str, Hub]
+    room_presence: RoomPresence
 
 
 log = logging.getLogger("hub.operations")
@@ -93,9 +95,9 @@ async def subscribe(
     member = PresenceMember(session.client_id, identity.user, identity.name)
     session.begin_join(req.ch)
     try:
+        count = 0
         if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
-            await hub.broker.presence.join(req.ch, member)
-            await hub.publish(req.ch, f"{spec.namespace}.joined", PresenceChanged(**member.as_dict()), ephemeral=True)
+            count = await hub.room_presence.join(req.ch, member)
         await hub.fanout.add(req.ch, session, conflate=spec.conflate)
         data: dict[str, JSON] = {}
         start_offset: int | None = None
@@ -116,7 +118,9 @@ async def subscribe(
             snapshot = _returned(hub, spec, provider, await provider(ctx), "snapshot provider")
             data["snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
         if spec.presence:
-            data["presence"] = [m.as_dict() for m in await hub.broker.presence.members(req.ch)]
+            listed = await hub.room_presence.reply_list(req.ch, member, count)
+            data["presence"] = [m.as_dict() for m in listed]
+            data["presence_count"] = max(count, len(listed))
         hub.revocations.check_join(session, req.ch)  # access withdrawn while the reply was prepared
     except BaseException:
         hub.revocations.forget_join(session, req.ch)
@@ -145,9 +149,7 @@ async def leave(hub: Core, session: Session, channel: str) -> None:
     identity = session.identity
     if spec.presence and identity is not None:
         try:
-            await hub.broker.presence.leave(channel, session.client_id)
-            left = PresenceChanged(client=session.client_id, user=identity.user, name=identity.name)
-            await hub.publish(channel, f"{spec.namespace}.left", left, ephemeral=True)
+            await hub.room_presence.leave(channel, PresenceMember(session.client_id, identity.user, identity.name))
         except BrokerUnavailable:
             # The subscription is gone either way; the node no longer refreshes this member, so it expires
             # within the presence TTL and a surviving node announces the departure.
@@ -200,12 +202,19 @@ def _returned(hub: Core, spec: Channel, function: object, result: object, what: 
     raise HubError(ErrorCode.INTERNAL, "The server failed to handle this message.")
 
 
-async def presence(hub: Core, session: Session, identity: Identity, channel: str) -> JSON:
+async def presence(hub: Core, session: Session, identity: Identity, req: PresenceRequest) -> JSON:
+    """One page of a presence channel's members (the first without a cursor), the room's count, the next cursor."""
+    channel = req.ch
     spec, room = hub.router.resolve(channel)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
     await _check_access(hub, spec, _context(hub, session, identity, channel, room, spec), "presence", None)
-    return {"presence": [m.as_dict() for m in await hub.broker.presence.members(channel)]}
+    try:
+        members, cursor = await hub.room_presence.listing(channel, cursor=req.cursor or "", limit=req.limit)
+    except ValueError:
+        raise HubError(ErrorCode.BAD_REQUEST, "Unknown presence cursor; start again without one.") from None
+    count = await hub.room_presence.count(channel)
+    return {"presence": [m.as_dict() for m in members], "count": count, "cursor": cursor}
 
 
 # ---- the server's unsub ----------------------------------------------------------------------------------

@@ -143,6 +143,8 @@ class PresenceRequest(_Frame):
     op: Literal["presence"]
     id: RequestId | None = None
     ch: str = Field(max_length=1024)
+    cursor: str | None = Field(default=None, max_length=64)  # the reply's cursor: the next page
+    limit: int | None = Field(default=None, ge=1, le=10_000)  # members per page (at most presence_list_limit)
 
 
 class PingRequest(_Frame):

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 
 from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, open_broker
-from hub.channel import PresenceChanged
 from hub.context import check_event
 from hub.errors import HubError
 from hub.fanout import Fanout
@@ -23,6 +22,7 @@ from hub.metrics import Metrics
 from hub.operations import Revocations, revoke
 from hub.plugin_catalog import PluginCatalog
 from hub.plugin_manager import PluginManager
+from hub.presence import RoomPresence
 from hub.protocol import CloseCode
 from hub.router import Router
 from hub.session import Session
@@ -83,6 +83,12 @@ class Runtime:
         self.node_id: str = self.broker.node_id
         """This node's id: the broker's (the Redis pub/sub marks this node's events with it)."""
         self.fanout = Fanout(self.broker.pubsub)
+        self.room_presence = RoomPresence(
+            self.broker.presence,
+            lambda channel, event_type, data: self.publish(channel, event_type, data, ephemeral=True),
+            limit=settings.presence_list_limit,
+            interval=settings.presence_count_interval,
+        )
         self.heartbeat = HeartbeatMonitor(settings.heartbeat_interval, settings.heartbeat_timeout)
         self.authenticator = Authenticator.from_settings(settings)
         self.sessions: dict[str, Session] = {}
@@ -153,6 +159,7 @@ class Runtime:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
         await self.revocations.drain(timeout=2.0)
         await self.plugins.shutdown()
+        await self.room_presence.stop()
         await self.heartbeat.stop()
         await self.authenticator.stop()
         await self.broker.close()
@@ -160,8 +167,8 @@ class Runtime:
 
     async def _presence_expired(self, channel: str, member: PresenceMember) -> None:
         """A member's node died; announce its departure as its own node would have."""
-        spec, _room = self.router.resolve(channel)
-        await self.publish(channel, f"{spec.namespace}.left", PresenceChanged(**member.as_dict()), ephemeral=True)
+        self.router.resolve(channel)  # a channel no plugin here owns (any more) is refused before anything is sent
+        await self.room_presence.expired(channel, member)
 
     @property
     def ready(self) -> bool:

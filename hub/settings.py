@@ -76,6 +76,10 @@ class HubSettings(BaseSettings):
     mid_pending_ttl: float = Field(default=10.0, gt=0)
     sweep_interval: float = Field(default=30.0, gt=0)  # how often expired history and dedup entries are freed
     presence_ttl: float = Field(default=30.0, gt=0)  # Redis: a dead node's members expire within this
+    # the most members a sub reply or a presence page lists, and the room size up to which joins and leaves are
+    # announced one by one; above it, a coalesced member count (<namespace>.presence) instead
+    presence_list_limit: int = Field(default=100, ge=1, le=10_000)
+    presence_count_interval: float = Field(default=1.0, gt=0)  # big rooms: how often a node announces the count
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
