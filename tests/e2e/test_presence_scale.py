@@ -113,7 +113,9 @@ async def test_a_room_past_the_limit_announces_counts_and_pages_its_members(node
 
     # a burst of 10 joins: each member gets a few coalesced counts, not 10 events
     burst = [await hub_client(connect_to[LIMIT + 1 + i], user=f"burst{i}") for i in range(10)]
+    started = time.monotonic()
     replies = await asyncio.gather(*(client.sub(channel) for client in burst))
+    burst_time = time.monotonic() - started
     ids.update((client.hello["client"], client) for client in burst)
     for client, sub_reply in zip(burst, replies, strict=True):
         assert len(sub_reply["presence"]) == LIMIT
@@ -121,7 +123,10 @@ async def test_a_room_past_the_limit_announces_counts_and_pages_its_members(node
         assert LIMIT + 2 <= sub_reply["presence_count"] <= len(ids)
     for frames in await settle_counts([*first, fourth], channel, len(ids)):
         assert of_type(frames, "chat.joined") == []
-        assert len(of_type(frames, "chat.presence")) <= 6, "counts are coalesced, not one per joiner"
+        # each node that saw joins sends at most one count per interval (a slow machine stretches the burst;
+        # test_filling_a_room_of_60... bounds the frames themselves)
+        flushes = len(set(connect_to)) * (burst_time / INTERVAL + 2)
+        assert len(of_type(frames, "chat.presence")) <= flushes, "counts are coalesced, not one per joiner"
 
     # a late joiner of the big room: a sample of LIMIT members (itself included) and the whole count
     late = await hub_client(connect_to[50], user="late")
