@@ -220,13 +220,17 @@ async def test_a_dead_nodes_member_leaves_every_view_and_is_announced_once(
         expired.append((expired_channel, member))
         announced.set()
 
-    dead = open_broker(url, prefix=prefix, presence_ttl=0.3)
+    dead = open_broker(url, prefix=prefix, presence_ttl=0.6)
     survivor = open_broker(url, prefix=prefix, presence_ttl=1.5)  # refreshes its members every 0.5 s
     await survivor.start(Deliveries(), on_expired)
     try:
+        # Connected first (a cluster client finds its slots on first use, which may take longer than the ghost's
+        # TTL on a busy machine): the joins below then take milliseconds, well inside it.
+        await dead.presence.count(unique_channel())
+        await survivor.presence.count(unique_channel())
         assert await dead.presence.join(channel, ghost) == 1
         assert await survivor.presence.join(channel, alive) == 2
-        await asyncio.sleep(0.5)  # the ghost's expiry passes; nobody follows the channel, so nobody removes it
+        await asyncio.sleep(0.8)  # the ghost's expiry passes; nobody follows the channel, so nobody removes it
         assert expired == []
         assert await survivor.presence.count(channel) == 1
         assert await survivor.presence.page(channel, "", 10) == ([alive], None)
