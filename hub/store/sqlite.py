@@ -9,12 +9,12 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from hub.store.protocol import StoreUnavailable, prefix_successor
+from hub.store.serial_thread import SerialThread
 from hub.store.sqlite_files import StoreFiles, unusable_before_open
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ class SQLiteStore:
         self._problem_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: SQLite serialises writers anyway, and ordering stays simple.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+        self._thread = SerialThread("hub-sqlite")
         # Group commit: puts that arrive while a batch is being written wait here, and go in the next one.
         self._pending: list[tuple[str, str, bytes, asyncio.Future[None]]] = []
         self._batch_in_flight = False
@@ -172,17 +172,15 @@ class SQLiteStore:
             raise StoreUnavailable("the store is not open")
         if self.problem is not None:
             raise StoreUnavailable(self.problem)
-        self._submit_pending()  # puts that came first are written first: the executor runs jobs in order
-        loop = asyncio.get_running_loop()
+        self._submit_pending()  # puts that came first are written first: the thread runs jobs in order
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(self._guarded, fn, db, write=write))
+            return await self._thread.run(functools.partial(self._guarded, fn, db, write=write))
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.path == ":memory:":
-            self._db = await loop.run_in_executor(self._executor, lambda: _open(self.path, exclusive=self.exclusive))
+            self._db = await self._thread.run(lambda: _open(self.path, exclusive=self.exclusive))
             return
         path = Path(self.path)
         problem = unusable_before_open(path, wal_index=not self.exclusive)
@@ -194,7 +192,7 @@ class SQLiteStore:
             return db, StoreFiles.opened(path, wal_index=not self.exclusive)
 
         try:
-            self._db, self._files = await loop.run_in_executor(self._executor, open_db)
+            self._db, self._files = await self._thread.run(open_db)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
@@ -212,16 +210,15 @@ class SQLiteStore:
         self._submit_pending()
         db, self._db = self._db, None
         if db is not None:
-            loop = asyncio.get_running_loop()
             # Closing checkpoints through the -shm mapping: a truncated -shm gets its size back first.
             if self._files is None or self._files.problem() is None or self._files.restore_wal_index():
-                await loop.run_in_executor(self._executor, db.close)
+                await self._thread.run(db.close)
             else:
                 log.warning(
                     "leaving %s open: closing it would be a SIGBUS; SQLite replays its WAL at the next start", self.path
                 )
                 _never_close(db)
-        self._executor.shutdown(wait=True)
+        self._thread.shutdown()
 
     async def get(self, ns: str, key: str) -> bytes | None:
         def get(db: sqlite3.Connection) -> bytes | None:
@@ -251,9 +248,7 @@ class SQLiteStore:
         rows = [(ns, key, value) for ns, key, value, _done in batch]
         self._batch_in_flight = True
         write = functools.partial(_write_batch, rows=rows)
-        written = asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(self._guarded, write, db, write=True)
-        )
+        written = self._thread.run(functools.partial(self._guarded, write, db, write=True))
 
         def settle(result: asyncio.Future[None]) -> None:
             self._batch_in_flight = False
