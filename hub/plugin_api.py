@@ -68,14 +68,13 @@ class Hub:
     own WebSocket routes, and the identity checks of its HTTP routes. Everything else about the node is private.
     """
 
-    __slots__ = ("_runtime", "_store", "metrics", "name")
+    __slots__ = ("_runtime", "metrics", "name")
 
     def __init__(self, runtime: Node | None, name: str) -> None:
         self._runtime = runtime
         self.name = name
         """The plugin's name (its entry point's, or the key it was registered under)."""
         self.metrics = PluginMetrics(runtime)
-        self._store: PluginStore | None = None
 
     @property
     def _rt(self) -> Node:
@@ -147,9 +146,7 @@ class Hub:
     @property
     def store(self) -> PluginStore:
         """The plugin's own slice of the node's durable store (SQLite or Redis), keyed under its name."""
-        if self._store is None:
-            self._store = self._rt.store_for(self.name)
-        return self._store
+        return self._rt.store_for(self.name)  # the runtime keeps one per namespace
 
     def lease(self, name: str, ttl: float) -> Lease:
         """A cluster-wide lease named ``name`` (one holder at a time, expiring ``ttl`` seconds after its last
