@@ -11,7 +11,11 @@ the hub's and docedit's rate limits lifted; runs are interleaved (throughput, sy
               client is a pycrdt replica that applies every `docedit.update` it gets. Measured: updates/s
               accepted (replies `applied`), send -> reader-receive latency (the event's `m` is the bytes the
               writer sent, so it is matched exactly), hub CPU per update; at the end every replica and a fresh
-              sync from the hub must hold one text.
+              sync from the hub must hold one text. Each load runs on /ws (the hub protocol, `docedit.sync` and
+              `docedit.update`) and on /yjs/{doc} (--endpoints): there the clients are stock y-websocket
+              WebsocketProviders in one Node process (YJS_CLIENTS, the repo's node_modules), a writer waiting while
+              some client lags more than writers x W updates behind (y-websocket has no acks); hub CPU from the
+              first insert until every client had every update; the text checked against a /ws sync.
   sync        two documents of ~--doc-chars characters: "blocks", built through the hub by 1,000 updates that
               each append 100 characters (pipelined); "typed", built locally by four pycrdt authors typing one
               character per transaction at random places, with backspaces (so the CRDT holds many small items
@@ -20,7 +24,8 @@ the hub's and docedit's rate limits lifted; runs are interleaved (throughput, sy
               size, and a cold join: the first join after the hub was restarted, the document read from SQLite.
 
     .venv/bin/python benchmarks/docedit.py --runs 1 --updates 300 --joins 5   # quick check, about 15 s
-    .venv/bin/python benchmarks/docedit.py --runs 3 --markdown                # the default load, about 70 s
+    .venv/bin/python benchmarks/docedit.py --runs 3 --markdown                # the default load, about 2 min
+    .venv/bin/python benchmarks/docedit.py --runs 3 --no-sync --updates 1000  # CPU per update, /ws and /yjs
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import secrets
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -318,6 +324,172 @@ async def throughput(args: argparse.Namespace, window: int, port: int, pid: int)
     }
 
 
+# ---- /yjs: stock y-websocket clients in Node ----------------------------------------------------------------
+
+# Run as `node --input-type=module -e YJS_CLIENTS URL DOC WRITERS READERS UPDATES WINDOW` from the repo root (its
+# node_modules: yjs, y-websocket, ws). Every client is a stock WebsocketProvider; writers type like the /ws
+# writers (a letter or a word and a space at a random place, one transaction and so one update each). y-websocket
+# has no acks, so a writer waits while some client lags more than WRITERS x WINDOW updates behind. Lines out:
+# {"ready"} once all are synced; {"started"} before the first insert; {"done", ...} when every client has every
+# update and the texts agree (or after 120 s without progress).
+YJS_CLIENTS = r"""
+import WebSocket from "ws";
+import * as Y from "yjs";
+import { WebsocketProvider } from "y-websocket";
+
+const [url, room, nWriters, nReaders, nUpdates, windowSize] = process.argv.slice(1);
+const writers = Number(nWriters), readers = Number(nReaders), updates = Number(nUpdates), win = Number(windowSize);
+const WORDS = ["the", "of", "and", "to", "in", "is", "it", "you", "that", "was", "for", "on", "are", "with"];
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+let seed = 1;
+const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+let wake = [];
+const notify = () => { const w = wake; wake = []; for (const f of w) f(); };
+const sentAt = new Map();
+const latencies = [];
+const clients = [];
+for (let i = 0; i < writers + readers; i++) {
+  const doc = new Y.Doc();
+  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true });
+  const client = { doc, provider, text: doc.getText("content"), writer: i < writers, sent: 0, received: 0, closes: [] };
+  doc.on("update", (update, origin) => {
+    if (origin !== provider) return;
+    client.received++;
+    if (!client.writer) {
+      const at = sentAt.get(Buffer.from(update).toString("base64"));
+      if (at !== undefined) latencies.push(performance.now() - at);
+    }
+    notify();
+  });
+  provider.on("connection-close", (event) => client.closes.push(event ? event.code : "local"));
+  clients.push(client);
+}
+const until = async (predicate, ms) => {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => { wake.push(resolve); setTimeout(resolve, 50); });
+  }
+  return true;
+};
+if (!(await until(() => clients.every((c) => c.provider.synced), 20000))) {
+  emit({ error: "not every client synced", closes: clients.map((c) => c.closes) });
+  process.exit(1);
+}
+// the initial sync's own updates (empty here) are not counted
+for (const c of clients) c.received = 0;
+emit({ ready: true });
+const total = () => clients.reduce((n, c) => n + c.sent, 0);
+const lag = () => Math.max(...clients.map((c) => total() - c.sent - c.received));
+const limit = writers * win;
+emit({ started: true });
+let chars = 0;
+await Promise.all(clients.filter((c) => c.writer).map(async (c) => {
+  let made = null;
+  c.doc.on("update", (update, origin) => { if (origin !== c.provider) made = update; });
+  for (let k = 0; k < updates; k++) {
+    while (lag() >= limit) await new Promise((resolve) => wake.push(resolve));
+    const letter = "abcdefghijklmnopqrstuvwxyz"[Math.floor(random() * 26)];
+    const chunk = random() < 0.5 ? WORDS[Math.floor(random() * WORDS.length)] + " " : letter;
+    c.text.insert(Math.floor(random() * (c.text.length + 1)), chunk);
+    chars += chunk.length;
+    sentAt.set(Buffer.from(made).toString("base64"), performance.now());
+    c.sent++;
+    if (k % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+  }
+}));
+const accepted = performance.now();
+const everyone = writers * updates;
+const complete = await until(() => clients.every((c) => c.received === everyone - c.sent), 120000);
+const texts = new Set(clients.map((c) => c.text.toString()));
+latencies.sort((a, b) => a - b);
+const rank = (q) => Math.min(latencies.length - 1, Math.max(0, Math.ceil((q / 100) * latencies.length) - 1));
+const pick = (q) => (latencies.length ? latencies[rank(q)] : null);
+emit({
+  done: true, complete, updates: everyone, chars, text: clients[0].text.toString(), agree: texts.size === 1,
+  closes: clients.map((c) => c.closes).flat(), latency_samples: latencies.length,
+  p50_ms: pick(50), p99_ms: pick(99), max_ms: latencies.length ? latencies[latencies.length - 1] : null,
+});
+for (const c of clients) c.provider.destroy();
+process.exit(0);
+"""
+
+
+async def yjs_throughput(args: argparse.Namespace, window: int, port: int, pid: int) -> dict[str, Any]:
+    """The throughput load over /yjs/{doc} with stock y-websocket clients (YJS_CLIENTS in Node): the hub's CPU
+    from the first insert until every client had every update, then the text checked against a /ws sync."""
+    room = "tputyjs"
+    node = shutil.which("node")
+    if node is None:
+        raise BenchError("the /yjs load needs Node.js and the repo's node_modules (npm ci)")
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        "--input-type=module",
+        "-e",
+        YJS_CLIENTS,
+        f"ws://127.0.0.1:{port}/yjs",
+        room,
+        str(args.writers),
+        str(args.readers),
+        str(args.updates),
+        str(window),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    group = ProcessGroup([pid])
+    node_group = ProcessGroup([proc.pid])
+    try:
+        assert proc.stdout is not None
+        lines: dict[str, dict[str, Any]] = {}
+        marks: dict[str, tuple[float, float, float]] = {}
+        while "done" not in lines:
+            raw = await proc.stdout.readline()
+            if not raw:
+                assert proc.stderr is not None
+                err = (await proc.stderr.read()).decode()[-2000:]
+                raise BenchError(f"the y-websocket clients ended early: {lines} {err}")
+            line = orjson.loads(raw)
+            if "error" in line:
+                raise BenchError(f"the y-websocket clients failed: {line}")
+            key = next(iter(line))
+            lines[key] = line
+            if key in ("started", "done"):
+                marks[key] = (time.monotonic(), group.sample().cpu_s, node_group.sample().cpu_s)
+        await asyncio.wait_for(proc.wait(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    done = lines["done"]
+    fresh = Replica(f"docedit:{room}")
+    await fresh.attach(port)
+    assert fresh.conn is not None
+    await fresh.conn.close()
+    (t0, cpu0, node0), (t1, cpu1, node1) = marks["started"], marks["done"]
+    total = done["updates"]
+    return {
+        "updates": total,
+        "chars": done["chars"],
+        "updates_per_s": total / (t1 - t0),
+        "delivered_s": t1 - t0,
+        "p50_ms": done["p50_ms"] if done["p50_ms"] is not None else math.nan,
+        "p99_ms": done["p99_ms"] if done["p99_ms"] is not None else math.nan,
+        "max_ms": done["max_ms"] if done["max_ms"] is not None else math.nan,
+        "latency_samples": done["latency_samples"],
+        "hub_cpu_us_per_update": (cpu1 - cpu0) / total * 1e6,
+        "hub_cpu_pct": (cpu1 - cpu0) / (t1 - t0) * 100,
+        "client_cpu_pct": (node1 - node0) / (t1 - t0) * 100,
+        "converged": bool(
+            done["complete"]
+            and done["agree"]
+            and not done["closes"]
+            and fresh.content == done["text"]
+            and len(done["text"]) == done["chars"]
+        ),
+    }
+
+
 # ---- sync of a 100 KB document ----------------------------------------------------------------------------------
 
 
@@ -454,6 +626,26 @@ def sync_run(args: argparse.Namespace, procs: Processes, typed: bytes) -> dict[s
 # ---- runs and reporting ---------------------------------------------------------------------------------------
 
 
+def start_profile(args: argparse.Namespace, kind: str, pid: int) -> subprocess.Popen[bytes] | None:
+    """With --profile PREFIX: py-spy records the hub during the load into PREFIX-<kind>.folded (the last run's)."""
+    if args.profile is None:
+        return None
+    spy = str(Path(sys.executable).parent / "py-spy")
+    out = f"{args.profile}-{kind}.folded"
+    argv = [spy, "record", "--rate", "250", "--format", "raw", "--nonblocking", "--pid", str(pid), "-o", out]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
 def run_once(kind: str, args: argparse.Namespace, typed: bytes) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-bench-docedit-{kind}-"))
     procs = Processes(workdir)
@@ -461,8 +653,13 @@ def run_once(kind: str, args: argparse.Namespace, typed: bytes) -> dict[str, Any
         if kind != "sync":
             hub = start_hub(procs, args.hub_bin, 0, None, DOCEDIT_ENV, plugins="docedit")
             wait_ready(procs, [hub], 60)
-            window = int(kind.removeprefix("window-"))
-            result = asyncio.run(asyncio.wait_for(throughput(args, window, hub[1], hub[0].pid), 300))
+            endpoint, _, window_text = kind.partition("-window-")
+            load = throughput if endpoint == "ws" else yjs_throughput
+            spy = start_profile(args, kind, hub[0].pid)
+            try:
+                result = asyncio.run(asyncio.wait_for(load(args, int(window_text), hub[1], hub[0].pid), 300))
+            finally:
+                stop_profile(spy)
         else:
             result = sync_run(args, procs, typed)
         for _name, proc, _log in procs.popens:
@@ -521,6 +718,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--windows", default="32,1", help="unanswered updates per writer, one throughput load each (default 32,1)"
     )
+    parser.add_argument(
+        "--endpoints",
+        default="ws,yjs",
+        help="the throughput loads' endpoints: ws (the hub protocol), yjs (stock y-websocket clients) (default ws,yjs)",
+    )
+    parser.add_argument("--no-sync", action="store_true", help="skip the 100 KB sync measurement")
+    parser.add_argument(
+        "--profile", help="record the hub of each throughput load with py-spy into PROFILE-<load>.folded"
+    )
     parser.add_argument("--doc-chars", type=int, default=100_000, help="characters of the typed document (100000)")
     parser.add_argument("--joins", type=int, default=20, help="late joins per document and run (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs (default 3)")
@@ -530,6 +736,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep each run's working directory (hub logs)")
     args = parser.parse_args()
     args.window_list = [int(w) for w in args.windows.split(",") if w.strip()]
+    args.endpoint_list = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if not set(args.endpoint_list) <= {"ws", "yjs"}:
+        parser.error("--endpoints takes ws and/or yjs")
     if min(args.writers, args.readers, args.updates, *args.window_list, args.joins, args.runs, args.doc_chars) < 1:
         parser.error("every count must be positive")
     if not Path(args.hub_bin).exists():
@@ -546,10 +755,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     revision = hub_revision()
     started = time.monotonic()
-    typed, typed_transactions = typed_document(args.doc_chars, seed=1)
-    print(f"typed document: {len(typed):,} bytes from {typed_transactions:,} transactions", file=sys.stderr)
-    runs: dict[str, list[dict[str, Any]]] = {f"window-{w}": [] for w in args.window_list}
-    runs["sync"] = []
+    typed, typed_transactions = typed_document(args.doc_chars, seed=1) if not args.no_sync else (b"", 0)
+    if not args.no_sync:
+        print(f"typed document: {len(typed):,} bytes from {typed_transactions:,} transactions", file=sys.stderr)
+    runs: dict[str, list[dict[str, Any]]] = {
+        f"{e}-window-{w}": [] for e in args.endpoint_list for w in args.window_list
+    }
+    if not args.no_sync:
+        runs["sync"] = []
     failures: list[str] = []
     try:
         for run in range(args.runs):  # interleaved: a shared machine's drift spreads over both parts
@@ -586,13 +799,14 @@ def main() -> int:
     windows = [kind for kind in runs if kind != "sync"]
     tput = {kind: {key: stats([r[key] for r in runs[kind]]) for key, _t, _f in TPUT_COLUMNS} for kind in windows}
     sync = {
-        name: {key: stats([r[name][key] for r in runs["sync"]]) for key, _t, _f in SYNC_COLUMNS}
+        name: {key: stats([r[name][key] for r in runs.get("sync", [])]) for key, _t, _f in SYNC_COLUMNS}
         for name in ("blocks", "typed")
     }
     info = machine()
     info["hub_revision"] = revision
     config = {
-        key: getattr(args, key) for key in ("writers", "readers", "updates", "windows", "doc_chars", "joins", "runs")
+        key: getattr(args, key)
+        for key in ("writers", "readers", "updates", "windows", "endpoints", "doc_chars", "joins", "runs")
     }
     config["hub_env"] = {**HUB_ENV, **DOCEDIT_ENV}
     config["typed"] = {"bytes": len(typed), "transactions": typed_transactions, "authors": TYPED_AUTHORS}
@@ -609,13 +823,14 @@ def main() -> int:
         n = len(runs[kind])
         if n:
             converged = sum(r["converged"] for r in runs[kind])
-            row = [f"window {kind.removeprefix('window-')}"]
+            endpoint, _, window_text = kind.partition("-window-")
+            row = [f"/{endpoint}, window {window_text}"]
             rows.append([*row, *(cell(tput[kind][key], fmt, n) for key, _t, fmt in TPUT_COLUMNS), f"{converged}/{n}"])
     if rows:
-        header = ["writers' window", *(title for _k, title, _f in TPUT_COLUMNS), "converged"]
+        header = ["endpoint, writers' window", *(title for _k, title, _f in TPUT_COLUMNS), "converged"]
         print(render(header, rows, args.markdown))
         print()
-    if runs["sync"]:
+    if runs.get("sync"):
         m = len(runs["sync"])
         blocks_built = stats([r["blocks_build_s"] for r in runs["sync"]])
         made = {
