@@ -73,11 +73,27 @@ class Context:
         return self.hub.store
 
     async def publish(
-        self, event_type: str, data: BaseModel, *, room: str | None = None, ephemeral: bool = False
+        self,
+        event_type: str,
+        data: BaseModel,
+        *,
+        room: str | None = None,
+        ephemeral: bool = False,
+        store_key: str | None = None,
     ) -> int | None:
-        """Publish an event to this channel (or another room of the same namespace) on every node.
+        """Publish an event to this channel (or another room of the same namespace) on every node; returns its
+        offset on a recoverable channel.
 
         ``ephemeral`` events (typing indicators) skip history and get no offset.
+
+        ``store_key``: publish and persist. The event's data is also written to the plugin's store under this key
+        (its JSON, encoded once for both: ``ctx.store.get(store_key)`` returns it), no later than the event goes
+        out: a client that reads the channel's position after the event (a late joiner's snapshot) finds the
+        record. When store and broker are one Redis (the same URL, not a Cluster), one script puts the record and
+        then publishes, in one round trip; otherwise (SQLite, or a Redis Cluster, where the store's keys and the
+        channel are in different slots) the put, then the publish. A failed write publishes nothing and raises as
+        ``ctx.store.put`` would (the client gets ``unavailable``). An ephemeral event cannot be stored
+        (ValueError).
         """
         channel = self.channel if room is None else f"{self.spec.namespace}:{room}"
         mid = None
@@ -86,7 +102,8 @@ class Context:
             # node dies is then a duplicate exactly when the event went out (protocol.md §8).
             mid, self.mid_done = self._mid, True
         try:
-            return await self._node.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid)
+            record = (self.hub.name, store_key) if store_key is not None else None
+            return await self._node.publish(channel, event_type, data, ephemeral=ephemeral, mid=mid, record=record)
         except BaseException:
             if mid is not None:
                 self.mid_done = False  # (whether the broker did it is unknown; the caller releases the claim)

@@ -27,9 +27,17 @@ class Node(Protocol):
     metrics: Metrics
 
     async def publish(
-        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False, mid: MidDone | None = None
+        self,
+        channel: str,
+        event_type: str,
+        data: BaseModel,
+        *,
+        ephemeral: bool = False,
+        mid: MidDone | None = None,
+        record: tuple[str, str] | None = None,
     ) -> int | None:
-        """Publish one event to every subscriber of ``channel`` on every node; its offset, if it has one."""
+        """Publish one event to every subscriber of ``channel`` on every node; its offset, if it has one.
+        ``record``: (namespace, key) of the store to write the event's data to first, or in the same step."""
         ...
 
     async def listen(self, channel: str, on_event: OnEvent) -> Listener: ...

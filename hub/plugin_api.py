@@ -103,11 +103,16 @@ class Hub:
 
     # ---- publishing and following ----------------------------------------------------------------------------
 
-    async def publish(self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False) -> int | None:
+    async def publish(
+        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False, store_key: str | None = None
+    ) -> int | None:
         """Publish one event to every subscriber of ``channel`` on every node (from a background task, an HTTP
         route, a listener); returns its offset when the channel keeps history. ``event_type`` must be declared on
-        the channel with ``data``'s model. ``ephemeral`` events skip history."""
-        return await self._rt.publish(channel, event_type, data, ephemeral=ephemeral)
+        the channel with ``data``'s model. ``ephemeral`` events skip history. ``store_key``: also write the event's
+        data to the plugin's :attr:`store` under this key, no later than the event goes out (one Redis round trip
+        when store and broker share one Redis), as :meth:`hub.Context.publish` does."""
+        record = (self.name, store_key) if store_key is not None else None
+        return await self._rt.publish(channel, event_type, data, ephemeral=ephemeral, record=record)
 
     async def listen(self, channel: str, on_event: OnEvent) -> Listener:
         """Follow ``channel`` from inside the hub: ``on_event(channel, frame)`` gets every event of it on this

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from hub.auth import Authenticator, AuthError, anonymous_identity
-from hub.broker import Broker, MidDone, open_broker
+from hub.broker import Broker, MidDone, StoreRecord, open_broker
 from hub.context import check_event
 from hub.errors import HubError
 from hub.fanout import Fanout
@@ -278,10 +278,21 @@ class Runtime:
         return self.fanout.subscriber_count(channel)
 
     async def publish(
-        self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False, mid: MidDone | None = None
+        self,
+        channel: str,
+        event_type: str,
+        data: BaseModel,
+        *,
+        ephemeral: bool = False,
+        mid: MidDone | None = None,
+        record: tuple[str, str] | None = None,
     ) -> int | None:
         """Publish one event to every subscriber of ``channel`` on every node; returns its offset, if any.
-        ``mid``: mark this mid done with the event (the core's dedup, see Context.publish)."""
+        ``mid``: mark this mid done with the event (the core's dedup, see Context.publish). ``record``: (a plugin's
+        namespace, key): write the event's data JSON there in the store first, or in the same step (one Redis
+        script when store and broker share one Redis; see PubSub.publish)."""
+        if record is not None and ephemeral:
+            raise ValueError("an ephemeral event is not stored: store_key needs ephemeral=False")
         spec, _room = self.router.resolve(channel)
         check_event(spec, event_type, data)
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
@@ -289,4 +300,7 @@ class Runtime:
         if mid is not None and not mid[0].startswith(channel + "\x00"):
             await self.broker.coordination.confirm_mid(*mid)  # another channel's mid: its own step, before the event
             mid = None
-        return await self.broker.pubsub.publish(channel, event_type, data.model_dump_json(), history, mid=mid)
+        stored = StoreRecord(self.store, *record) if record is not None else None
+        return await self.broker.pubsub.publish(
+            channel, event_type, data.model_dump_json(), history, mid=mid, record=stored
+        )

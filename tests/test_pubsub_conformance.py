@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from hub.broker import Broker, PubSub
+from hub.broker import Broker, BrokerUnavailable, PubSub, StoreRecord
+from hub.store import Store, StoreUnavailable, open_store
 from hub.testing import wait_until
 from hub.types import HistoryPolicy, StreamPosition
 from tests.broker_backends import (
@@ -21,6 +22,7 @@ from tests.broker_backends import (
     HISTORY,
     REDIS_BACKENDS,
     Deliveries,
+    backend_url,
     open_test_broker,
     started_broker,
     unique_channel,
@@ -259,6 +261,140 @@ async def test_a_publish_can_mark_its_mid_done(broker: Broker, channel: str, rec
     assert await broker.coordination.claim_mid(key, 5.0) == "done"
     await asyncio.sleep(0.4)  # remembered for the window it was given, not the claim's
     assert await broker.coordination.claim_mid(key, 5.0) == "claimed"
+
+
+# ---- publish and persist ----------------------------------------------------------------------------------
+# publish(record=...) writes the event's data to a store record before the event goes out, or in the same step:
+# one script when the store is on the broker's single Redis ("redis" store on the "redis" backend), else the
+# store's put and then the publish (SQLite on every backend; the Cluster's store, in another slot than the channel).
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, broker: Broker) -> AsyncIterator[Store]:
+    """A started store: SQLite on every backend, and a Redis store on the broker's own Redis (or Cluster)."""
+    backend = request.node.callspec.params["broker"]
+    if request.param == "redis" and backend == "memory":
+        pytest.skip("a memory broker has no Redis to share")
+    url = "sqlite:///:memory:" if request.param == "sqlite" else backend_url(request, backend)
+    opened = open_store(url)
+    await opened.start()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def record(store: Store) -> StoreRecord:
+    return StoreRecord(store, f"ns{uuid.uuid4().hex[:8]}", f"room/{uuid.uuid4().hex}")
+
+
+async def test_a_record_is_written_with_its_event(
+    pubsub: PubSub, deliveries: Deliveries, channel: str, record: StoreRecord
+) -> None:
+    await pubsub.subscribe(channel)
+    data = '{"text":"h\u00e9llo \u2603"}'
+    offset = await pubsub.publish(channel, "test.said", data, HISTORY, record=record)
+    assert offset == 1
+    assert await record.store.get(record.namespace, record.key) == data.encode()
+    [(_ch, frame, delivered)] = await deliveries.exactly(channel, 1)
+    assert delivered == 1
+    assert orjson.loads(frame)["data"] == orjson.loads(data)
+    assert (await pubsub.position(channel, HISTORY)).offset == 1
+
+
+async def test_a_record_is_written_with_an_event_without_history(
+    pubsub: PubSub, deliveries: Deliveries, channel: str, record: StoreRecord
+) -> None:
+    await pubsub.subscribe(channel)
+    assert await pubsub.publish(channel, "test.said", '{"n":1}', None, record=record) is None
+    assert await record.store.get(record.namespace, record.key) == b'{"n":1}'
+    [(_ch, _frame, offset)] = await deliveries.exactly(channel, 1)
+    assert offset is None
+
+
+async def test_a_record_overwrites_and_each_event_keeps_its_offset(
+    pubsub: PubSub, channel: str, record: StoreRecord
+) -> None:
+    offsets = [await pubsub.publish(channel, "test.said", f'{{"n":{n}}}', HISTORY, record=record) for n in range(3)]
+    assert offsets == [1, 2, 3]
+    assert await record.store.get(record.namespace, record.key) == b'{"n":2}'
+    assert await record.store.scan(record.namespace) == [(record.key, b'{"n":2}')]
+
+
+async def test_whoever_reads_the_position_after_the_event_finds_its_record(
+    pubsub: PubSub, channel: str, store: Store
+) -> None:
+    """The record is written no later than the event gets its offset: a late joiner that reads the channel's
+    position, then the store (a snapshot), never misses a record whose event the position covers."""
+    namespace = f"ns{uuid.uuid4().hex[:8]}"
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            record = StoreRecord(store, namespace, f"m/{n:06d}")
+            await pubsub.publish(channel, "test.said", f'{{"n":{n}}}', HISTORY, record=record)
+            n += 1
+
+    task = asyncio.create_task(writer())
+    try:
+        for _ in range(30):
+            position = await pubsub.position(channel, HISTORY)
+            stored = {key for key, _value in await store.scan(namespace, "m/")}
+            assert {f"m/{n:06d}" for n in range(position.offset)} <= stored
+            await asyncio.sleep(0)
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.mark.parametrize("recoverable", [True, False])
+async def test_a_failed_write_publishes_nothing(
+    request: pytest.FixtureRequest,
+    pubsub: PubSub,
+    deliveries: Deliveries,
+    channel: str,
+    record: StoreRecord,
+    recoverable: bool,
+) -> None:
+    """The write comes first: when it fails, no event exists (no offset taken, nothing delivered),
+    and the caller sees why (StoreUnavailable, or BrokerUnavailable when one Redis script does both)."""
+    if request.node.callspec.params["store"] == "sqlite":
+        await record.store.close()  # every put now fails
+    else:  # the namespace's value hash is a string: the write fails inside Redis (WRONGTYPE)
+        import redis.asyncio as aioredis
+
+        from hub.store.redis import RedisStore
+
+        assert isinstance(record.store, RedisStore)
+        client = (
+            aioredis.RedisCluster.from_url(record.store.url.replace("+cluster", ""))
+            if record.store.sharded
+            else aioredis.Redis.from_url(record.store.url)
+        )
+        try:
+            await client.set(record.store.record_keys(record.namespace)[1], "not a hash")
+        finally:
+            await client.aclose()
+    await pubsub.subscribe(channel)
+    history = HISTORY if recoverable else None
+    with pytest.raises((StoreUnavailable, BrokerUnavailable)):
+        await pubsub.publish(channel, "test.said", '{"n":1}', history, record=record)
+    await pubsub.publish(channel, "test.said", '{"n":2}', history)
+    [(_ch, frame, offset)] = await deliveries.exactly(channel, 1)
+    assert orjson.loads(frame)["data"] == {"n": 2}
+    assert offset == (1 if recoverable else None)
+
+
+@pytest.mark.parametrize("recoverable", [True, False])
+async def test_a_stored_publish_marks_its_mid_done(
+    broker: Broker, channel: str, record: StoreRecord, recoverable: bool
+) -> None:
+    key = f"{channel}\x00alice\x00m-{uuid.uuid4().hex}"
+    assert await broker.coordination.claim_mid(key, 5.0) == "claimed"
+    history = HISTORY if recoverable else None
+    await broker.pubsub.publish(channel, "test.said", '{"n":1}', history, mid=(key, 5.0), record=record)
+    assert await broker.coordination.claim_mid(key, 5.0) == "done"
+    assert await record.store.get(record.namespace, record.key) == b'{"n":1}'
 
 
 # ---- interest ----------------------------------------------------------------------------------------------

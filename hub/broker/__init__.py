@@ -20,6 +20,7 @@ from hub.broker.protocols import (
     Presence,
     PresenceExpired,
     PubSub,
+    StoreRecord,
     StreamReset,
 )
 from hub.redis_client import SCHEMES as REDIS_SCHEMES
@@ -35,6 +36,7 @@ __all__ = [
     "PresenceExpired",
     "PubSub",
     "SharedConnection",
+    "StoreRecord",
     "StreamReset",
     "open_broker",
 ]

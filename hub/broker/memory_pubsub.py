@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hub.broker.memory_coordination import MemoryCoordination
-from hub.broker.protocols import Deliver, MidDone, StreamReset
+from hub.broker.protocols import Deliver, MidDone, StoreRecord, StreamReset
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, Recovery, StreamPosition
 
@@ -74,9 +74,18 @@ class MemoryPubSub:
         return stream
 
     async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        history: HistoryPolicy | None,
+        *,
+        mid: MidDone | None = None,
+        record: StoreRecord | None = None,
     ) -> int | None:
         assert self._deliver is not None, "publish before start"
+        if record is not None:  # first: durable (a SQLite group commit) before the event exists anywhere
+            await record.store.put(record.namespace, record.key, data.encode())
         if mid is not None:
             self._coordination.mark_done(*mid)  # in the same step as the event
         offset: int | None = None

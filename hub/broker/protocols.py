@@ -7,9 +7,13 @@ conformance suite (tests/test_pubsub_conformance.py, test_presence_conformance.p
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+
+if TYPE_CHECKING:
+    from hub.store import Store
 
 Deliver = Callable[[str, str, "int | None"], None]
 """The node's local sink: (channel, encoded ev frame, offset or None). The pub/sub calls it for every event."""
@@ -25,6 +29,16 @@ MidClaim = Literal["claimed", "done", "pending"]
 
 MidDone = tuple[str, float]
 """A mid key (``<channel>\\0<user>\\0<mid>``: it starts with the channel) and how long to remember it as done."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRecord:
+    """Where :meth:`PubSub.publish` writes the event's data (its JSON, as UTF-8) before the event goes out: the
+    record ``key`` of ``namespace`` (a plugin's) in ``store`` (the node's)."""
+
+    store: Store
+    namespace: str
+    key: str
 
 
 class BrokerUnavailable(Exception):
@@ -52,7 +66,14 @@ class PubSub(Protocol):
     async def close(self) -> None: ...
 
     async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        history: HistoryPolicy | None,
+        *,
+        mid: MidDone | None = None,
+        record: StoreRecord | None = None,
     ) -> int | None:
         """Encode the event once, give it the next offset when ``history`` is set, keep it in the history,
         deliver it on this node and every other one. Returns the offset (None without history).
@@ -60,7 +81,13 @@ class PubSub(Protocol):
         ``mid``: the publish is the first effect of a handler that claimed this mid; mark it done (as
         :meth:`Coordination.confirm_mid`) together with the event, so that no death of the node between the two
         can leave a published event whose mid a retry could claim again, or a done mid whose event was never
-        published."""
+        published.
+
+        ``record``: also write ``data`` to the store as that record, before the event goes out or in the same
+        step (one script when the store is on this broker's single Redis; else the store's put, then the
+        publish). So the record is durable no later than the event is delivered anywhere, and whoever reads the
+        channel's position after the event finds the record. A failed write publishes nothing: the caller sees
+        the store's StoreUnavailable, or BrokerUnavailable when one Redis call does both."""
         ...
 
     async def subscribe(self, channel: str) -> None:

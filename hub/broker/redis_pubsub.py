@@ -4,7 +4,8 @@ Each node holds one subscription per channel that has local subscribers (the Fan
 SUBSCRIBE on one connection to a single Redis, or SSUBSCRIBE on the owning primary of a Redis Cluster
 (hub/broker/redis_subscriber.py). An event is encoded once; the node that publishes it delivers it to its own
 subscribers directly (in offset order: hub/broker/redis_sequencer.py), and Redis carries it to the other nodes.
-A recoverable publish is one Lua script (epoch, offset, XADD, PUBLISH, and the mid marked done).
+A recoverable publish is one Lua script (epoch, offset, XADD, PUBLISH, and the mid marked done); with a store
+record on the same single Redis, the same script puts the record first.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any, cast
 
-from hub.broker.protocols import Deliver, MidDone, StreamReset
+from hub.broker.protocols import Deliver, MidDone, StoreRecord, StreamReset
 from hub.broker.redis import RedisConnection, milliseconds
 from hub.broker.redis_coordination import RedisCoordination
-from hub.broker.redis_scripts import POSITION, PUBLISH
+from hub.broker.redis_scripts import POSITION, PUBLISH, PUBLISH_STORED, PUBLISH_UNSEQUENCED_STORED
 from hub.broker.redis_sequencer import Sequencers
 from hub.broker.redis_subscriber import ShardedSubscriber, Subscriber
 from hub.protocol import encode_event
 from hub.redis_client import REDIS_ERRORS
+from hub.store.redis import RedisStore
 from hub.types import HistoryPolicy, Recovery, StreamPosition
 
 log = logging.getLogger("hub.broker.redis")
@@ -59,6 +61,8 @@ class RedisPubSub:
             confirm_timeout=probe_timeout,
         )
         self._publish_script = self._redis.register_script(PUBLISH)
+        self._publish_stored_script = self._redis.register_script(PUBLISH_STORED)
+        self._publish_unsequenced_stored_script = self._redis.register_script(PUBLISH_UNSEQUENCED_STORED)
         self._position_script = self._redis.register_script(POSITION)
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()  # channels with local subscribers
@@ -121,44 +125,86 @@ class RedisPubSub:
 
     # ---- fan-out -------------------------------------------------------------------------------------
 
+    def _shares_redis(self, record: StoreRecord) -> bool:
+        """Whether ``record``'s store is on this broker's single Redis (the same URL), so that one script can put
+        the record and publish. On a Cluster the store's namespace and the channel are in different slots."""
+        store = record.store
+        return isinstance(store, RedisStore) and not self.connection.sharded and store.url == self.connection.url
+
     async def publish(
-        self, channel: str, event_type: str, data: str, history: HistoryPolicy | None, *, mid: MidDone | None = None
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        history: HistoryPolicy | None,
+        *,
+        mid: MidDone | None = None,
+        record: StoreRecord | None = None,
     ) -> int | None:
         assert self._deliver is not None, "publish before start"
+        stored: tuple[list[str], list[str]] | None = None  # the record's keys and (key, value), put by our script
+        if record is not None:
+            if self._shares_redis(record):
+                stored = cast(RedisStore, record.store).record_keys(record.namespace), [record.key, data]
+            else:  # another Redis, or a Cluster: the store's own put, durable before the event exists
+                await record.store.put(record.namespace, record.key, data.encode())
         if history is None:
-            if mid is not None:  # an ephemeral event: no script to make it one step with
-                await self._coordination.confirm_mid(*mid)
-            frame = encode_event(channel, event_type, data, None)
-            payload = f"{self.node_id}||{frame}"
-            await self.connection.call(self._send(self._pubsub_name(channel), payload))
-            self._deliver(channel, frame, None)
+            await self._publish_unsequenced(channel, event_type, data, mid, stored)
             return None
         head, _, tail = encode_event(channel, event_type, data, 0).rpartition('"offset":0')
         head += '"offset":'
         keys = [self._key(channel, "epoch"), self._key(channel, "seq"), self._key(channel, "stream")]
         if mid is not None:  # marked done by the same script that publishes (the mid key shares the slot)
             keys.append(self._coordination.mid_key(mid[0]))
+        args = [
+            secrets.token_hex(6),
+            head,
+            tail,
+            history.size,
+            int(history.ttl * 1000),
+            self._pubsub_name(channel),
+            self.node_id,
+            self._publish_command,
+            milliseconds(mid[1]) if mid is not None else "",
+        ]
+        script = self._publish_script
+        if stored is not None:
+            script = self._publish_stored_script
+            keys += stored[0]
+            args += stored[1]
         # One publish per channel at a time on this node, so local delivery follows the offsets.
         async with self._locks.hold(channel):
-            offset_reply, epoch_reply = await self.connection.call(
-                self._publish_script(
-                    keys=keys,
-                    args=[
-                        secrets.token_hex(6),
-                        head,
-                        tail,
-                        history.size,
-                        int(history.ttl * 1000),
-                        self._pubsub_name(channel),
-                        self.node_id,
-                        self._publish_command,
-                        *([milliseconds(mid[1])] if mid is not None else []),
-                    ],
-                )
-            )
+            offset_reply, epoch_reply = await self.connection.call(script(keys=keys, args=args))
             offset = int(offset_reply)
             self._sequencers.sequence(channel, f"{head}{offset}{tail}", offset, epoch_reply.decode())
         return offset
+
+    async def _publish_unsequenced(
+        self,
+        channel: str,
+        event_type: str,
+        data: str,
+        mid: MidDone | None,
+        stored: tuple[list[str], list[str]] | None,
+    ) -> None:
+        """An event without history: one PUBLISH, or one script when a record is put with it."""
+        assert self._deliver is not None, "publish before start"
+        frame = encode_event(channel, event_type, data, None)
+        payload = f"{self.node_id}||{frame}"
+        name = self._pubsub_name(channel)
+        if stored is None:
+            if mid is not None:  # an ephemeral event: no script to make it one step with
+                await self._coordination.confirm_mid(*mid)
+            await self.connection.call(self._send(name, payload))
+        else:
+            keys = [self._coordination.mid_key(mid[0])] if mid is not None else []
+            ttl = milliseconds(mid[1]) if mid is not None else ""
+            await self.connection.call(
+                self._publish_unsequenced_stored_script(
+                    keys=[*keys, *stored[0]], args=[self._publish_command, name, payload, ttl, *stored[1]]
+                )
+            )
+        self._deliver(channel, frame, None)
 
     async def subscribe(self, channel: str) -> None:
         """Subscribe this node and wait for Redis to confirm, so no event published after our caller reads the

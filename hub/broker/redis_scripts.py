@@ -1,9 +1,11 @@
 """The Lua scripts of the Redis broker: each runs atomically in one EVALSHA (keys of one slot on a Cluster)."""
 
+from hub.store.redis import PUT_RECORD
+
 # Publish to a recoverable channel: the next offset, the frame kept in the stream, and PUBLISH (SPUBLISH on a
-# Cluster: ARGV[8]), atomically,
-# so the stream's order and the pub/sub order are the same. A missing epoch (expired, or Redis lost its
-# data) starts a new stream under a new epoch.
+# Cluster: ARGV[8]), atomically, so the stream's order and the pub/sub order are the same. A missing epoch
+# (expired, or Redis lost its data) starts a new stream under a new epoch. KEYS: epoch, seq, stream, and the mid
+# key when ARGV[9] (its TTL, ms) is not ''.
 PUBLISH = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -18,11 +20,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call(ARGV[8], ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
-if KEYS[4] then
+if ARGV[9] ~= '' then
   redis.call('SET', KEYS[4], 'd', 'PX', ARGV[9])
 end
 return {offset, epoch}
 """
+
+# The same, after putting a record of the store (hub/store/redis.py's PUT_RECORD: its keys and its key and value
+# last in KEYS and ARGV), for a store on the same single Redis (its namespace is in another slot than the channel,
+# so never on a Cluster). The put comes first: if it fails, the script stops before the event exists.
+PUBLISH_STORED = PUT_RECORD + PUBLISH
+
+# An event without history, after putting a record as above. KEYS: the mid key when ARGV[4] (its TTL, ms) is not
+# '', then the record's. ARGV: PUBLISH, the pub/sub name, the payload, the mid's TTL or '', the record's key, value.
+PUBLISH_UNSEQUENCED_STORED = (
+    PUT_RECORD
+    + """
+redis.call(ARGV[1], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[1], 'd', 'PX', ARGV[4])
+end
+return 1
+"""
+)
 
 # The current (epoch, offset) of a stream, creating the epoch when there is none.
 POSITION = """

@@ -38,11 +38,16 @@ return 1
 
 # put and delete as scripts rather than MULTI pipelines: one EVALSHA round trip, atomic, and several times
 # cheaper in CPU on redis-py's cluster client, whose MULTI pipelines cost about 0.9 ms each (0.2 ms here).
-# KEYS: the namespace's key set and value hash. _PUT ARGV: key, value. _DELETE ARGV: the keys to delete.
-_PUT = """
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+# PUT_RECORD writes one record: the last two KEYS are the namespace's key set and value hash, the last two ARGV
+# the record's key and value. Counted from the end, so another script can start with it: the broker's publish
+# puts a record and publishes its event in one script when the store shares its Redis (hub/broker/redis_pubsub.py).
+# A failing write (out of memory, a key of the wrong type) stops the script before anything after it runs.
+PUT_RECORD = """
+redis.call('ZADD', KEYS[#KEYS - 1], 0, ARGV[#ARGV - 1])
+redis.call('HSET', KEYS[#KEYS], ARGV[#ARGV - 1], ARGV[#ARGV])
 """
+# KEYS: the namespace's key set and value hash. _PUT ARGV: key, value. _DELETE ARGV: the keys to delete.
+_PUT = PUT_RECORD + "return 1\n"
 _DELETE = """
 redis.call('ZREM', KEYS[1], unpack(ARGV))
 return redis.call('HDEL', KEYS[2], unpack(ARGV))
@@ -67,6 +72,16 @@ class RedisStore:
         self._put_script = self._redis.register_script(_PUT)
         self._delete_script = self._redis.register_script(_DELETE)
         self._closed = False
+
+    @property
+    def sharded(self) -> bool:
+        """A Redis Cluster: each namespace lives on the primary that owns its slot."""
+        return isinstance(self._redis, RedisCluster)
+
+    def record_keys(self, ns: str) -> list[str]:
+        """The keys a record of ``ns`` is written to (its key set and value hash), as :data:`PUT_RECORD`'s last
+        two KEYS: for a script that puts a record together with other work on the same Redis."""
+        return [self._keys(ns), self._values(ns)]
 
     def _keys(self, ns: str) -> str:
         return f"{self._prefix}:store:{{{ns}}}:keys"
@@ -120,7 +135,7 @@ class RedisStore:
         return bytes(value) if value is not None else None
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
-        await self._call(self._put_script(keys=[self._keys(ns), self._values(ns)], args=[key, value]))
+        await self._call(self._put_script(keys=self.record_keys(ns), args=[key, value]))
 
     async def delete(self, ns: str, key: str) -> bool:
         return await self._delete_keys(ns, [key]) == 1

@@ -91,8 +91,8 @@ class Chat(Plugin):
             text=msg.text,
             ts=time.time(),
         )
-        await ctx.store.put(_key(ctx.room, message.id), message.model_dump_json().encode())
-        await ctx.publish("chat.posted", message)
+        # Stored and published in one step (one round trip on Redis), durable before anyone sees the event.
+        await ctx.publish("chat.posted", message, store_key=_key(ctx.room, message.id))
         self.sends += 1
         if self.sends % TRIM_EVERY == 0:
             await ctx.store.trim(f"{ctx.room}/", self.settings.retention)
@@ -101,8 +101,7 @@ class Chat(Plugin):
     async def edit(self, ctx: Context, msg: EditMessage) -> MessagePosted:
         message = await _load(ctx, msg.id)
         edited = message.model_copy(update={"text": msg.text, "edited_ts": time.time()})
-        await ctx.store.put(_key(ctx.room, msg.id), edited.model_dump_json().encode())
-        await ctx.publish("chat.edited", edited)
+        await ctx.publish("chat.edited", edited, store_key=_key(ctx.room, msg.id))
         return edited
 
     async def delete(self, ctx: Context, msg: DeleteMessage) -> None:
