@@ -13,11 +13,11 @@ from pycrdt import Doc, Text, merge_updates
 from hub import HubError, PluginStore
 from hub.store import open_store
 from hub_realtime_plugins.docedit.awareness import AwarenessStates
-from hub_realtime_plugins.docedit.ids import Role, is_doc_id, role_of, sortable_id
+from hub_realtime_plugins.docedit.ids import Role, is_doc_id, role_of, segment_prefix, sortable_id
 from hub_realtime_plugins.docedit.messages import DocMeta, Person, SyncDocument
 from hub_realtime_plugins.docedit.opendoc import restore_update
 from hub_realtime_plugins.docedit.parts import Parts
-from hub_realtime_plugins.docedit.store import DocStore, fold, is_update
+from hub_realtime_plugins.docedit.store import DocStore, fold, fold_into, is_update
 from hub_realtime_plugins.docedit.yprotocol import (
     EMPTY_UPDATE,
     AwarenessEntry,
@@ -246,7 +246,89 @@ def test_restore_makes_the_text_equal_to_the_version_and_keeps_other_roots() -> 
     assert restore_update(live, version.get_update()) != EMPTY_UPDATE  # still one (delete + insert) transaction
 
 
+def test_fold_into_a_live_document_equals_the_fold_and_keeps_what_it_cannot_integrate() -> None:
+    author = text_doc()
+    updates: list[bytes] = []
+    author.observe(lambda event: updates.append(event.update))
+    text = author.get("content", type=Text)
+    for i in range(300):
+        text.insert(len(text) // 2, f"{i} ")
+        if i % 7 == 0:
+            del text[0:2]  # updates with deletions: their remainder is a delete set the live copy has applied
+    live = text_doc()
+    for update in updates[:250]:
+        live.apply_update(update)
+    folded, complete = fold_into(live, updates)  # the last 50 were not applied to the live copy yet
+    assert complete
+    assert folded == live.get_update()
+    replica = text_doc()
+    replica.apply_update(folded)
+    assert content(replica) == content(author)
+    assert len(folded) <= len(fold(None, updates))
+
+    # an insert and a deletion that wait for an update nobody has yet: kept as they are
+    other = text_doc("abc")
+    first = other.get_update()
+    state = other.get_state()
+    other.get("content", type=Text).insert(3, "def")
+    second = other.get_update(state)
+    before = other.get_state()
+    del other.get("content", type=Text)[0:2]
+    deletion = other.get_update(before)
+    live = text_doc()
+    folded, complete = fold_into(live, [second, deletion])
+    assert not complete
+    replica = text_doc()
+    replica.apply_update(folded)
+    replica.apply_update(first)
+    assert content(replica) == "cdef"
+
+
 # ---- the store ---------------------------------------------------------------------------------------------------
+
+
+async def test_compaction_from_the_live_document_deletes_closed_segments_and_keeps_the_open_one(
+    tmp_path: Path,
+) -> None:
+    backend = open_store(f"sqlite:///{tmp_path / 'hub.sqlite3'}")
+    await backend.start()
+    try:
+        plugin_store = PluginStore(backend, "docedit")
+        store = DocStore(plugin_store)
+        doc = text_doc()
+        text = doc.get("content", type=Text)
+        updates: list[bytes] = []
+        doc.observe(lambda event: updates.append(event.update))
+        for i in range(60):
+            text.insert(len(text), f"{i},")
+        live = text_doc()
+        for update in updates[:20]:
+            await store.append("d1", update)  # a key without a segment (another node, an older hub): deleted by key
+        for update in updates[20:50]:
+            await store.append("d1", update, "s1")
+            live.apply_update(update)
+        for update in updates[50:]:
+            await store.append("d1", update, "s2")  # the open segment: appended, not yet applied here
+        compaction = await store.compact("d1", live, closed_segments=["s1"])
+        assert compaction is not None
+        assert compaction.merged == 60
+        assert compaction.snapshot is not None
+        assert content(live) == content(doc)  # the fold applied what the live copy lacked
+        assert await plugin_store.scan(segment_prefix("d1", "s1")) == []
+        assert await store.update_count("d1") == 0  # the open segment's records folded were deleted by key
+        text.insert(0, "late,")
+        await store.append("d1", updates[-1], "s2")
+        again = await store.compact("d1", live, known_snapshot=compaction.snapshot, closed_segments=["s2"])
+        assert again is not None
+        assert again.merged == 1
+        assert await store.update_count("d1") == 0
+        stored = await store.load("d1")
+        replica = text_doc()
+        assert stored.snapshot is not None
+        replica.apply_update(stored.snapshot)
+        assert content(replica) == content(doc)
+    finally:
+        await backend.close()
 
 
 async def test_compaction_keeps_appends_made_while_it_runs(tmp_path: Path) -> None:

@@ -39,8 +39,13 @@ class Compactor:
             if not await lease.acquire():
                 od.stored_updates = 0  # another node is compacting; count afresh from here
                 return
-            result = await store.compact(od.doc_id)
+            closed = od.close_segment()
+            async with od.lock:
+                pass  # this node's appends under the closed segments have all returned (apply holds the lock)
+            result = await store.compact(od.doc_id, od.ydoc, known_snapshot=od.snapshot, closed_segments=closed)
             if result is not None:
+                od.closed_segments = [segment for segment in od.closed_segments if segment not in closed]
+                od.snapshot = result.snapshot
                 self.compactions += 1
                 od.stored_updates = max(0, od.stored_updates - result.merged)
                 again = od.stored_updates > self.settings.compact_every

@@ -240,7 +240,7 @@ class Documents:
             if od.deleted:
                 raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
             self._check_size(od, update)
-            await self.store.append(od.doc_id, update)
+            await self.store.append(od.doc_id, update, od.segment)
             try:
                 od.ydoc.apply_update(update)
             except ValueError:  # is_update accepted it, so this cannot happen; the stored copy stands

@@ -103,6 +103,11 @@ def updates_prefix(doc_id: str) -> str:
     return f"d/{doc_id}/u/"
 
 
+def segment_prefix(doc_id: str, segment: str) -> str:
+    """Updates one node appended in one stretch between compactions (a sortable id; deleted as a whole)."""
+    return f"d/{doc_id}/u/{segment}/"
+
+
 def versions_prefix(doc_id: str) -> str:
     return f"d/{doc_id}/v/"
 

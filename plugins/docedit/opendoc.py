@@ -10,7 +10,7 @@ from pycrdt import Doc, Text
 
 from hub import Listener
 from hub_realtime_plugins.docedit.awareness import AwarenessStates
-from hub_realtime_plugins.docedit.ids import Role, channel_of, role_of
+from hub_realtime_plugins.docedit.ids import Role, channel_of, role_of, sortable_id
 from hub_realtime_plugins.docedit.messages import DocMeta
 from hub_realtime_plugins.docedit.store import YDoc
 from hub_realtime_plugins.docedit.yprotocol import EMPTY_UPDATE
@@ -24,6 +24,7 @@ class OpenDoc:
     __slots__ = (
         "awareness",
         "channel",
+        "closed_segments",
         "compacting",
         "deleted",
         "dirty",
@@ -33,7 +34,9 @@ class OpenDoc:
         "lock",
         "meta",
         "peers",
+        "segment",
         "size",
+        "snapshot",
         "stored_updates",
         "touched",
         "ydoc",
@@ -50,11 +53,22 @@ class OpenDoc:
         self.peers: set[Callable[[bytes], None]] = set()  # this node's /yjs sockets: they get awareness removals
         self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
         self.stored_updates = 0  # update records in the store, as far as this node knows
+        # This node's appends go under d/<doc>/u/<segment>/; a compaction closes the segment (new appends take a
+        # new one) and deletes the closed ones it folded with one prefix delete each.
+        self.segment = sortable_id()
+        self.closed_segments: list[str] = []
+        self.snapshot: bytes | None = None  # the stored snapshot this document encodes all of, if known
         self.last_used = now
         self.touched = now  # when `updated`/`size` were last written to the meta
         self.dirty = False  # edits since then
         self.compacting = False
         self.deleted = False
+
+    def close_segment(self) -> list[str]:
+        """End the current segment (appends from now on take a new one); returns every closed segment."""
+        self.closed_segments.append(self.segment)
+        self.segment = sortable_id()
+        return list(self.closed_segments)
 
     def role(self, user: str) -> Role:
         return role_of(self.meta, user)
