@@ -161,7 +161,7 @@ class RedisPubSub:
             head,
             tail,
             history.size,
-            int(history.ttl * 1000),
+            milliseconds(history.ttl),
             self._pubsub_name(channel),
             self.node_id,
             self._publish_command,

@@ -6,17 +6,17 @@ from hub.store.redis import PUT_RECORD
 # Cluster: ARGV[8]), atomically, so the stream's order and the pub/sub order are the same. A missing epoch
 # (expired, or Redis lost its data) starts a new stream under a new epoch. KEYS: epoch, seq, stream, and the mid
 # key when ARGV[9] (its TTL, ms) is not ''.
+# The epoch's TTL is renewed by the GETEX that reads it (one command where GET and PEXPIRE were two; Redis 6.2).
 PUBLISH = """
-local epoch = redis.call('GET', KEYS[1])
+local epoch = redis.call('GETEX', KEYS[1], 'PX', ARGV[5])
 if not epoch then
   epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
+  redis.call('SET', KEYS[1], epoch, 'PX', ARGV[5])
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 local offset = redis.call('INCR', KEYS[2])
 local frame = ARGV[2] .. offset .. ARGV[3]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-1', 'f', frame)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call(ARGV[8], ARGV[6], ARGV[7] .. '|' .. offset .. '|' .. epoch .. '|' .. frame)
