@@ -344,21 +344,39 @@ const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 let seed = 1;
 const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
 let wake = [];
-const notify = () => { const w = wake; wake = []; for (const f of w) f(); };
-const sentAt = new Map();
+const notify = () => {
+  const w = wake;
+  wake = [];
+  for (const f of w) f();
+};
 const latencies = [];
 const clients = [];
+// A client has writer w's k-th update once its state for w's clientID reaches w's clock after it: counted from
+// state vectors, so it holds however the hub sends them (one frame each, or merged).
+const advance = (client) => {
+  const now = performance.now();
+  for (const w of clients) {
+    if (!w.writer || w === client) continue;
+    const have = Y.getState(client.doc.store, w.doc.clientID);
+    let seen = client.seen.get(w) ?? 0;
+    while (seen < w.sent && w.clockAfter[seen] <= have) {
+      if (!client.writer) latencies.push(now - w.sentAt[seen]);
+      seen++;
+    }
+    client.received += seen - (client.seen.get(w) ?? 0);
+    client.seen.set(w, seen);
+  }
+};
 for (let i = 0; i < writers + readers; i++) {
   const doc = new Y.Doc();
   const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true });
-  const client = { doc, provider, text: doc.getText("content"), writer: i < writers, sent: 0, received: 0, closes: [] };
-  doc.on("update", (update, origin) => {
+  const text = doc.getText("content");
+  const client = { doc, provider, text, writer: i < writers, sent: 0, received: 0, closes: [], seen: new Map() };
+  client.clockAfter = [];
+  client.sentAt = [];
+  doc.on("update", (_update, origin) => {
     if (origin !== provider) return;
-    client.received++;
-    if (!client.writer) {
-      const at = sentAt.get(Buffer.from(update).toString("base64"));
-      if (at !== undefined) latencies.push(performance.now() - at);
-    }
+    advance(client);
     notify();
   });
   provider.on("connection-close", (event) => client.closes.push(event ? event.code : "local"));
@@ -376,28 +394,29 @@ if (!(await until(() => clients.every((c) => c.provider.synced), 20000))) {
   emit({ error: "not every client synced", closes: clients.map((c) => c.closes) });
   process.exit(1);
 }
-// the initial sync's own updates (empty here) are not counted
-for (const c of clients) c.received = 0;
 emit({ ready: true });
 const total = () => clients.reduce((n, c) => n + c.sent, 0);
 const lag = () => Math.max(...clients.map((c) => total() - c.sent - c.received));
 const limit = writers * win;
 emit({ started: true });
 let chars = 0;
-await Promise.all(clients.filter((c) => c.writer).map(async (c) => {
-  let made = null;
-  c.doc.on("update", (update, origin) => { if (origin !== c.provider) made = update; });
-  for (let k = 0; k < updates; k++) {
-    while (lag() >= limit) await new Promise((resolve) => wake.push(resolve));
-    const letter = "abcdefghijklmnopqrstuvwxyz"[Math.floor(random() * 26)];
-    const chunk = random() < 0.5 ? WORDS[Math.floor(random() * WORDS.length)] + " " : letter;
-    c.text.insert(Math.floor(random() * (c.text.length + 1)), chunk);
-    chars += chunk.length;
-    sentAt.set(Buffer.from(made).toString("base64"), performance.now());
-    c.sent++;
-    if (k % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
-  }
-}));
+await Promise.all(
+  clients
+    .filter((c) => c.writer)
+    .map(async (c) => {
+      for (let k = 0; k < updates; k++) {
+        while (lag() >= limit) await new Promise((resolve) => wake.push(resolve));
+        const letter = "abcdefghijklmnopqrstuvwxyz"[Math.floor(random() * 26)];
+        const chunk = random() < 0.5 ? WORDS[Math.floor(random() * WORDS.length)] + " " : letter;
+        c.text.insert(Math.floor(random() * (c.text.length + 1)), chunk);
+        chars += chunk.length;
+        c.clockAfter.push(Y.getState(c.doc.store, c.doc.clientID));
+        c.sentAt.push(performance.now());
+        c.sent++;
+        if (k % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+      }
+    }),
+);
 const accepted = performance.now();
 const everyone = writers * updates;
 const complete = await until(() => clients.every((c) => c.received === everyone - c.sent), 120000);

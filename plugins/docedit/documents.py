@@ -39,6 +39,7 @@ from hub_realtime_plugins.docedit.yprotocol import (
     encode_awareness,
     parse_awareness,
     parse_sync,
+    sync_frame,
     update_message,
 )
 
@@ -99,7 +100,7 @@ class Documents:
 
     def local_users(self, od: OpenDoc) -> int:
         """Sessions and /yjs sockets of this node following the document (the registry's own listener aside)."""
-        return self.hub.local_subscribers(od.channel) - (1 if od.listener is not None else 0)
+        return self.hub.local_subscribers(od.channel) - (1 if od.listener is not None else 0) + len(od.peers)
 
     # ---- opening and closing ------------------------------------------------------------------------------
 
@@ -176,11 +177,32 @@ class Documents:
         kind = event.get("type")
         data = event.get("data") or {}
         if kind == "docedit.update":
+            try:
+                raw = b64decode(data.get("m", ""))
+            except ProtocolError:
+                log.error("docedit %s: ignored a malformed docedit.update event", od.doc_id)
+                return
             if data.get("node") != self.hub.node_id:  # this node applied its own before publishing
-                self._apply_remote(od, data.get("m", ""))
+                self._apply_remote(od, raw)
+            if od.peers:
+                out = sync_frame(raw)  # made once for every /yjs socket of this node
+                sender = data.get("client")
+                for peer in tuple(od.peers):
+                    if peer.client != sender:
+                        peer.deliver(out)
         elif kind == "docedit.awareness":
+            try:
+                raw = b64decode(data["m"])
+            except (KeyError, ProtocolError):
+                return
             with contextlib.suppress(ProtocolError):  # checked by the sender's node
-                od.awareness.apply(parse_awareness(b64decode(data["m"])), data["client"], time.monotonic())
+                od.awareness.apply(parse_awareness(raw), data["client"], time.monotonic())
+            if od.peers:
+                out = awareness_frame(raw)
+                sender = data.get("client")
+                for peer in tuple(od.peers):
+                    if peer.client != sender:
+                        peer.deliver(out)
         elif kind == f"{NAMESPACE}.left":
             removed = od.awareness.forget(data["client"], time.monotonic())
             self.parts.drop(data["client"], od.doc_id)
@@ -188,8 +210,8 @@ class Documents:
                 # /ws clients drop a leaver's cursors on docedit.left; y-websocket clients see no presence,
                 # so each node tells its own /yjs sockets (every node gets the event: no duplicates).
                 removal = awareness_frame(encode_awareness(removed))
-                for send in tuple(od.peers):
-                    send(removal)
+                for peer in tuple(od.peers):
+                    peer.deliver(removal)
         elif kind == "docedit.meta":
             od.meta = DocMeta.model_validate(data["doc"])
             # Every node gets the event and ends its own sessions' subscriptions. Now, in this callback: the
@@ -198,8 +220,12 @@ class Documents:
             self.hub.revoke(
                 od.channel, lambda identity: od.role(identity.user) is Role.NONE, msg=access_withdrawn(od.doc_id)
             )
+            for peer in tuple(od.peers):
+                peer.on_meta(od.meta)
         elif kind == "docedit.deleted":
             od.deleted = True
+            for peer in tuple(od.peers):
+                peer.on_deleted()
             # After this event has reached every local subscriber, so each sees it before its unsub.
             asyncio.get_running_loop().call_soon(self._end_subscriptions, od)
             self._spawn(self._close(od), f"docedit-close-{od.doc_id}")
@@ -208,9 +234,9 @@ class Documents:
         deleted = f"Document {od.doc_id!r} was deleted."
         self.hub.revoke(od.channel, lambda _identity: True, code="not_found", msg=deleted)
 
-    def _apply_remote(self, od: OpenDoc, m: str) -> None:
+    def _apply_remote(self, od: OpenDoc, raw: bytes) -> None:
         try:
-            message = parse_sync(b64decode(m))
+            message = parse_sync(raw)
             if message.kind != SyncKind.UPDATE:
                 raise ProtocolError("docedit.update carries a sync update")
             od.ydoc.apply_update(message.payload)

@@ -4,7 +4,7 @@ of its stored updates — and restore_update, the edit that brings a version's t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from typing import Protocol
 
 from pycrdt import Doc, Text
 
@@ -16,6 +16,22 @@ from hub_realtime_plugins.docedit.store import YDoc
 from hub_realtime_plugins.docedit.yprotocol import EMPTY_UPDATE
 
 CONTENT = "content"  # the root Y.Text holding a document's text
+
+
+class Peer(Protocol):
+    """A /yjs socket following a document: the registry's one listener per document decodes each event once and
+    hands it to every peer (instead of a listener per socket, each decoding it again)."""
+
+    client: str  # "yjs:<n>": its own updates and awareness are not sent back to it
+
+    def deliver(self, frame: bytes) -> None:
+        """Send a y-websocket frame (someone else's update or awareness)."""
+
+    def on_meta(self, meta: DocMeta) -> None:
+        """The document's meta changed (its roles may have)."""
+
+    def on_deleted(self) -> None:
+        """The document was deleted."""
 
 
 class OpenDoc:
@@ -50,7 +66,7 @@ class OpenDoc:
         self.awareness = AwarenessStates()
         self.lock = asyncio.Lock()  # one write at a time per document on this node: check, store, apply
         self.listener: Listener | None = None
-        self.peers: set[Callable[[bytes], None]] = set()  # this node's /yjs sockets: they get awareness removals
+        self.peers: set[Peer] = set()  # this node's /yjs sockets: the registry's listener feeds them
         self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
         self.stored_updates = 0  # update records in the store, as far as this node knows
         # This node's appends go under d/<doc>/u/<segment>/; a compaction closes the segment (new appends take a

@@ -9,10 +9,10 @@ import logging
 import secrets
 import time
 
-import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pycrdt import merge_updates
 
-from hub import Hub, HubError, Listener, close_reason
+from hub import Hub, HubError, close_reason
 from hub_realtime_plugins.docedit.awareness import AwarenessStates
 from hub_realtime_plugins.docedit.documents import Documents
 from hub_realtime_plugins.docedit.ids import (
@@ -32,7 +32,6 @@ from hub_realtime_plugins.docedit.yprotocol import (
     ProtocolError,
     SyncKind,
     awareness_frame,
-    b64decode,
     b64encode,
     encode_awareness,
     parse_awareness,
@@ -41,6 +40,7 @@ from hub_realtime_plugins.docedit.yprotocol import (
     step1,
     step2,
     sync_frame,
+    update_message,
 )
 
 log = logging.getLogger("hub.docedit.yjs")
@@ -52,6 +52,28 @@ CLOSE_POLICY = 1008  # a refused origin, a bad document name
 CLOSE_MALFORMED = 1007  # a frame that is not y-websocket
 CLOSE_SLOW = 4509  # the socket did not read its frames fast enough
 CLOSE_DELETED = 4510  # the document was deleted
+
+
+UPDATE_FRAME = bytes((FrameKind.SYNC, SyncKind.UPDATE))  # how a frame carrying one sync update begins
+MERGE_AT_MOST = 64  # updates merged into one frame
+
+
+def merge_update_frames(frames: list[bytes]) -> list[bytes]:
+    """One sync update frame equal to ``frames`` (each a sync update frame of a checked update), or ``frames``
+    themselves if they cannot be merged."""
+    if len(frames) == 1:
+        return frames
+    updates = []
+    try:
+        for frame in frames:
+            sync = parse_frame(frame).sync
+            if sync is None:
+                return frames
+            updates.append(sync.payload)
+        return [sync_frame(update_message(merge_updates(*updates)))]
+    except ValueError:  # ProtocolError too; cannot happen (the hub checked each update): sent one by one
+        log.error("could not merge %d updates for a /yjs socket", len(frames))
+        return frames
 
 
 class _Closed(Exception):
@@ -107,13 +129,11 @@ class YjsConnection:
         if od is None or od.role(identity.user) is Role.NONE:  # the same close: nothing tells the two apart
             await self.ws.close(CLOSE_NO_ACCESS, close_reason(no_document(self.doc_id)))
             return
-        listener = await self.hub.listen(od.channel, self._on_event)
-        if od.role(identity.user) is Role.NONE:  # withdrawn while the listener started: no event will say so
-            self._stop(CLOSE_NO_ACCESS, access_withdrawn(self.doc_id))
+        # From here the document's listener (documents.py) hands this socket everyone else's updates and awareness.
+        od.peers.add(self)
         writer = asyncio.create_task(self._write_forever(), name=f"docedit-yjs-{self.client}")
         stop = self._going_away
         documents.closers.add(stop)
-        od.peers.add(self._send)
         try:
             self._send(sync_frame(step1(od.ydoc.get_state())))
             known = od.awareness.encode()
@@ -126,8 +146,8 @@ class YjsConnection:
             log.debug("a /yjs socket of %s went away", self.doc_id)
         finally:
             documents.closers.discard(stop)
-            od.peers.discard(self._send)
-            await self._leave(documents, listener, writer)
+            od.peers.discard(self)
+            await self._leave(documents, writer)
 
     # ---- inbound ------------------------------------------------------------------------------------------
 
@@ -209,18 +229,15 @@ class YjsConnection:
 
     # ---- outbound -----------------------------------------------------------------------------------------
 
-    def _on_event(self, channel: str, frame: str) -> None:
-        event = orjson.loads(frame)
-        kind = event.get("type")
-        data = event.get("data") or {}
-        if kind == "docedit.update" and data.get("client") != self.client:
-            self._send(sync_frame(b64decode(data["m"])))
-        elif kind == "docedit.awareness" and data.get("client") != self.client:
-            self._send(awareness_frame(b64decode(data["m"])))
-        elif kind == "docedit.meta" and role_of(DocMeta.model_validate(data["doc"]), self.user) is Role.NONE:
+    def deliver(self, frame: bytes) -> None:
+        self._send(frame)
+
+    def on_meta(self, meta: DocMeta) -> None:
+        if role_of(meta, self.user) is Role.NONE:
             self._stop(CLOSE_NO_ACCESS, access_withdrawn(self.doc_id))  # nothing more is sent: _send checks
-        elif kind == "docedit.deleted":
-            self._stop(CLOSE_DELETED, "The document was deleted.")
+
+    def on_deleted(self) -> None:
+        self._stop(CLOSE_DELETED, "The document was deleted.")
 
     def _send(self, data: bytes) -> None:
         if self.closing is not None:
@@ -240,16 +257,30 @@ class YjsConnection:
                 self.outbox.put_nowait(None)
 
     async def _write_forever(self) -> None:
+        outbox = self.outbox
+        carried: list[bytes | None] = []  # a frame taken from the outbox while merging, sent next
         while True:
-            data = await self.outbox.get()
+            data = carried.pop() if carried else await outbox.get()
             if data is None:
                 code, reason = self.closing or (1000, "")
                 await self.ws.close(code, close_reason(reason))
                 return
+            if outbox.qsize() and data.startswith(UPDATE_FRAME):
+                # Updates waiting back to back go as one merged update: one send instead of many (a Yjs client
+                # applies a merged update as it would each of its parts).
+                batch = [data]
+                while outbox.qsize() and len(batch) < MERGE_AT_MOST:
+                    following = outbox.get_nowait()
+                    if following is None or not following.startswith(UPDATE_FRAME):
+                        carried.append(following)
+                        break
+                    batch.append(following)
+                for frame in merge_update_frames(batch):
+                    await self.ws.send_bytes(frame)
+                continue
             await self.ws.send_bytes(data)
 
-    async def _leave(self, documents: Documents, listener: Listener, writer: asyncio.Task[None]) -> None:
-        await listener.close()
+    async def _leave(self, documents: Documents, writer: asyncio.Task[None]) -> None:
         if self.closing is not None and not writer.done():
             # Queued frames go first, then the close (the writer closes when it reaches the marker).
             with contextlib.suppress(asyncio.QueueFull):
