@@ -17,9 +17,15 @@ class DuplicateNamespace(Exception):
     """Two plugins declared the same channel namespace; the hub refuses to start."""
 
 
+RESOLVED_CACHE_SIZE = 4096  # channel names remembered as resolved; forgotten all at once when full
+
+
 class Router:
     def __init__(self, channels: Iterable[tuple[str, Channel]], *, max_channel_length: int) -> None:
         self._channels: dict[str, Channel] = {}
+        # Valid names only (a refused one raises before it is stored), so a client cannot fill it with garbage;
+        # bounded, so many rooms cost a re-check now and then, not memory.
+        self._resolved: dict[str, tuple[Channel, str]] = {}
         self._owners: dict[str, str] = {}
         self.max_channel_length = max_channel_length
         for plugin, channel in channels:
@@ -40,6 +46,9 @@ class Router:
 
     def resolve(self, name: str) -> tuple[Channel, str]:
         """Check a channel name and find the Channel that owns it; returns (channel, room)."""
+        resolved = self._resolved.get(name)
+        if resolved is not None:
+            return resolved
         namespace, room = split_channel(name, self.max_channel_length)
         channel = self._channels.get(namespace)
         if channel is None:
@@ -48,7 +57,10 @@ class Router:
                 f"No enabled plugin serves channels '{namespace}:*'; "
                 f"enabled: {', '.join(sorted(self._channels)) or 'none'}.",
             )
-        return channel, room
+        if len(self._resolved) >= RESOLVED_CACHE_SIZE:
+            self._resolved.clear()
+        resolved = self._resolved[name] = (channel, room)
+        return resolved
 
     @staticmethod
     def inbound(channel: Channel, message_type: str) -> Inbound:

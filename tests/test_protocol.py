@@ -238,6 +238,69 @@ def test_moderate_nesting_is_accepted_and_encodes_back() -> None:
     assert orjson.loads(encode_ok(frame.id, frame.data))["data"] == orjson.loads(nested_list(32))
 
 
+@pytest.mark.parametrize(
+    ("data", "accepted"),
+    [
+        (nested_list(63), True),  # the frame object is level 1: 63 more make 64
+        (nested_list(64), False),
+        ("[" + ",".join([nested_list(2)] * 200) + "]", True),  # many brackets, shallow: read from the text
+        ('["' + "[" * 100 + '"]', True),  # brackets inside a string do not nest
+        ('["\\"' + "[" * 100 + '"]', True),  # an escaped quote: walked as parsed instead
+        ('["\\\\", ' + nested_list(70) + "]", False),  # an escaped backslash before the closing quote
+        ('{"a":' * 63 + "1" + "}" * 63, True),
+        ('{"a":' * 64 + "1" + "}" * 64, False),
+        ('[{"k":"]]]]"},' + nested_list(70) + "]", False),
+    ],
+)
+def test_nesting_limit_on_text_and_on_values(data: str, accepted: bool) -> None:
+    """The depth check reads a deep-looking frame's nesting from its text; both ways agree with the walk."""
+    text = '{"op":"pub","ch":"a:b","type":"a.b","data":' + data + "}"
+    if accepted:
+        assert isinstance(decode_frame(text), PubRequest)
+        assert isinstance(decode_frame(text.encode()), PubRequest)
+    else:
+        assert decode_error(text).code == ErrorCode.BAD_REQUEST
+        assert "64 deep" in decode_error(text.encode()).msg
+
+
+@settings(
+    max_examples=300, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["pub", "ping", "pong"])},
+        optional={
+            "id": st.none() | st.booleans() | st.integers(min_value=-2, max_value=2**53 + 2) | st.text(max_size=66),
+            "ch": st.none() | st.integers() | st.text(max_size=3) | st.just("chat:" + "r" * 1020),
+            "type": st.none() | st.just("chat.send") | st.just("a" * 66),
+            "data": st.none() | st.integers() | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+            "mid": st.none() | st.integers() | st.text(max_size=65),
+            "extra": st.integers(),
+        },
+    )
+)
+def test_fast_frames_match_the_frame_union(value: dict[str, Any]) -> None:
+    """pub/ping/pong frames built without the union are exactly what the union makes, and what it refuses, the
+    fast path refuses with the union's own error."""
+    from hub.protocol import _CLIENT_FRAME
+
+    text = json.dumps(value)
+    outcome = decode_outcome(text)
+    try:
+        expected: ClientFrame | None = _CLIENT_FRAME.validate_python(value)
+    except ValueError:
+        expected = None
+    if expected is None:
+        assert isinstance(outcome, FrameError)
+        assert outcome.code == ErrorCode.BAD_REQUEST
+        assert outcome.details
+    else:
+        assert outcome == expected
+        assert type(outcome) is type(expected)
+        assert outcome.model_fields_set == expected.model_fields_set
+        assert outcome.model_dump() == expected.model_dump()
+
+
 # ---- encoders ---------------------------------------------------------------------------------------------
 
 
