@@ -1,0 +1,100 @@
+"""SQLiteStore's puts on the event loop's own connection: group commits per loop iteration, the thread taking
+over while another writer holds the lock, and checkpoints kept off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.store import open_store
+from hub.store.sqlite import CHECKPOINT_EVERY, SQLiteStore
+
+
+def wal_size(directory: Path) -> int:
+    return os.path.getsize(directory / "hub.sqlite3-wal")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(str(tmp_path / "hub.sqlite3"))
+    await store.start()
+    yield store
+    await store.close()
+
+
+async def test_puts_of_one_loop_iteration_share_one_commit(store: SQLiteStore, tmp_path: Path) -> None:
+    before = wal_size(tmp_path)
+    await asyncio.gather(*(store.put("chat", f"room/{n:03d}", b"x" * 100) for n in range(100)))
+    one_batch = wal_size(tmp_path) - before
+    for n in range(100, 110):
+        await store.put("chat", f"room/{n:03d}", b"x" * 100)
+    ten_commits = wal_size(tmp_path) - before - one_batch
+    assert one_batch < ten_commits  # a hundred puts in one transaction write fewer pages than ten alone
+    assert len(await store.scan("chat", "room/")) == 110
+
+
+async def test_a_put_waits_for_another_writer_in_the_thread_not_on_the_loop(store: SQLiteStore, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "hub.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        put = asyncio.create_task(store.put("chat", "room/1", b"after the lock"))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running meanwhile
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20
+        assert not put.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(put, 5)
+    finally:
+        other.close()
+    assert await store.get("chat", "room/1") == b"after the lock"
+    await store.put("chat", "room/2", b"back on the loop")  # the next batch is the loop's again
+    assert await store.get("chat", "room/2") == b"back on the loop"
+
+
+async def test_checkpoints_keep_the_wal_from_growing(store: SQLiteStore, tmp_path: Path) -> None:
+    """The loop's connection never checkpoints; the thread's does, every CHECKPOINT_EVERY commits."""
+    commits = 4 * CHECKPOINT_EVERY
+    for n in range(commits):
+        await store.put("chat", f"room/{n:05d}", b"x" * 200)
+    await store.get("chat", "room/00000")  # after the last checkpoint job
+    page = 4096
+    assert wal_size(tmp_path) < commits * page // 2
+    assert len(await store.scan("chat")) == commits
+
+
+async def test_exclusive_locking_puts_through_the_thread(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'x.sqlite3'}?locking=exclusive")
+    await store.start()
+    try:
+        await asyncio.gather(*(store.put("chat", f"k{n}", b"v") for n in range(20)))
+        assert len(await store.scan("chat")) == 20
+    finally:
+        await store.close()
+    reopened = SQLiteStore(str(tmp_path / "x.sqlite3"))
+    await reopened.start()
+    try:
+        assert len(await reopened.scan("chat")) == 20
+    finally:
+        await reopened.close()
+
+
+async def test_puts_waiting_at_close_are_written(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "hub.sqlite3"))
+    await store.start()
+    puts = [asyncio.create_task(store.put("chat", f"k{n}", b"v")) for n in range(5)]
+    await asyncio.sleep(0)  # queued, not yet written
+    await store.close()
+    await asyncio.gather(*puts)
+    reopened = SQLiteStore(str(tmp_path / "hub.sqlite3"))
+    await reopened.start()
+    try:
+        assert len(await reopened.scan("chat")) == 5
+    finally:
+        await reopened.close()
