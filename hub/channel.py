@@ -149,6 +149,7 @@ class Channel:
         self._events: dict[str, type[BaseModel]] = {}
         self._snapshot: SnapshotProvider | None = None
         self._authorizer: Authorizer | None = None
+        self._history: tuple[tuple[float, int, float | None], HistoryPolicy] | None = None  # the last one built
         if authorize is not None:
             self.authorize(authorize)
         if presence:
@@ -224,4 +225,8 @@ class Channel:
     def history_policy(self, default_ttl: float) -> HistoryPolicy | None:
         if not self.recoverable:
             return None
-        return HistoryPolicy(self.history_size, self.history_ttl or default_ttl)
+        key = (default_ttl, self.history_size, self.history_ttl)
+        cached = self._history
+        if cached is None or cached[0] != key:  # built once, not per publish
+            cached = self._history = (key, HistoryPolicy(self.history_size, self.history_ttl or default_ttl))
+        return cached[1]
