@@ -40,8 +40,7 @@ class Compactor:
                 od.stored_updates = 0  # another node is compacting; count afresh from here
                 return
             closed = od.close_segment()
-            async with od.lock:
-                pass  # this node's appends under the closed segments have all returned (apply holds the lock)
+            await od.writes_done(closed)  # so every record under the closed segments is in the scan
             result = await store.compact(od.doc_id, od.ydoc, known_snapshot=od.snapshot, closed_segments=closed)
             if result is not None:
                 od.closed_segments = [segment for segment in od.closed_segments if segment not in closed]

@@ -262,31 +262,39 @@ class Documents:
             if reopened is None:
                 raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
             od = reopened
-        async with od.lock:  # the sweeper never closes a locked document
+        async with od.lock:  # one at a time: the size check, then the write starts (the sweeper waits for it)
             if od.deleted:
                 raise HubError("not_found", f"Document {od.doc_id!r} was deleted.")
-            self._check_size(od, update)
-            await self.store.append(od.doc_id, update, od.segment)
+            await self._check_size(od, update)
+            segment = od.begin_write(len(update))
+        try:
+            try:
+                await self.store.append(od.doc_id, update, segment)  # durable before it is applied or answered
+            except BaseException:
+                od.size -= len(update)
+                raise
             try:
                 od.ydoc.apply_update(update)
             except ValueError:  # is_update accepted it, so this cannot happen; the stored copy stands
                 log.error("docedit %s: a checked update failed to apply", od.doc_id)
-            od.size += len(update)
             od.stored_updates += 1
             od.dirty = True
             od.last_used = time.monotonic()
-        self.updates_applied += 1
-        event = UpdateApplied(m=b64encode(update_message(update)), client=client, node=self.hub.node_id)
-        await self.hub.publish(od.channel, "docedit.update", event, ephemeral=True)
+            self.updates_applied += 1
+            event = UpdateApplied(m=b64encode(update_message(update)), client=client, node=self.hub.node_id)
+            await self.hub.publish(od.channel, "docedit.update", event, ephemeral=True)
+        finally:
+            od.end_write(segment)
         self.compactor.maybe_compact(od, self.store)
         if time.monotonic() - od.touched >= self.settings.meta_touch_interval:
             od.touched = time.monotonic()
             self._spawn(self._touch(od), f"docedit-touch-{od.doc_id}")
 
-    def _check_size(self, od: OpenDoc, update: bytes) -> None:
+    async def _check_size(self, od: OpenDoc, update: bytes) -> None:
         limit = self.settings.max_doc_bytes
         if od.size + len(update) <= limit:
             return
+        await od.writes_done()  # every write under way applied: the measure below is exact
         trial: YDoc = Doc()  # exact only near the limit: the document with the update, encoded
         trial.apply_update(od.ydoc.get_update())
         trial.apply_update(update)
@@ -350,6 +358,7 @@ class Documents:
     async def delete(self, od: OpenDoc) -> None:
         async with od.lock:
             od.deleted = True
+            await od.writes_done()  # their events go out before docedit.deleted
             await self.store.delete(od.doc_id)
         await self.hub.publish(od.channel, "docedit.deleted", DocumentDeleted(id=od.doc_id), ephemeral=True)
         await self.index_changed()
@@ -382,5 +391,5 @@ class Documents:
             od.awareness.prune(now, self.settings.awareness_timeout)
             if self.local_users(od) > 0:
                 od.last_used = now
-            elif now - od.last_used >= self.settings.idle_timeout and not od.lock.locked():
+            elif now - od.last_used >= self.settings.idle_timeout and not od.lock.locked() and not od.writing:
                 await self._close(od)

@@ -55,6 +55,8 @@ class OpenDoc:
         "snapshot",
         "stored_updates",
         "touched",
+        "waiters",
+        "writing",
         "ydoc",
     )
 
@@ -64,7 +66,9 @@ class OpenDoc:
         self.meta = meta
         self.ydoc = ydoc
         self.awareness = AwarenessStates()
-        self.lock = asyncio.Lock()  # one write at a time per document on this node: check, store, apply
+        # One write at a time per document on this node checks the size and starts; the stores of several run
+        # at once, so they share a group commit.
+        self.lock = asyncio.Lock()
         self.listener: Listener | None = None
         self.peers: set[Peer] = set()  # this node's /yjs sockets: the registry's listener feeds them
         self.size = 0  # bytes of the encoded state, exact after a measure, an upper bound between measures
@@ -74,11 +78,38 @@ class OpenDoc:
         self.segment = sortable_id()
         self.closed_segments: list[str] = []
         self.snapshot: bytes | None = None  # the stored snapshot this document encodes all of, if known
+        self.writing: dict[str, int] = {}  # writes under way (stored, applied, published) per segment
+        self.waiters: list[asyncio.Future[None]] = []  # writes_done callers
         self.last_used = now
         self.touched = now  # when `updated`/`size` were last written to the meta
         self.dirty = False  # edits since then
         self.compacting = False
         self.deleted = False
+
+    def begin_write(self, size: int) -> str:
+        """A write starts: its ``size`` bytes are counted in :attr:`size`; returns the segment it stores under."""
+        segment = self.segment
+        self.writing[segment] = self.writing.get(segment, 0) + 1
+        self.size += size
+        return segment
+
+    def end_write(self, segment: str) -> None:
+        left = self.writing[segment] - 1
+        if left:
+            self.writing[segment] = left
+            return
+        del self.writing[segment]
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def writes_done(self, segments: list[str] | None = None) -> None:
+        """Until no write under way stores under ``segments`` (any, for None)."""
+        while any(segment in self.writing for segment in segments) if segments is not None else self.writing:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
 
     def close_segment(self) -> list[str]:
         """End the current segment (appends from now on take a new one); returns every closed segment."""
