@@ -7,9 +7,11 @@ handlers with ``hub_realtime_plugins.draw.board``; the bounds here are fixed one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag, model_validator
 
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: every integer here round-trips in a browser
 MAX_COORDINATE = 1_000_000.0
@@ -107,6 +109,15 @@ DrawObject = Annotated[
     PathObject | RectObject | EllipseObject | LineObject | ArrowObject | TextObject, Field(discriminator="kind")
 ]
 """A live object on a board, as sent in ``draw.put``, stored, broadcast and exported."""
+
+
+def encode_record(record: BaseModel) -> bytes:
+    """A record's JSON as stored and broadcast: the bytes ``model_dump_json`` makes (fields in declaration order,
+    the same number and string formats), by orjson, which writes a 200-point path in about half the time."""
+    try:
+        return orjson.dumps({name: getattr(record, name) for name in type(record).model_fields})
+    except orjson.JSONEncodeError:  # (a string orjson refuses, e.g. a lone surrogate): pydantic's own way
+        return record.model_dump_json().encode()
 
 
 class Tombstone(_Model):
@@ -219,6 +230,23 @@ class ObjectsUpdated(BaseModel):
     client: str
     user: str
     objects: list[DrawObject]
+    _json: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def of_stored(
+        cls, gen: int, client: str, user: str, objects: list[DrawObject], stored: Sequence[bytes]
+    ) -> ObjectsUpdated:
+        """The event for ``objects`` whose JSON, as stored, is ``stored``: that JSON goes into the event as it is,
+        so a 200-point path is not encoded a second time when the hub publishes the event."""
+        event = cls.model_construct(gen=gen, client=client, user=user, objects=objects)
+        fields = {"gen": gen, "client": client, "user": user, "objects": [orjson.Fragment(data) for data in stored]}
+        event._json = orjson.dumps(fields).decode()
+        return event
+
+    def model_dump_json(self, **kwargs: Any) -> str:  # (pydantic's keywords pass through)
+        if self._json is not None and not kwargs:
+            return self._json
+        return super().model_dump_json(**kwargs)
 
 
 class ObjectsDeleted(BaseModel):

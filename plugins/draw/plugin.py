@@ -34,9 +34,10 @@ from hub_realtime_plugins.draw.messages import (
     PutObjects,
     StrokeExtended,
     Tombstone,
+    encode_record,
 )
 from hub_realtime_plugins.draw.settings import DrawSettings
-from hub_realtime_plugins.draw.store import BoardStore, Outcome, Record
+from hub_realtime_plugins.draw.store import BoardStore, MetaCache, Outcome, Record
 
 
 @contextlib.contextmanager
@@ -54,13 +55,14 @@ def refusals() -> Iterator[None]:
 
 def encode_objects(objects: Sequence[DrawObject], owner: str, limits: Limits) -> tuple[list[DrawObject], list[bytes]]:
     """Each object as it will be stored if it is new (owned by ``owner``: what the client sent as the owner is
-    ignored) and its JSON, after the per-message and per-object limits."""
+    ignored) and its JSON, after the per-message and per-object limits. The only time an object is encoded: the
+    store, the event and a retry's comparison all use these bytes."""
     board.check_message(len(objects), limits)
     owned: list[DrawObject] = []
     encoded = []
     for index, sent in enumerate(objects):
         obj = sent.model_copy(update={"owner": owner}) if sent.owner != owner else sent
-        data = obj.model_dump_json().encode()
+        data = encode_record(obj)
         board.check_object(index, len(data), len(obj.points) if isinstance(obj, PathObject) else 0, limits)
         owned.append(obj)
         encoded.append(data)
@@ -77,6 +79,7 @@ class Draw(Plugin):
         # Edits of one board on this hub take turns, so they do not make each other retry; nodes sharing a store
         # still race, and compare-and-set settles that.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._metas = MetaCache()  # each board's meta as last seen here: a guess that lets a new object skip reads
         self.channel = draw = Channel(
             "draw",
             description="Collaborative whiteboards: objects with versions, live strokes, cursors, presence.",
@@ -125,17 +128,19 @@ class Draw(Plugin):
         the stored ones identical and broadcasts them again, so nobody misses them)."""
         limits = self.limits
         outcome = Outcome(gen=gen)
-        store = BoardStore(ctx.store, ctx.room)
+        store = BoardStore(ctx.store, ctx.room, self._metas)
         async with self.board_lock(ctx.room):
             try:
                 with refusals():
-                    await store.apply(gen, edits, encoded, self.editor_of(ctx), limits, outcome)
+                    new = edits[0] if len(edits) == 1 and not isinstance(edits[0], Tombstone) else None
+                    if new is None or not await store.create(gen, new, encoded[0], limits, outcome):
+                        await store.apply(gen, edits, encoded, self.editor_of(ctx), limits, outcome)
             finally:
-                objects = [r for r in outcome.applied if not isinstance(r, Tombstone)]
+                objects, stored = outcome.live()
                 tombstones = [r for r in outcome.applied if isinstance(r, Tombstone)]
                 client, user = ctx.client_id, ctx.identity.user
                 if objects:
-                    updated = ObjectsUpdated(gen=gen, client=client, user=user, objects=objects)
+                    updated = ObjectsUpdated.of_stored(gen, client, user, objects, stored)
                     await ctx.publish("draw.updated", updated)
                 if tombstones:
                     deleted = ObjectsDeleted(gen=gen, client=client, user=user, deleted=tombstones)
@@ -161,7 +166,7 @@ class Draw(Plugin):
     async def clear_board(self, ctx: Context, msg: ClearBoard) -> ClearResult:
         async with self.board_lock(ctx.room):
             with refusals():
-                meta, cleared = await BoardStore(ctx.store, ctx.room).clear(msg.gen, self.editor_of(ctx))
+                meta, cleared = await BoardStore(ctx.store, ctx.room, self._metas).clear(msg.gen, self.editor_of(ctx))
             if cleared:
                 event = BoardCleared(gen=meta.gen, client=ctx.client_id, user=ctx.identity.user)
                 await ctx.publish("draw.cleared", event)
@@ -180,7 +185,7 @@ class Draw(Plugin):
         await ctx.publish("draw.stroked", event, ephemeral=True)
 
     async def whole_board(self, ctx: Context) -> BoardSnapshot:
-        loaded = await BoardStore(ctx.store, ctx.room).load()
+        loaded = await BoardStore(ctx.store, ctx.room, self._metas).load()
         meta = loaded.meta
         s = self.settings
         limits = BoardLimits(

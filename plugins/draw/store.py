@@ -3,6 +3,7 @@ number of nodes end as the conflict rule of plugins/draw/board.py says; tombston
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,6 +31,7 @@ from hub_realtime_plugins.draw.messages import (
 # delete_prefix of the old generation, and no write of the new generation can be caught by it.
 
 CAS_ATTEMPTS = 50  # compare-and-set rounds for one object before the request fails as busy
+KNOWN_METAS = 4096  # boards whose meta a hub remembers (MetaCache)
 
 Record = DrawObject | Tombstone
 _records: TypeAdapter[Record] = TypeAdapter(StoredRecord)
@@ -37,14 +39,54 @@ _records: TypeAdapter[Record] = TypeAdapter(StoredRecord)
 
 @dataclass
 class Outcome:
-    """What became of the edits of one message, filled in as they are applied."""
+    """What became of the edits of one message, filled in as they are applied: ``stored`` holds the JSON of each
+    of ``applied``, as the board holds it (what the event carries)."""
 
     gen: int
     applied: list[Record] = field(default_factory=list)
+    stored: list[bytes] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+
+    def apply(self, record: Record, data: bytes) -> None:
+        self.applied.append(record)
+        self.stored.append(data)
+
+    def live(self) -> tuple[list[DrawObject], list[bytes]]:
+        """The applied objects (not tombstones) and their JSON."""
+        objects, stored = [], []
+        for record, data in zip(self.applied, self.stored, strict=True):
+            if not isinstance(record, Tombstone):
+                objects.append(record)
+                stored.append(data)
+        return objects, stored
 
     def result(self) -> EditResult:
         return EditResult(gen=self.gen, applied=[r.id for r in self.applied], conflicts=self.conflicts)
+
+
+class MetaCache:
+    """The meta of each board as this hub last read or wrote it (at most ``size`` boards, the least recently used
+    forgotten first). Only ever a guess: a write made with it is a compare-and-set against the raw bytes, so a meta
+    changed meanwhile (by another node, or by this one) makes that write fail and the board be read again."""
+
+    def __init__(self, size: int = KNOWN_METAS) -> None:
+        self.size = size
+        self._metas: OrderedDict[str, tuple[bytes, Meta]] = OrderedDict()
+
+    def get(self, room: str) -> tuple[bytes, Meta] | None:
+        known = self._metas.get(room)
+        if known is not None:
+            self._metas.move_to_end(room)
+        return known
+
+    def put(self, room: str, raw: bytes | None, meta: Meta) -> None:
+        if raw is None:
+            self._metas.pop(room, None)
+            return
+        self._metas[room] = (raw, meta)
+        self._metas.move_to_end(room)
+        if len(self._metas) > self.size:
+            self._metas.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,21 +116,68 @@ class Records(Protocol):
 class BoardStore:
     """One board's records; every write is a compare-and-set, so no concurrent write is ever overwritten."""
 
-    def __init__(self, store: Records, room: str) -> None:
+    def __init__(self, store: Records, room: str, metas: MetaCache | None = None) -> None:
         self.store = store
         self.room = room
         self.meta_key = f"{room}/meta"
+        self.metas = metas
 
     def prefix(self, gen: int) -> str:
         return f"{self.room}/o/{gen:014x}/"
 
     async def read_meta(self) -> tuple[bytes | None, Meta]:
         raw = await self.store.get(self.meta_key)
-        return raw, Meta.decode(raw)
+        meta = Meta.decode(raw)
+        self._remember(raw, meta)
+        return raw, meta
+
+    async def write_meta(self, expected: bytes | None, meta: Meta) -> bytes | None:
+        """Compare-and-set the meta; its new raw bytes, or None if it was not ``expected``."""
+        raw = meta.encode()
+        if not await self.store.compare_and_set(self.meta_key, expected, raw):
+            return None
+        self._remember(raw, meta)
+        return raw
+
+    def _remember(self, raw: bytes | None, meta: Meta) -> None:
+        if self.metas is not None:
+            self.metas.put(self.room, raw, meta)
 
     async def read(self, gen: int, object_id: str) -> tuple[bytes | None, Record | None]:
         raw = await self.store.get(self.prefix(gen) + object_id)
         return raw, (_records.validate_json(raw) if raw is not None else None)
+
+    async def create(self, gen: int, edit: DrawObject, data: bytes, limits: Limits, outcome: Outcome) -> bool:
+        """The common edit, cheaply: one new object (version 1, owned by its editor) on the generation the meta
+        remembered for this board says is current. Two writes and no read: the counts (compare-and-set against the
+        remembered meta), then the object (compare-and-set against no record). False, with nothing changed, when
+        this does not settle it (nothing remembered, another generation, a board that looks full, a meta changed
+        meanwhile, or a record already under that id: a retry, or an edit that may lose or be refused); then
+        :meth:`apply` must judge it, reading the board.
+
+        A version-1 edit of an unknown id always wins (board.wins), so neither the floor nor the edit policy can
+        refuse it; the meta's compare-and-set proves the generation and the counts it was judged by are current.
+        """
+        known = self.metas.get(self.room) if self.metas is not None else None
+        if known is None or edit.version != 1:
+            return False
+        meta_raw, meta = known
+        if meta.gen != gen:
+            return False
+        incoming = entry_of(edit, data)
+        counted = board.account(meta, None, incoming)
+        try:
+            board.check_capacity(meta, counted, limits)
+        except board.LimitExceeded:
+            return False  # perhaps only by a stale count: apply() reads the board and says so if it is so
+        counted_raw = await self.write_meta(meta_raw, counted)
+        if counted_raw is None:
+            return False
+        if await self.store.compare_and_set(self.prefix(gen) + edit.id, None, data):
+            outcome.apply(edit, data)
+            return True
+        await self._recount(gen, incoming, None)  # take the count back; apply() judges against what is there
+        return False
 
     async def apply(
         self,
@@ -153,7 +242,7 @@ class BoardStore:
             current = stored_entry(record, raw)
             verdict = board.judge(current, incoming, floor=meta.floor, same=same_edit(raw, record, data, edit))
             if verdict is Verdict.REPEAT:
-                outcome.applied.append(edit)
+                outcome.apply(edit, data)
                 return meta_raw, meta
             if verdict is Verdict.LOSE:
                 outcome.conflicts.append(Conflict(id=edit.id, current=record))
@@ -163,14 +252,14 @@ class BoardStore:
             counted = board.account(meta, current, incoming)
             recounted = counted != meta
             if recounted:
-                counted_raw = counted.encode()
-                if not await self.store.compare_and_set(self.meta_key, meta_raw, counted_raw):
+                counted_raw = await self.write_meta(meta_raw, counted)
+                if counted_raw is None:
                     meta_raw, meta = await self.read_meta()
                     raw, record = await self.read(gen, edit.id)
                     continue
                 meta_raw, meta = counted_raw, counted
             if await self.store.compare_and_set(self.prefix(gen) + edit.id, raw, data):
-                outcome.applied.append(edit)
+                outcome.apply(edit, data)
                 return meta_raw, meta
             if recounted:  # the object changed under us: take the counts back, then judge again
                 await self._recount(gen, incoming, current)
@@ -184,7 +273,7 @@ class BoardStore:
             meta_raw, meta = await self.read_meta()
             if meta.gen != gen:
                 return
-            if await self.store.compare_and_set(self.meta_key, meta_raw, board.account(meta, before, after).encode()):
+            if await self.write_meta(meta_raw, board.account(meta, before, after)) is not None:
                 return
         raise busy(self.room)
 
@@ -204,7 +293,7 @@ class BoardStore:
                     continue
                 board.check_may_clear(editor, (obj.owner for obj in loaded.objects))
             cleared = meta.next_generation()
-            if await self.store.compare_and_set(self.meta_key, meta_raw, cleared.encode()):
+            if await self.write_meta(meta_raw, cleared) is not None:
                 # Nothing can be stored under the old generation any more except by an edit that had read the
                 # meta before this clear; such a record is dead, and load() removes it.
                 await self.store.delete_prefix(self.prefix(gen))
@@ -222,6 +311,7 @@ class BoardStore:
         for key, raw in await self.store.scan(f"{self.room}/"):
             if key == self.meta_key:
                 meta = Meta.decode(raw)
+                self._remember(raw, meta)
             elif key.startswith(f"{self.room}/o/"):
                 records.append((key, raw))
         current = self.prefix(meta.gen)
@@ -258,7 +348,7 @@ class BoardStore:
             if meta.gen != gen:
                 return 0
             # The floor goes up before any tombstone goes, so no edit judged by the old floor can land after.
-            if await self.store.compare_and_set(self.meta_key, meta_raw, board.after_pruning(meta, chosen).encode()):
+            if await self.write_meta(meta_raw, board.after_pruning(meta, chosen)) is not None:
                 break
         else:
             raise busy(self.room)

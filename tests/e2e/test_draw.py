@@ -531,3 +531,34 @@ async def test_creations_racing_on_two_nodes_keep_the_object_count_right(hub_ser
     assert full.value.code == "conflict"
     await delete(bob, "draw:n", ("o0", 2, 0))
     assert (await put(alice, "draw:n", rect("fits-again")))["applied"] == ["fits-again"]
+
+
+async def test_a_node_that_remembers_a_board_it_no_longer_knows_judges_edits_by_the_board_as_it_is(
+    hub_server, hub_client, redis_url, prefix
+):
+    """A node remembers each board's meta, so that a new object costs two writes and no read. When another node
+    changed the board meanwhile, that memory is wrong: the edit is then judged against the board as stored, the
+    counts stay exact, and nothing is written on a generation that was cleared."""
+    three = draw_with(max_objects=3)
+    node_a, node_b = node(hub_server, redis_url, prefix, three), node(hub_server, redis_url, prefix, three)
+    alice, bob = await hub_client(node_a, user="alice"), await hub_client(node_b, user="bob")
+    assert (await put(alice, "draw:m", rect("a")))["applied"] == ["a"]  # node a remembers generation 0, 1 object
+    assert await bob.pub("draw:m", "draw.clear", {"gen": 0}) == {"gen": 1, "cleared": True}
+    assert await put(alice, "draw:m", rect("b")) == {
+        "gen": 1,
+        "applied": [],
+        "conflicts": [{"id": "b", "current": None}],
+    }
+    for object_id in ("c", "d"):
+        assert (await put(bob, "draw:m", rect(object_id), gen=1))["applied"] == [object_id]
+    assert (await put(alice, "draw:m", rect("e"), gen=1))["applied"] == ["e"]  # node a thought the board empty
+    assert (await put(alice, "draw:m", rect("e"), gen=1))["applied"] == ["e"]  # a retry: counted once
+    with pytest.raises(ReplyError) as full:
+        await put(alice, "draw:m", rect("f"), gen=1)
+    assert full.value.code == "conflict"
+    await delete(bob, "draw:m", ("c", 2, 0), gen=1)
+    assert (await put(alice, "draw:m", rect("g"), gen=1))["applied"] == ["g"]
+    with pytest.raises(ReplyError):
+        await put(bob, "draw:m", rect("h"), gen=1)
+    final = await snapshot(node_b, hub_client, "draw:m")
+    assert (final["gen"], sorted(live(final))) == (1, ["d", "e", "g"])
