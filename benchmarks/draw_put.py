@@ -481,6 +481,8 @@ def main() -> int:
     if args.seed is not None:
         random.seed(args.seed)
     builds = builds_of(args)
+    # SIGTERM (a `timeout`, a CI job's end) unwinds like Ctrl-C, so each run's finally stops the hub it started.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     results: list[RunResult] = []
     try:
         for run in range(args.runs):
