@@ -75,23 +75,6 @@ def _open(path: str, *, exclusive: bool) -> sqlite3.Connection:
     return db
 
 
-def _open_writer(path: str) -> sqlite3.Connection:
-    """The event loop's own connection, for puts: it never waits for a lock (another writer makes it hand its batch
-    to the store's thread instead) and never checkpoints (the thread's connection does, off the loop)."""
-    db = _open(path, exclusive=False)
-    db.execute("PRAGMA busy_timeout=0")
-    db.execute("PRAGMA wal_autocheckpoint=0")
-    return db
-
-
-_LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-CHECKPOINT_EVERY = 256  # the loop's commits between two passive checkpoints in the thread (each commit: >= 1 page)
-
-
-def _checkpoint(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
 def _never_close(db: sqlite3.Connection) -> None:
     """Keep ``db`` from ever being closed, even by the interpreter's exit: its last close would checkpoint
     through an unwritable -shm mapping and kill the process with SIGBUS. The WAL stays on disk, complete."""
@@ -100,14 +83,6 @@ def _never_close(db: sqlite3.Connection) -> None:
 
 class SQLiteStore:
     """Records in one WITHOUT ROWID table keyed by (ns, key), so prefix scans are index range scans.
-
-    Puts are group commits. On a database file in normal locking mode they are written by the event loop itself,
-    on a connection of its own, in one transaction per loop iteration: a commit in WAL mode without fsync
-    (``synchronous=NORMAL``) is a few tens of µs, less than handing the batch to a thread and back (about 70 µs
-    of CPU, measured in issue 17). That connection never waits: when another writer holds the lock (another
-    hub process on the file, or this store's thread deleting), the batch goes to the thread, which waits for
-    it. Checkpoints, which fsync, run in the thread. Reads and the other writes run in the thread. With
-    ``locking=exclusive`` or ``:memory:`` (one connection only) puts go to the thread too.
 
     While it runs it checks, before every statement and after every write, that the database, its -wal and
     its -shm at their paths are still the files it opened (and the -shm no shorter): a removed data directory
@@ -128,10 +103,6 @@ class SQLiteStore:
         # Group commit: puts that arrive while a batch is being written wait here, and go in the next one.
         self._pending: list[tuple[str, str, bytes, asyncio.Future[None]]] = []
         self._batch_in_flight = False
-        self._writer: sqlite3.Connection | None = None  # the loop's connection for puts (see the class doc)
-        self._flush_scheduled = False
-        self._commits = 0  # the loop's commits since the last checkpoint
-        self._checkpointing = False
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -201,7 +172,7 @@ class SQLiteStore:
             raise StoreUnavailable("the store is not open")
         if self.problem is not None:
             raise StoreUnavailable(self.problem)
-        self._flush()  # puts that came first are written first: the thread runs jobs in order
+        self._submit_pending()  # puts that came first are written first: the thread runs jobs in order
         try:
             return await self._thread.run(functools.partial(self._guarded, fn, db, write=write))
         except sqlite3.OperationalError as exc:
@@ -222,8 +193,6 @@ class SQLiteStore:
 
         try:
             self._db, self._files = await self._thread.run(open_db)
-            if not self.exclusive:
-                self._writer = _open_writer(self.path)  # once, at start: a few ms on the loop
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
@@ -238,13 +207,7 @@ class SQLiteStore:
         return self.problem
 
     async def close(self) -> None:
-        self._flush()
-        writer, self._writer = self._writer, None
-        if writer is not None:  # not the last connection: closing it does not checkpoint
-            if self._files is None or self._files.problem() is None or self._files.restore_wal_index():
-                writer.close()
-            else:
-                _never_close(writer)
+        self._submit_pending()
         db, self._db = self._db, None
         if db is not None:
             # Closing checkpoints through the -shm mapping: a truncated -shm gets its size back first.
@@ -271,80 +234,11 @@ class SQLiteStore:
             raise StoreUnavailable("the store is not open")
         if self.problem is not None:
             raise StoreUnavailable(self.problem)
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((ns, key, value, done))
-        if self._writer is not None:
-            if not self._flush_scheduled:  # every put of this loop iteration goes in one transaction
-                self._flush_scheduled = True
-                loop.call_soon(self._write_pending)
-        elif not self._batch_in_flight:
+        if not self._batch_in_flight:
             self._submit_pending()
         await done
-
-    def _flush(self) -> None:
-        """Write the puts waiting now, before anything queued after them."""
-        if self._writer is not None:
-            self._write_pending()
-        else:
-            self._submit_pending()
-
-    def _write_pending(self) -> None:
-        """Commit the waiting puts on the loop's connection; a lock held elsewhere sends them to the thread."""
-        self._flush_scheduled = False
-        writer = self._writer
-        if not self._pending or writer is None:
-            return
-        if self._batch_in_flight or self._checkpointing:
-            # An earlier batch is in the thread: this one follows it there, in order. A checkpoint is: the batch
-            # after it, in the thread, starts the WAL over from its beginning (a write on the loop meanwhile would
-            # add frames the checkpoint cannot have copied, and the WAL would grow without end).
-            self._submit_pending()
-            return
-        batch, self._pending = self._pending, []
-        error: BaseException | None = None
-        try:
-            self._guarded(
-                functools.partial(_write_batch, rows=[(ns, key, value) for ns, key, value, _ in batch]),
-                writer,
-                write=True,
-            )
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in _LOCKED:  # another writer: the thread's connection waits for it
-                self._pending = batch + self._pending
-                self._submit_pending()
-                return
-            error = StoreUnavailable(str(exc))
-        except StoreUnavailable as exc:
-            error = exc
-        except sqlite3.Error as exc:
-            error = StoreUnavailable(str(exc))
-        for _ns, _key, _value, done in batch:
-            if not done.done():
-                if error is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(error)
-        if error is None:
-            self._commits += 1
-            if self._commits >= CHECKPOINT_EVERY and not self._checkpointing:
-                self._start_checkpoint()
-
-    def _start_checkpoint(self) -> None:
-        """A passive checkpoint in the thread (it fsyncs): copies the WAL into the database without waiting for
-        anyone, so the WAL file is reused instead of growing."""
-        db = self._db
-        if db is None:
-            return
-        self._commits, self._checkpointing = 0, True
-        done = self._thread.run(functools.partial(self._guarded, _checkpoint, db, write=False))
-
-        def finished(result: asyncio.Future[None]) -> None:
-            self._checkpointing = False
-            if not result.cancelled() and result.exception() is not None:
-                log.debug("checkpoint skipped: %s", result.exception())
-
-        done.add_done_callback(finished)
 
     def _submit_pending(self) -> None:
         db = self._db
