@@ -96,3 +96,22 @@ async def test_puts_waiting_at_close_are_written(tmp_path: Path) -> None:
         assert len(await reopened.scan("chat")) == 5
     finally:
         await reopened.close()
+
+
+async def test_writes_of_one_batch_run_in_order_and_see_each_other(store: SQLiteStore) -> None:
+    """put, delete and compare_and_set share the group commit: each sees the writes queued before it."""
+    first_wins = await asyncio.gather(*(store.compare_and_set("b", "k", None, f"v{n}".encode()) for n in range(10)))
+    assert first_wins == [True] + [False] * 9
+    assert await store.get("b", "k") == b"v0"
+    chain = await asyncio.gather(
+        store.compare_and_set("b", "k", b"v0", b"v1"),
+        store.compare_and_set("b", "k", b"v1", b"v2"),
+        store.put("b", "other", b"x"),
+        store.delete("b", "other"),
+        store.compare_and_set("b", "other", None, None),  # absent now
+        store.compare_and_set("b", "k", b"v0", b"stale"),
+        store.delete("b", "missing"),
+    )
+    assert chain == [True, True, None, True, True, False, False]
+    assert await store.get("b", "k") == b"v2"
+    assert await store.get("b", "other") is None

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from hub.store.protocol import StoreUnavailable, prefix_successor
@@ -46,15 +46,37 @@ _UPSERT = (
 )
 
 
-def _write_batch(db: sqlite3.Connection, rows: list[tuple[str, str, bytes]]) -> None:
-    """One transaction for a batch of puts (in the writer thread)."""
+Reduce = Callable[[sqlite3.Cursor], object] | None
+"""What a write's result is, from its statement's cursor (None: nothing)."""
+Write = tuple[str, tuple[object, ...], Reduce]
+"""One write of a group commit: its statement, its parameters, how to read its result."""
+
+
+def _write_batch(db: sqlite3.Connection, writes: list[Write]) -> list[object]:
+    """One transaction for a batch of writes, in order, each seeing those before it (in the writer thread)."""
+    results: list[object] = []
     db.execute("BEGIN")
     try:
-        db.executemany(_UPSERT, rows)
+        for sql, params, reduce in writes:
+            cursor = db.execute(sql, params)
+            results.append(reduce(cursor) if reduce is not None else None)
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+    return results
+
+
+def _changed_one(cursor: sqlite3.Cursor) -> bool:
+    return cursor.rowcount == 1
+
+
+def _changed_any(cursor: sqlite3.Cursor) -> bool:
+    return cursor.rowcount > 0
+
+
+def _found_none(cursor: sqlite3.Cursor) -> bool:
+    return cursor.fetchone() is None
 
 
 def _open(path: str, *, exclusive: bool) -> sqlite3.Connection:
@@ -100,8 +122,9 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: SQLite serialises writers anyway, and ordering stays simple.
         self._thread = SerialThread("hub-sqlite")
-        # Group commit: puts that arrive while a batch is being written wait here, and go in the next one.
-        self._pending: list[tuple[str, str, bytes, asyncio.Future[None]]] = []
+        # Group commit: writes (put, delete, compare_and_set) that arrive while a batch is being written wait here,
+        # and go in the next one, in order.
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._batch_in_flight = False
 
     @classmethod
@@ -228,47 +251,53 @@ class SQLiteStore:
         return await self._run(get, write=False)
 
     async def put(self, ns: str, key: str, value: bytes) -> None:
-        """Group commit: a put returns once its batch is committed. Puts that arrive while a batch is being
+        """Group commit: a put returns once its batch is committed. Writes that arrive while a batch is being
         written (a flooded chat room) share the next transaction and one trip to the writer thread."""
+        await self._write((_UPSERT, (ns, key, value), None))
+
+    def _write(self, write: Write) -> asyncio.Future[Any]:
+        """Queue one write for the next group commit; the future is its result once the batch is committed."""
         if self._db is None:
             raise StoreUnavailable("the store is not open")
         if self.problem is not None:
             raise StoreUnavailable(self.problem)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((ns, key, value, done))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, done))
         if not self._batch_in_flight:
             self._submit_pending()
-        await done
+        return done
 
     def _submit_pending(self) -> None:
         db = self._db
         if not self._pending or db is None:
             return
         batch, self._pending = self._pending, []
-        rows = [(ns, key, value) for ns, key, value, _done in batch]
         self._batch_in_flight = True
-        write = functools.partial(_write_batch, rows=rows)
+        write = functools.partial(_write_batch, writes=[write for write, _done in batch])
         written = self._thread.run(functools.partial(self._guarded, write, db, write=True))
 
-        def settle(result: asyncio.Future[None]) -> None:
+        def settle(result: asyncio.Future[list[object]]) -> None:
             self._batch_in_flight = False
             error = None if result.cancelled() else result.exception()
-            for _ns, _key, _value, done in batch:
+            if result.cancelled():
+                error = StoreUnavailable("the write was cancelled")
+            results = result.result() if error is None else None
+            for index, (_write, done) in enumerate(batch):
                 if done.done():
                     continue
-                if error is None:
-                    done.set_result(None)
+                if results is not None:
+                    done.set_result(results[index])
+                elif isinstance(error, StoreUnavailable):
+                    done.set_exception(error)
                 else:
-                    done.set_exception(error if isinstance(error, StoreUnavailable) else StoreUnavailable(str(error)))
+                    done.set_exception(StoreUnavailable(str(error)))
             self._submit_pending()
 
         written.add_done_callback(settle)
 
     async def delete(self, ns: str, key: str) -> bool:
-        def delete(db: sqlite3.Connection) -> bool:
-            return db.execute("DELETE FROM records WHERE ns = ? AND key = ?", (ns, key)).rowcount > 0
-
-        return await self._run(delete)
+        deleted = await self._write(("DELETE FROM records WHERE ns = ? AND key = ?", (ns, key), _changed_any))
+        return bool(deleted)
 
     async def scan(
         self, ns: str, prefix: str = "", *, limit: int | None = None, reverse: bool = False
@@ -312,18 +341,22 @@ class SQLiteStore:
         return await self._run(trim)
 
     async def compare_and_set(self, ns: str, key: str, expected: bytes | None, value: bytes | None) -> bool:
-        # One statement per case: SQLite runs each atomically, also against other processes on the same file.
+        """One statement per case, atomic (also against other processes on the same file), in the group commit:
+        compare-and-sets that arrive together (a busy board) share one transaction, each seeing the writes
+        queued before it."""
         where = "ns = ? AND key = ?"
-
-        def compare_and_set(db: sqlite3.Connection) -> bool:
-            if expected is None and value is None:
-                return db.execute(f"SELECT 1 FROM records WHERE {where}", (ns, key)).fetchone() is None
-            if expected is None:
-                sql = "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) ON CONFLICT (ns, key) DO NOTHING"
-                return db.execute(sql, (ns, key, value)).rowcount == 1
-            if value is None:
-                return db.execute(f"DELETE FROM records WHERE {where} AND value = ?", (ns, key, expected)).rowcount == 1
-            sql = f"UPDATE records SET value = ? WHERE {where} AND value = ?"
-            return db.execute(sql, (value, ns, key, expected)).rowcount == 1
-
-        return await self._run(compare_and_set)
+        write: Write
+        if expected is None and value is None:
+            write = (f"SELECT 1 FROM records WHERE {where}", (ns, key), _found_none)
+        elif expected is None:
+            sql = "INSERT INTO records (ns, key, value) VALUES (?, ?, ?) ON CONFLICT (ns, key) DO NOTHING"
+            write = (sql, (ns, key, value), _changed_one)
+        elif value is None:
+            write = (f"DELETE FROM records WHERE {where} AND value = ?", (ns, key, expected), _changed_one)
+        else:
+            write = (
+                f"UPDATE records SET value = ? WHERE {where} AND value = ?",
+                (value, ns, key, expected),
+                _changed_one,
+            )
+        return bool(await self._write(write))
