@@ -209,6 +209,8 @@ class WebSocketEndpoint:
                     raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 if isinstance(frame, AuthRequest):
                     timer = await self._auth(session, frame, timer)
+                elif isinstance(frame, PubRequest):  # its data validated from the text, in one pass
+                    await self._pub(session, frame, text)
                 else:
                     await self._ops[type(frame)](session, frame)
             except FrameError as exc:
@@ -271,8 +273,8 @@ class WebSocketEndpoint:
         await operations.unsubscribe(self.hub, session, req.ch)
         session.push(encode_ok(req.id))
 
-    async def _pub(self, session: Session, req: PubRequest) -> None:
-        result = await operations.publish(self.hub, session, self._identity(session), req)
+    async def _pub(self, session: Session, req: PubRequest, text: str | None = None) -> None:
+        result = await operations.publish(self.hub, session, self._identity(session), req, text)
         session.push(encode_ok(req.id, result))
 
     async def _presence(self, session: Session, req: PresenceRequest) -> None:

@@ -157,8 +157,11 @@ async def leave(hub: Core, session: Session, channel: str) -> None:
             log.warning("presence leave of %s on %s deferred to expiry: broker unavailable", session, channel)
 
 
-async def publish(hub: Core, session: Session, identity: Identity, req: PubRequest) -> orjson.Fragment | None:
-    """Validate and run the handler of one inbound message; returns the handler's reply data, encoded."""
+async def publish(
+    hub: Core, session: Session, identity: Identity, req: PubRequest, frame: str | bytes | None = None
+) -> orjson.Fragment | None:
+    """Validate and run the handler of one inbound message; returns the handler's reply data, encoded. ``frame``:
+    the request's text, to validate ``data`` from."""
     spec, room = hub.router.resolve(req.ch)
     inbound = hub.router.inbound(spec, req.type)
     if inbound.rate_limit is not None and not session.limiter.allow_type(
@@ -173,7 +176,10 @@ async def publish(hub: Core, session: Session, identity: Identity, req: PubReque
     _authorize(hub, spec, identity, req.ch, room, req.type)
     if spec.authorizer is not None:
         await spec.authorizer(ctx, "publish", req.type)
-    message = hub.router.validate(inbound, req.data)
+    if frame is None:
+        message = hub.router.validate(inbound, req.data)
+    else:
+        message = hub.router.validate_frame(inbound, frame, req.data)
     if mid_key is not None:
         # Claimed for mid_pending_ttl only: if this node dies before the handler is done, the claim expires and
         # a retry runs, rather than being told "duplicate" for a message that was never published.

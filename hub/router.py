@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from hub.channel import Channel, Inbound
 from hub.errors import HubError
 from hub.protocol import ErrorCode, split_channel, validation_details
 from hub.types import JSON
+
+# The rest of the envelope was checked by decode_frame: here only data is read (the other members are skipped).
+_ENVELOPE_CONFIG = ConfigDict(extra="ignore")
 
 
 class DuplicateNamespace(Exception):
@@ -26,6 +30,7 @@ class Router:
         # Valid names only (a refused one raises before it is stored), so a client cannot fill it with garbage;
         # bounded, so many rooms cost a re-check now and then, not memory.
         self._resolved: dict[str, tuple[Channel, str]] = {}
+        self._frame_adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}  # message model -> its pub frame's
         self._owners: dict[str, str] = {}
         self.max_channel_length = max_channel_length
         for plugin, channel in channels:
@@ -73,6 +78,25 @@ class Router:
                 f"it accepts: {known}.",
             )
         return inbound
+
+    def validate_frame(self, inbound: Inbound, frame: str | bytes, data: JSON) -> BaseModel:
+        """The ``data`` of the ``pub`` frame ``frame`` (its text, already decoded into ``data`` and its envelope
+        checked) as the message's model: :meth:`validate`'s rules, read from the frame's own text in one pass,
+        without writing ``data`` back to JSON first (for a 200-point stroke that is a fifth of the decoding)."""
+        if data is None:  # absent or null: the model's own error, as validate() gives it
+            return self.validate(inbound, data)
+        adapter = self._frame_adapters.get(inbound.model)
+        if adapter is None:
+            adapter = self._frame_adapters[inbound.model] = TypeAdapter(
+                create_model(f"Pub{inbound.model.__name__}", data=(inbound.model, ...), __config__=_ENVELOPE_CONFIG)
+            )
+        try:
+            return adapter.validate_json(frame, strict=True).data  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            details = validation_details(exc)
+            for detail in details:  # relative to data, as validate() says it
+                detail["loc"] = detail["loc"][1:]
+            raise HubError(ErrorCode.INVALID, f"Invalid data for {inbound.message_type!r}.", details) from None
 
     @staticmethod
     def validate(inbound: Inbound, data: JSON) -> BaseModel:

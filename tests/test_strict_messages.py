@@ -126,8 +126,29 @@ def router() -> Router:
 
 
 def validate(router: Router, message_type: str, data: Any) -> Any:
+    """router.validate's verdict, checked to be exactly validate_frame's (data read from a pub frame's text)."""
     channel = router.channels[message_type.partition(".")[0]]
-    return router.validate(router.inbound(channel, message_type), data)
+    inbound = router.inbound(channel, message_type)
+    try:
+        frame = orjson.dumps({"op": "pub", "id": 1, "ch": f"{channel.namespace}:r", "type": message_type, "data": data})
+    except orjson.JSONEncodeError:
+        frame = None
+    outcomes = [outcome(router.validate, inbound, data)]
+    if frame is not None:
+        outcomes.append(outcome(router.validate_frame, inbound, frame, data))
+    assert all(later == outcomes[0] for later in outcomes[1:])
+    verdict = outcomes[0]
+    if isinstance(verdict, tuple):
+        raise HubError(*verdict)
+    return verdict
+
+
+def outcome(method: Any, *args: Any) -> Any:
+    """A validation's model, or its error as (code, msg, details)."""
+    try:
+        return method(*args)
+    except HubError as error:
+        return (error.code, error.msg, error.details)
 
 
 def leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
