@@ -115,3 +115,13 @@ async def test_writes_of_one_batch_run_in_order_and_see_each_other(store: SQLite
     assert chain == [True, True, None, True, True, False, False]
     assert await store.get("b", "k") == b"v2"
     assert await store.get("b", "other") is None
+
+
+async def test_a_later_put_of_the_same_key_in_one_batch_wins(store: SQLiteStore) -> None:
+    """A batch of puts is one multi-row statement: rows apply in order, so the last put of a key is what stays."""
+    await asyncio.gather(
+        store.put("chat", "first", b"alone"),  # written while the others queue: they form one batch
+        *(store.put("chat", "k", f"v{n}".encode()) for n in range(300)),  # more than one statement's rows
+    )
+    assert await store.get("chat", "k") == b"v299"
+    assert await store.get("chat", "first") == b"alone"

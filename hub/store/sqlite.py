@@ -52,8 +52,25 @@ Write = tuple[str, tuple[object, ...], Reduce]
 """One write of a group commit: its statement, its parameters, how to read its result."""
 
 
+ROWS_PER_STATEMENT = 200  # puts in one multi-row upsert (3 parameters each; SQLite allows 32,766)
+
+
+@functools.lru_cache(maxsize=ROWS_PER_STATEMENT)
+def _upsert_rows(count: int) -> str:
+    """One statement that upserts ``count`` records, in order (a later row for the same key wins)."""
+    values = ", ".join(["(?, ?, ?)"] * count)
+    return _UPSERT.replace("VALUES (?, ?, ?)", f"VALUES {values}")
+
+
 def _write_batch(db: sqlite3.Connection, writes: list[Write]) -> list[object]:
-    """One transaction for a batch of writes, in order, each seeing those before it (in the writer thread)."""
+    """One transaction for a batch of writes, in order, each seeing those before it (in the writer thread).
+
+    A batch of puts only (a busy chat) is one multi-row statement, its own transaction: SQLite runs it without
+    giving the GIL back between rows, BEGIN and COMMIT (each SQLite step releases it, and under load the thread
+    then waits for the event loop to let go of it again)."""
+    if len(writes) <= ROWS_PER_STATEMENT and all(sql is _UPSERT for sql, _params, _reduce in writes):
+        db.execute(_upsert_rows(len(writes)), [value for _sql, params, _reduce in writes for value in params])
+        return [None] * len(writes)
     results: list[object] = []
     db.execute("BEGIN")
     try:
@@ -274,13 +291,20 @@ class SQLiteStore:
         batch, self._pending = self._pending, []
         self._batch_in_flight = True
         write = functools.partial(_write_batch, writes=[write for write, _done in batch])
-        written = self._thread.run(functools.partial(self._guarded, write, db, write=True))
+        # The files are checked after the batch here, on the loop, before anything is acknowledged: in the
+        # thread, each check is one more wait for the GIL.
+        written = self._thread.run(functools.partial(self._guarded, write, db, write=False))
 
         def settle(result: asyncio.Future[list[object]]) -> None:
             self._batch_in_flight = False
             error = None if result.cancelled() else result.exception()
             if result.cancelled():
                 error = StoreUnavailable("the write was cancelled")
+            elif error is None:
+                try:
+                    self._verify(self._files.written_problem if self._files is not None else None)
+                except StoreUnavailable as problem:
+                    error = problem
             results = result.result() if error is None else None
             for index, (_write, done) in enumerate(batch):
                 if done.done():
