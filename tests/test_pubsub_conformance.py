@@ -269,12 +269,18 @@ async def test_a_publish_can_mark_its_mid_done(broker: Broker, channel: str, rec
 # store's put and then the publish (SQLite on every backend; the Cluster's store, in another slot than the channel).
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+# (broker backend, store) pairs: SQLite on every backend, a Redis store on the broker's own Redis (or Cluster); a
+# memory broker has no Redis to share, so that pair is not generated.
+STORE_PAIRS = [
+    (backend, store) for backend in BACKENDS for store in ("sqlite", "redis") if (backend, store) != ("memory", "redis")
+]
+with_store = pytest.mark.parametrize(("broker", "store"), STORE_PAIRS, indirect=True)
+
+
+@pytest.fixture
 async def store(request: pytest.FixtureRequest, broker: Broker) -> AsyncIterator[Store]:
-    """A started store: SQLite on every backend, and a Redis store on the broker's own Redis (or Cluster)."""
+    """A started store (the ``store`` half of a STORE_PAIRS parameter)."""
     backend = request.node.callspec.params["broker"]
-    if request.param == "redis" and backend == "memory":
-        pytest.skip("a memory broker has no Redis to share")
     url = "sqlite:///:memory:" if request.param == "sqlite" else backend_url(request, backend)
     opened = open_store(url)
     await opened.start()
@@ -287,6 +293,7 @@ def record(store: Store) -> StoreRecord:
     return StoreRecord(store, f"ns{uuid.uuid4().hex[:8]}", f"room/{uuid.uuid4().hex}")
 
 
+@with_store
 async def test_a_record_is_written_with_its_event(
     pubsub: PubSub, deliveries: Deliveries, channel: str, record: StoreRecord
 ) -> None:
@@ -301,6 +308,7 @@ async def test_a_record_is_written_with_its_event(
     assert (await pubsub.position(channel, HISTORY)).offset == 1
 
 
+@with_store
 async def test_a_record_is_written_with_an_event_without_history(
     pubsub: PubSub, deliveries: Deliveries, channel: str, record: StoreRecord
 ) -> None:
@@ -311,6 +319,7 @@ async def test_a_record_is_written_with_an_event_without_history(
     assert offset is None
 
 
+@with_store
 async def test_a_record_overwrites_and_each_event_keeps_its_offset(
     pubsub: PubSub, channel: str, record: StoreRecord
 ) -> None:
@@ -320,6 +329,7 @@ async def test_a_record_overwrites_and_each_event_keeps_its_offset(
     assert await record.store.scan(record.namespace) == [(record.key, b'{"n":2}')]
 
 
+@with_store
 async def test_whoever_reads_the_position_after_the_event_finds_its_record(
     pubsub: PubSub, channel: str, store: Store
 ) -> None:
@@ -348,6 +358,7 @@ async def test_whoever_reads_the_position_after_the_event_finds_its_record(
 
 
 @pytest.mark.parametrize("recoverable", [True, False])
+@with_store
 async def test_a_failed_write_publishes_nothing(
     request: pytest.FixtureRequest,
     pubsub: PubSub,
@@ -386,6 +397,7 @@ async def test_a_failed_write_publishes_nothing(
 
 
 @pytest.mark.parametrize("recoverable", [True, False])
+@with_store
 async def test_a_stored_publish_marks_its_mid_done(
     broker: Broker, channel: str, record: StoreRecord, recoverable: bool
 ) -> None:
