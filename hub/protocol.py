@@ -280,9 +280,14 @@ def _nests_within(text: str | bytes, value: JSON, limit: int) -> bool:
     byte but brackets deleted, then innermost ``[]`` / ``{}`` pairs removed, once per level, until none is left.
     A text with an escaped quote in it is walked as parsed instead.
     """
-    data = text.encode() if isinstance(text, str) else text
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return True
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= limit:
+            return True
+        data = text.encode()  # copied only for a frame that might nest too deep
+    else:
+        if text.count(b"[") + text.count(b"{") <= limit:
+            return True
+        data = text
     if b'\\"' in data:
         return _within_depth(value, limit)
     brackets = b"".join(data.split(b'"')[::2]).translate(None, _NOT_BRACKETS)

@@ -69,15 +69,20 @@ def fold(snapshot: bytes | None, updates: list[bytes]) -> bytes:
     could not integrate yet (updates waiting for a missing dependency), kept as they are."""
     doc: YDoc = Doc()
     parts = ([snapshot] if snapshot else []) + updates
+    _apply_all(doc, parts)
+    state = doc.get_state()
+    folded = doc.get_update()
+    pending = [rest for rest in (_beyond(part, state) for part in parts) if rest is not None]
+    return merge_updates(folded, *pending) if pending else folded
+
+
+def _apply_all(doc: YDoc, parts: list[bytes]) -> None:
+    """Apply every stored record to ``doc``, in order."""
     for part in parts:
         try:
             doc.apply_update(part)
         except ValueError:  # never stored unchecked; skipped so one bad record cannot block the document
             log.error("skipped an undecodable docedit record (%d bytes)", len(part))
-    state = doc.get_state()
-    folded = doc.get_update()
-    pending = [rest for rest in (_beyond(part, state) for part in parts) if rest is not None]
-    return merge_updates(folded, *pending) if pending else folded
 
 
 def fold_into(doc: YDoc, parts: list[bytes]) -> tuple[bytes, bool]:
@@ -87,11 +92,7 @@ def fold_into(doc: YDoc, parts: list[bytes]) -> tuple[bytes, bool]:
     missing dependency, or deletions of items it does not have yet). Costs one encoding of the document plus a
     few microseconds per part, instead of rebuilding the document from its snapshot. Also returns whether
     ``doc`` itself encodes all of it (no remainder was kept)."""
-    for part in parts:
-        try:
-            doc.apply_update(part)
-        except ValueError:  # never stored unchecked; skipped so one bad record cannot block the document
-            log.error("skipped an undecodable docedit record (%d bytes)", len(part))
+    _apply_all(doc, parts)
     state = doc.get_state()
     folded = doc.get_update()
     clocks: dict[int, int] | None = None
