@@ -91,7 +91,8 @@ def start_hub(
     argv = [hub_bin, "serve", "--port", str(port), "--plugins", plugins, "--data-dir", str(data_dir)]
     if redis_url is not None:
         argv += ["--redis", redis_url]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_")}
+    # HUB_LOOP passes through, so `HUB_LOOP=asyncio benchmarks/<load>.py` measures the hub on that loop.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HUB_") or key == "HUB_LOOP"}
     env.update(HUB_ENV)
     env.update(extra_env or {})
     return procs.spawn(f"hub{index}", argv, env), port
@@ -162,6 +163,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
+        "hub_loop": os.environ.get("HUB_LOOP", "auto"),
     }
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
