@@ -84,6 +84,12 @@ class HubSettings(BaseSettings):
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
 
+    # the admin page at /admin and its channel admin:overview (docs/operations.md, "Admin page")
+    admin: bool = True  # serve /admin and the admin:* channels (to identities with the admin scope only)
+    admin_interval: float = Field(default=1.0, gt=0)  # seconds between a node's admin.stats while an admin watches
+    admin_token_ttl: float = Field(default=3600.0, gt=0)  # lifetime of the socket token /admin/login gives an API key
+    admin_list_limit: int = Field(default=100, ge=1, le=10_000)  # clients and channels per node in one admin.stats
+
     @field_validator("plugins", "allowed_origins", "api_keys", "jwt_algorithms", "jwt_audience", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
