@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from hub.asgi_extensions import FRAME_LIMIT_EXTENSION
 from hub.connection import WebSocketEndpoint
 from hub.http_edge import install_http_edge
+from hub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from hub.plugin_catalog import PluginCatalog
 from hub.runtime import Runtime
 from hub.settings import HubSettings
@@ -105,7 +106,7 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(hub.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     static_dirs = hub.plugins.static_dirs()
     panels = {name: f"/plugins/{name}/panel.js" for name, path in static_dirs.items() if (path / "panel.js").is_file()}

@@ -190,6 +190,7 @@ class WebSocketEndpoint:
             # to echo the request id in the verdict.
             allowed = session.limiter.allow_frame(now)
             request_id: JSON = None
+            frame: ClientFrame | None = None
             text = message.get("text")
             if text is None:
                 if allowed:
@@ -199,6 +200,7 @@ class WebSocketEndpoint:
                 else:
                     self._error(session, None, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
                 continue
+            metrics.frames_in.observe(len(text))
             if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
                 session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
                 continue
@@ -211,6 +213,7 @@ class WebSocketEndpoint:
                     timer = await self._auth(session, frame, timer)
                 elif isinstance(frame, PubRequest):  # its data validated from the text, in one pass
                     await self._pub(session, frame, text)
+                    metrics.publish_done(frame.type, now)
                 else:
                     await self._ops[type(frame)](session, frame)
             except FrameError as exc:
@@ -219,21 +222,36 @@ class WebSocketEndpoint:
                 else:
                     self._error(session, exc.request_id, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
             except HubError as exc:
-                self._error(session, request_id, exc.code, exc.msg, exc.details)
+                self._error(session, request_id, exc.code, exc.msg, exc.details, channel=_channel(frame))
             except Disconnect as exc:
                 session.close(exc.code, exc.reason)
             except (StoreUnavailable, BrokerUnavailable) as exc:
                 log.warning("backend unavailable for %r: %s", session, exc)
-                self._error(session, request_id, ErrorCode.UNAVAILABLE, "A backend is unavailable; retry shortly.")
+                self._error(
+                    session,
+                    request_id,
+                    ErrorCode.UNAVAILABLE,
+                    "A backend is unavailable; retry shortly.",
+                    channel=_channel(frame),
+                )
             except Exception:  # a bug in a handler must not take down the connection (request boundary)
                 log.exception("request %r of %r failed", request_id, session)
-                self._error(session, request_id, ErrorCode.INTERNAL, "Internal error; it has been logged.")
+                internal = "Internal error; it has been logged."
+                self._error(session, request_id, ErrorCode.INTERNAL, internal, channel=_channel(frame))
 
     def _error(
-        self, session: Session, request_id: JSON, code: str, msg: str, details: list[JSON] | None = None
+        self,
+        session: Session,
+        request_id: JSON,
+        code: str,
+        msg: str,
+        details: list[JSON] | None = None,
+        *,
+        channel: str | None = None,
     ) -> None:
         """The one place err frames are made; rate_limited ones count as strikes toward a 4008 close."""
-        self.hub.metrics.errors[code] += 1
+        identity = session.identity
+        self.hub.metrics.error_sent(code, session.client_id, identity.user if identity else None, channel, msg)
         session.push(encode_err(request_id, code, msg, details))
         if code == ErrorCode.RATE_LIMITED and session.limiter.strike(time.monotonic()):
             session.close(CloseCode.RATE_ABUSE, "Kept sending past the rate limit.")
@@ -293,3 +311,9 @@ class WebSocketEndpoint:
                 await operations.leave(self.hub, session, channel)
             except Exception:  # one failed cleanup must not stop the others (task boundary)
                 log.exception("leaving %r for %r failed", channel, session)
+
+
+def _channel(frame: ClientFrame | None) -> str | None:
+    """The channel a request named, if any (for recent_errors)."""
+    channel = getattr(frame, "ch", None)
+    return channel if isinstance(channel, str) else None

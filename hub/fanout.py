@@ -6,6 +6,7 @@ import asyncio
 from typing import Protocol
 
 from hub.broker import PubSub
+from hub.metrics import Metrics
 
 
 class Subscriber(Protocol):
@@ -18,8 +19,9 @@ class Subscriber(Protocol):
 
 
 class Fanout:
-    def __init__(self, pubsub: PubSub) -> None:
+    def __init__(self, pubsub: PubSub, metrics: Metrics | None = None) -> None:
         self._pubsub = pubsub
+        self._metrics = metrics
         self._channels: dict[str, dict[Subscriber, None]] = {}
         self._conflating: set[str] = set()  # channels whose events replace their unsent predecessor
         # channel -> the broker subscription under way: a later subscriber waits for it too, so that every
@@ -72,8 +74,13 @@ class Fanout:
         sessions = self._channels.get(channel)
         if sessions:
             conflate = channel in self._conflating
-            for session in tuple(sessions):
+            subscribers = tuple(sessions)
+            for session in subscribers:
                 session.push_event(channel, frame, offset, conflate)
+            metrics = self._metrics
+            if metrics is not None:  # per event, not per subscriber: the frame is the same for every one
+                metrics.fanout_size.observe(len(subscribers))
+                metrics.frames_out.observe_many(len(frame), len(subscribers))
 
     def stream_reset(self, channel: str) -> None:
         """The broker's ``on_stream_reset``: a new epoch's offsets start at 1 again, below any subscriber's

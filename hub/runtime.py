@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,7 +83,8 @@ class Runtime:
         )
         self.node_id: str = self.broker.node_id
         """This node's id: the broker's (the Redis pub/sub marks this node's events with it)."""
-        self.fanout = Fanout(self.broker.pubsub)
+        self.metrics = Metrics()
+        self.fanout = Fanout(self.broker.pubsub, self.metrics)
         self.room_presence = RoomPresence(
             self.broker.presence,
             lambda channel, event_type, data: self.publish(channel, event_type, data, ephemeral=True),
@@ -98,7 +100,6 @@ class Runtime:
         self._plugin_stores: dict[str, PluginStore] = {}
         self.started = False
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the hub runs on, once started
-        self.metrics = Metrics()
         self.metrics.gauge("hub_connections", "Open WebSocket connections.", lambda: len(self.sessions))
         self.metrics.gauge(
             "hub_channels", "Channels with a subscriber on this node.", lambda: self.fanout.channel_count
@@ -147,6 +148,7 @@ class Runtime:
         self.heartbeat.start()
         await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
         await self.plugins.startup()
+        await self.metrics.start()
         self.started = True
         log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
 
@@ -159,6 +161,7 @@ class Runtime:
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
         await self.revocations.drain(timeout=2.0)
         await self.plugins.shutdown()
+        await self.metrics.stop()
         await self.room_presence.stop()
         await self.heartbeat.stop()
         await self.authenticator.stop()
@@ -297,10 +300,14 @@ class Runtime:
         check_event(spec, event_type, data)
         history = None if ephemeral else spec.history_policy(self.settings.history_ttl)
         self.metrics.events_published += 1
+        self.metrics.events_out[event_type] += 1
         if mid is not None and not mid[0].startswith(channel + "\x00"):
             await self.broker.coordination.confirm_mid(*mid)  # another channel's mid: its own step, before the event
             mid = None
         stored = StoreRecord(self.store, *record) if record is not None else None
-        return await self.broker.pubsub.publish(
+        started = time.perf_counter()
+        offset = await self.broker.pubsub.publish(
             channel, event_type, data.model_dump_json(), history, mid=mid, record=stored
         )
+        self.metrics.broker_round_trip.observe(time.perf_counter() - started)
+        return offset

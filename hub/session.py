@@ -103,6 +103,11 @@ class Session:
 
     def push(self, frame: str) -> None:
         """Queue one frame for the client; overflow closes the session as a slow consumer."""
+        if self._metrics is not None:  # events are counted once per event by the fan-out, not here
+            self._metrics.frames_out.observe(len(frame))
+        self._push(frame)
+
+    def _push(self, frame: str) -> None:
         if self.close_code is not None:
             return
         # The fast path: nothing waits before this frame and the socket takes it now; no queue, no task switch.
@@ -160,7 +165,7 @@ class Session:
             if conflate:
                 self.push_latest(channel, frame)
             else:
-                self.push(frame)
+                self._push(frame)
         elif conflate and buffer:
             buffer[-1] = (frame, offset)  # still subscribing: only the latest is kept
             self.conflated += 1
@@ -182,7 +187,7 @@ class Session:
         released = False
         for frame, offset in buffer or ():
             if start_offset is None or offset is None or offset > start_offset:
-                self.push(frame)
+                self._push(frame)
                 released = released or offset is not None
         if start_offset is not None and not released:
             # No later event came yet: one the reply covered may still arrive (Redis pub/sub lags the command
@@ -263,6 +268,8 @@ class Session:
         if self.close_code is not None:
             return
         self.close_code = code
+        if self._metrics is not None:
+            self._metrics.close_started(code, self.client_id, self.identity.user if self.identity else None, reason)
         if self._queue is not None:
             self._queue.clear()  # the writer may hold it: it must find nothing more to write
             self._queue = None

@@ -47,9 +47,9 @@ async def test_a_plugins_metrics_are_scraped(hub_server: Any, hub_client: Any) -
         await alice.pub("timed:room", "timed.work", {"seconds": seconds})
     async with httpx.AsyncClient(base_url=server.url) as http:
         lines = (await http.get("/metrics")).text.splitlines()
-    assert "hub_timed_work_total 3" in lines
-    assert "hub_timed_busy 1" in lines
-    assert 'hub_timed_work_seconds_bucket{le="0.1"} 1' in lines
-    assert 'hub_timed_work_seconds_bucket{le="1"} 2' in lines
-    assert 'hub_timed_work_seconds_bucket{le="+Inf"} 3' in lines
-    assert "hub_timed_work_seconds_count 3" in lines
+    assert "hub_timed_work_total 3.0" in lines
+    assert "hub_timed_busy 1.0" in lines
+    assert 'hub_timed_work_seconds_bucket{le="0.1"} 1.0' in lines
+    assert 'hub_timed_work_seconds_bucket{le="1.0"} 2.0' in lines
+    assert 'hub_timed_work_seconds_bucket{le="+Inf"} 3.0' in lines
+    assert "hub_timed_work_seconds_count 3.0" in lines
