@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from hub.guest_names import guest_name
 from hub.jwks import JwksCache
 from hub.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from hub.types import Identity
@@ -35,9 +36,6 @@ PUBLIC_KEY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", 
 ALGORITHMS = HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
-
-_ADJECTIVES = ("Amber", "Brave", "Calm", "Swift", "Quiet", "Bright", "Clever", "Gentle", "Lucky", "Merry")
-_ANIMALS = ("Otter", "Falcon", "Badger", "Heron", "Lynx", "Panda", "Koala", "Robin", "Fox", "Orca")
 
 
 class AuthError(Exception):
@@ -302,10 +300,9 @@ def anonymous_identity() -> Identity:
 
     The id carries 96 random bits (24 hex digits): authorship is the user id, so two guests sharing one could
     edit each other's messages. 24 bits collided after a few thousand guests; 96 bits make a collision among a
-    billion guests about 6e-12 likely."""
+    billion guests about 6e-12 likely. The name is one of 900,000 (:mod:`hub.guest_names`)."""
     suffix = secrets.token_hex(12)
-    name = f"{secrets.choice(_ADJECTIVES)} {secrets.choice(_ANIMALS)}"
-    return Identity(user=f"guest-{suffix}", name=name, anonymous=True)
+    return Identity(user=f"guest-{suffix}", name=guest_name(), anonymous=True)
 
 
 def token_from_handshake(subprotocols: list[str], query_string: bytes) -> tuple[str | None, str | None]:
