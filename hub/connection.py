@@ -43,6 +43,14 @@ from hub.types import JSON, Identity
 
 log = logging.getLogger("hub.connection")
 
+
+def _peer(client: Any) -> str | None:
+    """The ASGI scope's ``client`` (host, port) as ``host:port``, when the server gave one."""
+    if isinstance(client, list | tuple) and len(client) == 2:
+        return f"{client[0]}:{client[1]}"
+    return None
+
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -112,6 +120,7 @@ class WebSocketEndpoint:
             try_send=try_send,
             metrics=self.hub.metrics,
             batch_bytes=min(settings.send_buffer_bytes or WRITE_BATCH_BYTES, WRITE_BATCH_BYTES),
+            address=_peer(scope.get("client")),
         )
         self.hub.add_session(session)
         session.start()

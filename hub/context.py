@@ -14,9 +14,18 @@ if TYPE_CHECKING:
     from hub.broker import MidDone
     from hub.node import Node
     from hub.plugin_api import Hub
-    from hub.session import Session
     from hub.store import PluginStore
     from hub.types import Identity, PresenceMember
+
+
+class Caller(Protocol):
+    """Whom a context replies to: a socket's :class:`hub.session.Session`, or a server API request
+    (hub/control.py), which collects the replies for its answer."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    def push_event(self, channel: str, frame: str, offset: int | None, conflate: bool = False) -> None: ...
 
 
 class EventSpec(Protocol):
@@ -47,7 +56,7 @@ class Context:
         self,
         node: Node,
         hub: Hub,
-        session: Session,
+        session: Caller,
         identity: Identity,
         channel: str,
         room: str,

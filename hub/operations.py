@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from hub.broker import BrokerUnavailable
 from hub.channel import RETURN_CONTRACT, Action, Channel, describe
-from hub.context import Context
+from hub.context import Caller, Context
 from hub.errors import HubError
 from hub.node import Node
 from hub.protocol import ErrorCode, PresenceRequest, PubRequest, SubRequest, encode_unsub, event_fragment
@@ -24,6 +24,7 @@ from hub.types import JSON, Identity, PresenceMember
 if TYPE_CHECKING:
     from hub.broker import Broker, MidDone
     from hub.fanout import Fanout
+    from hub.limits import RateLimit
     from hub.plugin_api import Hub
     from hub.plugin_manager import PluginManager
     from hub.presence import RoomPresence
@@ -44,6 +45,17 @@ class Core(Node, Protocol):
     room_presence: RoomPresence
 
 
+class TypeLimiter(Protocol):
+    def allow_type(self, message_type: str, limit: RateLimit, now: float) -> bool: ...
+
+
+class Publisher(Caller, Protocol):
+    """Who sends a ``pub``: a socket's session, or a server API request (whose limiter allows every type)."""
+
+    @property
+    def limiter(self) -> TypeLimiter: ...
+
+
 log = logging.getLogger("hub.operations")
 
 
@@ -60,7 +72,7 @@ def _authorize(hub: Core, spec: Channel, identity: Identity, channel: str, room:
 
 
 def _context(
-    hub: Core, session: Session, identity: Identity, channel: str, room: str, spec: Channel, mid: MidDone | None = None
+    hub: Core, session: Caller, identity: Identity, channel: str, room: str, spec: Channel, mid: MidDone | None = None
 ) -> Context:
     return Context(hub, hub.plugin_apis[spec.namespace], session, identity, channel, room, spec, mid=mid)
 
@@ -158,7 +170,7 @@ async def leave(hub: Core, session: Session, channel: str) -> None:
 
 
 async def publish(
-    hub: Core, session: Session, identity: Identity, req: PubRequest, frame: str | bytes | None = None
+    hub: Core, session: Publisher, identity: Identity, req: PubRequest, frame: str | bytes | None = None
 ) -> orjson.Fragment | None:
     """Validate and run the handler of one inbound message; returns the handler's reply data, encoded. ``frame``:
     the request's text, to validate ``data`` from."""

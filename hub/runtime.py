@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, StoreRecord, open_broker
 from hub.context import check_event
+from hub.control import Control
 from hub.errors import HubError
 from hub.fanout import Fanout
 from hub.heartbeat import HeartbeatMonitor
@@ -77,6 +78,7 @@ class Runtime:
             probe_timeout=settings.probe_timeout,
             reorder_timeout=settings.reorder_timeout,
             prefix=settings.redis_prefix,
+            node_ttl=settings.node_ttl,
         )
         self.store: Store = open_store(
             settings.resolved_store_url(), prefix=settings.redis_prefix, check_timeout=settings.probe_timeout
@@ -127,6 +129,8 @@ class Runtime:
             namespace: self.plugins.apis[self.router.owner(namespace)] for namespace in self.router.channels
         }
         """namespace -> the :class:`hub.Hub` of the plugin that owns it (``ctx.hub``)."""
+        self.control = Control(self)
+        """The cluster-wide operator surface (hub/control.py): the server API and the admin page use it."""
 
     def add_session(self, session: Session) -> None:
         """A connection was accepted: count it, and watch its heartbeat."""
@@ -148,12 +152,14 @@ class Runtime:
         self.heartbeat.start()
         await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
         await self.plugins.startup()
+        await self.control.start()  # in the cluster's node list, and answering its surveys
         await self.metrics.start()
         self.started = True
         log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
 
     async def stop(self) -> None:
         self.started = False
+        await self.control.stop()  # out of the node list first: no survey waits for a node that is leaving
         for session in tuple(self.sessions.values()):
             session.close(CloseCode.GOING_AWAY, "The hub is shutting down.")
         closing = [session.wait_closed() for session in self.sessions.values()]

@@ -57,9 +57,12 @@ class Session:
         try_send: Callable[[str], bool] | None = None,
         metrics: Metrics | None = None,
         batch_bytes: int = WRITE_BATCH_BYTES,
+        address: str | None = None,
     ) -> None:
         self.client_id = client_id
         self.identity = identity
+        self.address = address  # the peer's "host:port", for the server API's client list
+        self.connected_at = time.time()
         self.limiter = limiter
         # channel -> buffered (frame, offset) while its sub reply is being prepared, or None once live
         self.subscriptions: dict[str, list[tuple[str, int | None]] | None] = {}

@@ -1,6 +1,7 @@
-"""The broker of a node: its three parts (pub/sub with history, presence, coordination) and open_broker(url).
+"""The broker of a node: its parts (pub/sub with history, presence, coordination, and the cluster's nodes) and
+open_broker(url).
 
-The parts are typed by the protocols in hub/broker/protocols.py; a backend implements all three on one
+The parts are typed by the protocols in hub/broker/protocols.py; a backend implements all of them on one
 connection setup: memory (memory_*.py, one process) or Redis (redis_*.py over the one client of redis.py, for
 one Redis or a Redis Cluster).
 """
@@ -15,13 +16,17 @@ from hub.broker.protocols import (
     BrokerUnavailable,
     Coordination,
     Deliver,
+    HistoryPage,
     MidClaim,
     MidDone,
+    NodeRecord,
+    Nodes,
     Presence,
     PresenceExpired,
     PubSub,
     StoreRecord,
     StreamReset,
+    Survey,
 )
 from hub.redis_client import SCHEMES as REDIS_SCHEMES
 
@@ -30,14 +35,18 @@ __all__ = [
     "BrokerUnavailable",
     "Coordination",
     "Deliver",
+    "HistoryPage",
     "MidClaim",
     "MidDone",
+    "NodeRecord",
+    "Nodes",
     "Presence",
     "PresenceExpired",
     "PubSub",
     "SharedConnection",
     "StoreRecord",
     "StreamReset",
+    "Survey",
     "open_broker",
 ]
 
@@ -54,7 +63,8 @@ class SharedConnection(Protocol):
 class Broker:
     """One node's broker: :attr:`pubsub`, :attr:`presence` and :attr:`coordination`, opened together on one
     backend by :func:`open_broker`, started and closed together. ``pubsub.publish(mid=...)`` marks the mid done in
-    this broker's :attr:`coordination`: the two share their backend."""
+    this broker's :attr:`coordination`: the two share their backend. :attr:`nodes` (the cluster's registry and
+    surveys) is started and closed by its user (hub/control.py), between :meth:`start` and :meth:`close`."""
 
     def __init__(
         self,
@@ -63,6 +73,7 @@ class Broker:
         pubsub: PubSub,
         presence: Presence,
         coordination: Coordination,
+        nodes: Nodes,
         connection: SharedConnection | None = None,
     ) -> None:
         self.node_id = node_id
@@ -70,6 +81,7 @@ class Broker:
         self.pubsub = pubsub
         self.presence = presence
         self.coordination = coordination
+        self.nodes = nodes
         self.connection = connection
         """What the parts share, if anything (None for memory)."""
 
@@ -108,25 +120,30 @@ def open_broker(
     probe_timeout: float = 3.0,
     reorder_timeout: float = 0.5,
     prefix: str = "hub",
+    node_ttl: float = 15.0,
 ) -> Broker:
     """Build the broker a URL names: ``memory://`` (one process), ``redis://`` / ``rediss://`` / ``unix://``
     (one Redis, many nodes) or ``redis+cluster://`` / ``rediss+cluster://`` (a Redis Cluster)."""
     scheme = urlparse(url).scheme
     if scheme == "memory":
         from hub.broker.memory_coordination import MemoryCoordination
+        from hub.broker.memory_nodes import MemoryNodes
         from hub.broker.memory_presence import MemoryPresence
         from hub.broker.memory_pubsub import MemoryPubSub
 
         memory_coordination = MemoryCoordination(sweep_interval=sweep_interval)
+        node_id = secrets.token_hex(6)
         return Broker(
-            node_id=secrets.token_hex(6),
+            node_id=node_id,
             pubsub=MemoryPubSub(memory_coordination, sweep_interval=sweep_interval),
             presence=MemoryPresence(),
             coordination=memory_coordination,
+            nodes=MemoryNodes(node_id),
         )
     if scheme in REDIS_SCHEMES:
         from hub.broker.redis import RedisConnection
         from hub.broker.redis_coordination import RedisCoordination
+        from hub.broker.redis_nodes import RedisNodes
         from hub.broker.redis_presence import RedisPresence
         from hub.broker.redis_pubsub import RedisPubSub
 
@@ -146,6 +163,7 @@ def open_broker(
             pubsub=pubsub,
             presence=RedisPresence(connection, followed=pubsub.followed_channels, ttl=presence_ttl),
             coordination=redis_coordination,
+            nodes=RedisNodes(connection, node_id=node_id, ttl=node_ttl),
             connection=connection,
         )
     raise ValueError(

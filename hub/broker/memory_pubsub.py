@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hub.broker.memory_coordination import MemoryCoordination
-from hub.broker.protocols import Deliver, MidDone, StoreRecord, StreamReset
+from hub.broker.protocols import Deliver, HistoryPage, MidDone, StoreRecord, StreamReset
 from hub.protocol import encode_event
 from hub.types import HistoryPolicy, Recovery, StreamPosition
 
@@ -127,6 +127,17 @@ class MemoryPubSub:
         if since.offset + 1 < oldest:
             return Recovery(False, position)
         return Recovery(True, position, tuple(frame for offset, frame in stream.frames if offset > since.offset))
+
+    async def history(self, channel: str, history: HistoryPolicy, *, since: int | None, limit: int) -> HistoryPage:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        stream = self._stream(channel, history, time.monotonic())
+        position = StreamPosition(stream.epoch, stream.offset)
+        if since is None:
+            return HistoryPage(position, tuple(stream.frames)[-limit:])
+        frames = tuple(entry for entry in stream.frames if entry[0] > since)[:limit]
+        first = frames[0][0] if frames else stream.offset + 1
+        return HistoryPage(position, frames, truncated=since > stream.offset or first > since + 1)
 
     def sweep(self) -> None:
         """Free expired streams (they also expire lazily when touched) and announce each as reset."""

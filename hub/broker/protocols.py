@@ -41,6 +41,40 @@ class StoreRecord:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a recoverable channel's history (:meth:`PubSub.history`): the stream's position when it was read,
+    and ``(offset, ev frame)`` pairs in offset order."""
+
+    position: StreamPosition
+    frames: tuple[tuple[int, str], ...]
+    truncated: bool = False
+    """Events after the requested offset may be missing: some fell out of the history window before the first
+    one returned, or the offset is past the stream's end (it belongs to another epoch)."""
+
+
+Answer = Callable[[bytes], Awaitable[bytes]]
+"""A node's answer to a survey's request (:meth:`Nodes.survey`): every live node gets the same request bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A live node as the registry holds it: what its ``describe()`` returned at its last refresh, and when."""
+
+    node_id: str
+    info: bytes
+    last_seen: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """The answers to one request put to every live node: node id -> answer, and the live nodes that did not
+    answer within the timeout (a node that died and has not expired from the registry yet, or one overloaded)."""
+
+    answers: dict[str, bytes]
+    missing: tuple[str, ...] = ()
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot be reached; callers turn this into an ``unavailable`` error."""
 
@@ -111,6 +145,12 @@ class PubSub(Protocol):
         :meth:`unsubscribe`), this one included."""
         ...
 
+    async def history(self, channel: str, history: HistoryPolicy, *, since: int | None, limit: int) -> HistoryPage:
+        """Read a recoverable channel's kept events without subscribing: the first ``limit`` (>= 1) after offset
+        ``since``, or the last ``limit`` when ``since`` is None, in offset order, with the stream's position (a
+        stream that does not exist yet starts, as :meth:`position` starts it)."""
+        ...
+
 
 class Presence(Protocol):
     """Who is in a channel, across nodes. A member stays until it leaves or its node stops refreshing it."""
@@ -151,6 +191,35 @@ class Presence(Protocol):
 
     async def members(self, channel: str) -> list[PresenceMember]:
         """Everyone in ``channel`` now, on every node (the whole list: for the expiry path and small rooms)."""
+        ...
+
+
+class Nodes(Protocol):
+    """The nodes of a cluster: a registry of the live ones (each refreshes its own record, and a node that stops
+    refreshing leaves it within the backend's TTL), and a survey, one request put to every live node at once.
+
+    It carries bytes: what a node says about itself and what a request means are its caller's business
+    (hub/control.py). Every node answers the requests of every other one while it runs."""
+
+    node_id: str
+
+    async def start(self, describe: Callable[[], bytes], answer: Answer) -> None:
+        """Join the cluster: ``describe()`` is this node's record (read again at each refresh), ``answer`` answers
+        the surveys of every node, this one's included. Returns once other nodes' surveys can reach this one."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the registry and stop answering."""
+        ...
+
+    async def live(self) -> list[NodeRecord]:
+        """The nodes whose record has not expired, this one included, in node id order."""
+        ...
+
+    async def survey(self, request: bytes, timeout: float) -> Survey:
+        """Put ``request`` to every live node (this one answers directly) and wait up to ``timeout`` seconds for
+        their answers. A node that fails to answer is in ``missing``; BrokerUnavailable when the request cannot
+        be sent at all."""
         ...
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any, cast
 
-from hub.broker.protocols import Deliver, MidDone, StoreRecord, StreamReset
+from hub.broker.protocols import Deliver, HistoryPage, MidDone, StoreRecord, StreamReset
 from hub.broker.redis import RedisConnection, milliseconds
 from hub.broker.redis_coordination import RedisCoordination
 from hub.broker.redis_scripts import POSITION, PUBLISH, PUBLISH_STORED, PUBLISH_UNSEQUENCED_STORED
@@ -314,6 +314,25 @@ class RedisPubSub:
         if len(entries) != missed or int(entries[0][0].decode().partition("-")[0]) != since.offset + 1:
             return Recovery(False, position)  # part of it fell out of the window: never a partial list
         return Recovery(True, position, tuple(fields[b"f"].decode() for _id, fields in entries))
+
+    async def history(self, channel: str, history: HistoryPolicy, *, since: int | None, limit: int) -> HistoryPage:
+        """The position, then one XRANGE (after ``since``) or XREVRANGE (the latest) with COUNT ``limit``."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        position = await self.position(channel, history)
+        key = self._key(channel, "stream")
+        if since is None:
+            entries = await self.connection.call(self._redis.xrevrange(key, "+", "-", count=limit))
+            entries.reverse()
+        else:
+            entries = await self.connection.call(self._redis.xrange(key, f"{since + 1}-1", "+", count=limit))
+        frames = tuple(
+            (int(entry_id.decode().partition("-")[0]), fields[b"f"].decode()) for entry_id, fields in entries
+        )
+        if since is None:
+            return HistoryPage(position, frames)
+        first = frames[0][0] if frames else position.offset + 1
+        return HistoryPage(position, frames, truncated=since > position.offset or first > since + 1)
 
 
 class _ChannelLocks:

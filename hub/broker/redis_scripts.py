@@ -163,3 +163,34 @@ if redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3]) > 0 then
 end
 return {next_cursor, members}
 """
+
+
+# The node registry (hub/broker/redis_nodes.py). KEYS: the record hash (node id -> its record), the last-seen sorted
+# set (node id by last refresh, ms since the epoch); both under one hash tag. NODE_REFRESH ARGV: node id, record,
+# now, the oldest live last-seen (now - TTL), the keys' TTL (ms). It also forgets the nodes that stopped refreshing,
+# a bounded batch at a time. NODES_LIVE ARGV: the oldest live last-seen; returns {id, last seen, record, ...}.
+NODE_REFRESH = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4], 'LIMIT', 0, 100)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+NODES_LIVE = """
+local seen = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1000)
+local found = {}
+for i = 1, #seen, 2 do
+  local record = redis.call('HGET', KEYS[1], seen[i])
+  if record then
+    found[#found + 1] = seen[i]
+    found[#found + 1] = seen[i + 1]
+    found[#found + 1] = record
+  end
+end
+return found
+"""
