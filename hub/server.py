@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import socket
 import struct
 import time
@@ -30,6 +31,7 @@ from hub.asgi_extensions import (
 )
 from hub.http_protocol import HubHTTPProtocol
 from hub.settings import HubSettings
+from hub.worker_metrics import WorkerMetrics, prepare_workers_directory
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 _BEARER = re.compile(r"(bearer[.\s])[^\s,\"']+", re.IGNORECASE)
@@ -338,7 +340,10 @@ def app_from_environment() -> Any:
     settings = HubSettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_hub_logging(settings.log_level)
     install_log_redaction()
-    return create_app(settings)
+    app = create_app(settings)
+    # one /metrics for all the workers, through the directory serve() made (hub/worker_metrics.py)
+    app.state.hub.metrics.workers = WorkerMetrics.for_worker(settings.data_dir, settings.metrics_interval)
+    return app
 
 
 def serve(settings: HubSettings, *, workers: int = 1) -> None:
@@ -357,4 +362,8 @@ def serve(settings: HubSettings, *, workers: int = 1) -> None:
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     config = uvicorn_config("hub.server:app_from_environment", settings, factory=True, workers=workers)
     install_log_redaction()
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    metrics_directory = prepare_workers_directory(settings.data_dir)
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        shutil.rmtree(metrics_directory, ignore_errors=True)

@@ -83,6 +83,7 @@ class HubSettings(BaseSettings):
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one
+    metrics_interval: float = Field(default=2.0, gt=0)  # hub serve --workers: how often a worker shares its metrics
     node_ttl: float = Field(default=15.0, gt=0)  # Redis: a node that stops refreshing leaves the node list after it
     survey_timeout: float = Field(default=2.0, gt=0)  # server API: how long a cluster-wide call waits for other nodes
 
