@@ -106,7 +106,9 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(hub.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+        # under --workers: which worker answered (the body adds up all of them)
+        headers = {"X-Hub-Worker": str(hub.metrics.workers.pid)} if hub.metrics.workers is not None else None
+        return Response(hub.metrics.render(), media_type=METRICS_CONTENT_TYPE, headers=headers)
 
     static_dirs = hub.plugins.static_dirs()
     panels = {name: f"/plugins/{name}/panel.js" for name, path in static_dirs.items() if (path / "panel.js").is_file()}

@@ -94,6 +94,8 @@ class Histogram:
 class Workers(Protocol):
     """The other workers' metrics under ``hub serve --workers N`` (:class:`hub.worker_metrics.WorkerMetrics`)."""
 
+    pid: int  # this worker's
+
     async def start(self, metrics: Metrics) -> None: ...
 
     async def stop(self) -> None: ...
