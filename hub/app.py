@@ -22,6 +22,7 @@ from hub.http_edge import install_http_edge
 from hub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from hub.plugin_catalog import PluginCatalog
 from hub.runtime import Runtime
+from hub.server_api import router as server_api
 from hub.settings import HubSettings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -79,6 +80,7 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
     app.websocket_endpoint = WebSocketEndpoint(hub)
     app.router.routes.append(WebSocketRoute("/ws", app.websocket_endpoint))
     install_http_edge(app)
+    app.include_router(server_api)  # /api/v1: the server API (docs/operations.md, "Server API")
 
     @app.middleware("http")
     async def log_access(request: Request, call_next: Any) -> Response:

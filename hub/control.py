@@ -6,7 +6,7 @@ Redis pub/sub, answered by each node about itself); presence and history are rea
 A node that does not answer within ``survey_timeout`` is named in the result's ``missing_nodes`` instead of
 holding the call up.
 
-Methods and what they return (pydantic models: the server API's JSON as they are):
+Methods and what they return (the models of hub/api_models.py: the server API's JSON as they are):
 
 - ``nodes() -> list[NodeInfo]``: every live node (registry), with its counts as it answers now; a node that did
   not answer is listed from its last registry record with ``reachable: false``.
@@ -41,6 +41,20 @@ import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from hub import operations
+from hub.api_models import (
+    ChannelInfo,
+    ChannelPage,
+    ClientInfo,
+    ClientPage,
+    DisconnectResult,
+    HistoryEvent,
+    HistoryPage,
+    Member,
+    NodeInfo,
+    PresencePage,
+    PublishResult,
+    Reply,
+)
 from hub.errors import HubError
 from hub.protocol import ErrorCode, PubRequest, close_reason
 from hub.types import JSON, Identity
@@ -55,105 +69,6 @@ _M = TypeVar("_M", bound=BaseModel)
 DISCONNECT_CODE = 4011  # hub.protocol.CloseCode.DISCONNECTED
 MAX_PAGE = 1000  # the most channels, clients, members or events one call returns
 MAX_REPLIES = 100  # events a handler sends its API caller with ctx.reply, kept for the answer
-
-
-# ---- what the methods return ---------------------------------------------------------------------------
-
-
-class NodeInfo(BaseModel):
-    """One node of the cluster."""
-
-    node: str = Field(description="The node's id (new at every start).")
-    host: str = Field(description="The machine's host name.")
-    pid: int = Field(description="The node's process id.")
-    started_at: float = Field(description="When the node started, in seconds since the epoch.")
-    last_seen: float = Field(description="When the node last answered or refreshed its record (epoch seconds).")
-    connections: int = Field(description="Open WebSocket connections.")
-    subscriptions: int = Field(description="Channel subscriptions of those connections.")
-    channels: int = Field(description="Channels with a subscriber on this node.")
-    reachable: bool = Field(
-        default=True, description="False: it did not answer in time; its numbers are from its last record."
-    )
-
-
-class ChannelInfo(BaseModel):
-    channel: str
-    subscribers: int = Field(description="Connections subscribed to it, on every node that answered.")
-    nodes: int = Field(description="How many nodes have at least one of them.")
-
-
-class ChannelPage(BaseModel):
-    channels: list[ChannelInfo]
-    cursor: str | None = Field(description="Pass as `cursor` for the next page; null when this is the last one.")
-    missing_nodes: list[str] = Field(
-        description="Live nodes that did not answer in time (their channels are left out)."
-    )
-
-
-class Member(BaseModel):
-    client: str
-    user: str
-    name: str
-
-
-class PresencePage(BaseModel):
-    channel: str
-    members: list[Member]
-    count: int = Field(description="Members of the channel on every node.")
-    cursor: str | None = Field(description="Pass as `cursor` for the next page; null when this is the last one.")
-
-
-class HistoryEvent(BaseModel):
-    offset: int
-    type: str
-    data: JSON
-
-
-class HistoryPage(BaseModel):
-    channel: str
-    epoch: str = Field(description="The stream's epoch: offsets of another epoch mean nothing in this one.")
-    offset: int = Field(description="The stream's last offset (0: no event yet).")
-    events: list[HistoryEvent] = Field(description="In offset order.")
-    truncated: bool = Field(
-        description="Events after `since` are missing: they fell out of the history window, or `since` is past "
-        "the stream's end (an offset of another epoch)."
-    )
-
-
-class Reply(BaseModel):
-    type: str
-    data: JSON
-
-
-class PublishResult(BaseModel):
-    data: JSON = Field(description='The handler\'s reply data (null if none); {"duplicate": true} for a repeat.')
-    replies: list[Reply] = Field(default=[], description="Events the handler sent its caller (ctx.reply).")
-
-    @property
-    def duplicate(self) -> bool:
-        return isinstance(self.data, dict) and self.data == {"duplicate": True}
-
-
-class DisconnectResult(BaseModel):
-    closed: int = Field(description="Connections closed, on every node that answered.")
-    missing_nodes: list[str] = Field(description="Live nodes that did not answer in time.")
-
-
-class ClientInfo(BaseModel):
-    client: str
-    user: str | None = Field(description="null: the connection has not authenticated yet.")
-    name: str | None
-    anonymous: bool
-    node: str
-    channels: list[str]
-    connected_at: float = Field(description="Seconds since the epoch.")
-    address: str | None = Field(description="The peer's host:port as the node saw it (a proxy's, behind one).")
-
-
-class ClientPage(BaseModel):
-    clients: list[ClientInfo] = Field(description="Oldest connection first.")
-    total: int = Field(description="Matching connections on every node that answered.")
-    missing_nodes: list[str]
 
 
 # ---- what nodes ask each other ------------------------------------------------------------------------

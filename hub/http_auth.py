@@ -42,6 +42,9 @@ def request_identity(settings: HubSettings, authenticator: Authenticator, author
 
 
 API_KEY_USER = "api-key"
+PUBLISH_SCOPE = "publish"
+ADMIN_SCOPE = "admin"
+"""A token with the admin scope may do everything a server-to-server endpoint offers, publishing included."""
 
 
 def _known_key(settings: HubSettings, candidate: str) -> bool:
@@ -58,13 +61,15 @@ def request_publisher(
     authorization: str | None,
     api_key: str | None,
     *,
-    scope: str = "publish",
+    scope: str = PUBLISH_SCOPE,
 ) -> Identity:
-    """The caller of a server-to-server endpoint (a publish API): an API key from the hub's ``api_keys``
-    setting, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, or a JWT that carries ``scope``.
+    """The caller of a server-to-server endpoint (a publish API, the server API): an API key from the hub's
+    ``api_keys`` setting, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``, or a JWT that carries
+    ``scope`` or the ``admin`` scope.
 
-    401 when nothing is sent, or the key or token is not valid; 403 for a valid token without ``scope``
-    (guests never have one). An API key stands for the identity ``api-key`` with ``scope``.
+    401 when nothing is sent, or the key or token is not valid; 403 for a valid token without either scope
+    (guests never have one). An API key stands for the identity ``api-key`` with ``scope``: a key may do
+    everything. Only headers are read, so a route that depends on this reads no body of a refused caller.
     """
     if api_key is not None:
         if not _known_key(settings, api_key.strip()):
@@ -86,7 +91,7 @@ def request_publisher(
         identity = authenticator.verify(credential)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers=_BEARER) from None
-    if scope not in identity.scopes:
+    if scope not in identity.scopes and ADMIN_SCOPE not in identity.scopes:
         raise HTTPException(403, f"The token of {identity.name} lacks the {scope!r} scope.")
     return identity
 

@@ -3,6 +3,7 @@ number beyond a double), and error answers that never echo a client's input back
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -37,11 +38,34 @@ def parse_json(body: bytes) -> Any:
         raise invalid_json(exc) from None
 
 
-async def json_body(request: Request, model: type[Model]) -> Model:
+def too_large(max_bytes: int) -> HTTPException:
+    return HTTPException(413, f"The request body is larger than {max_bytes} bytes.")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body, at most ``max_bytes``: 413 for a ``Content-Length`` past it before anything is read,
+    or as soon as a body without one (chunked) passes it. (Under ``hub serve`` the HTTP edge also refuses bodies
+    past ``max_body_bytes``; this bound holds under any ASGI server, and may be tighter.)"""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise too_large(max_bytes)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def json_body(request: Request, model: type[Model], *, max_bytes: int | None = None) -> Model:
     """The request's body as ``model``, for a route that takes the ``Request`` and reads the body itself, after
     checking credentials from the headers (a body parameter would make FastAPI read and parse the body first).
-    Strict JSON, whatever the ``Content-Type``; 422 for invalid JSON or fields, like FastAPI's own body errors."""
-    value = parse_json(await request.body())
+    Strict JSON, whatever the ``Content-Type``; 422 for invalid JSON or fields, like FastAPI's own body errors;
+    with ``max_bytes``, 413 for a larger body (:func:`read_body`)."""
+    body = await (request.body() if max_bytes is None else read_body(request, max_bytes))
+    value = parse_json(body)
     try:
         return model.model_validate(value)
     except ValidationError as exc:
@@ -91,19 +115,25 @@ def _bounded(text: object, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def validation_failed(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 without ``input`` and ``ctx`` (a client's own data, up to the whole body) and bounded: at most
-    ``MAX_ERRORS`` entries, each message cut to ``MAX_TEXT`` characters and each part of its loc to ``MAX_LOC``."""
-    assert isinstance(exc, RequestValidationError)
-    detail = [
+def bounded_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors without ``input`` and ``ctx`` (a client's own data, up to the whole body) and bounded: at
+    most ``MAX_ERRORS`` entries, each message cut to ``MAX_TEXT`` characters and each part of its loc to
+    ``MAX_LOC``."""
+    return [
         {
             "type": _bounded(error.get("type", "value_error")),
             "loc": [part if isinstance(part, int) else _bounded(part, MAX_LOC) for part in error.get("loc", ())][:8],
             "msg": _bounded(error.get("msg", "")),
         }
-        for error in exc.errors()[:MAX_ERRORS]
+        for error in errors[:MAX_ERRORS]
+        if isinstance(error, dict)
     ]
-    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def validation_failed(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422, its errors bounded (:func:`bounded_errors`)."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": bounded_errors(exc.errors())}, status_code=422)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
