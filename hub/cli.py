@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hub.bench.command import bench
+from hub.cli_api import register as register_api_commands
 from hub.plugin_catalog import BrokenPluginError, PluginCatalog, UnknownPlugin
 from hub.settings import HubSettings
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 cli = typer.Typer(name="hub", help="A real-time hub: one WebSocket, many live features.", no_args_is_help=True)
 cli.command()(bench)
+register_api_commands(cli)  # publish, channels, presence, history, clients, disconnect, nodes
 
 
 def _fail(message: str) -> typer.Exit:

@@ -56,7 +56,7 @@ from hub.api_models import (
     Reply,
 )
 from hub.errors import HubError
-from hub.protocol import ErrorCode, PubRequest, close_reason
+from hub.protocol import CloseCode, ErrorCode, PubRequest, close_reason
 from hub.types import JSON, Identity
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.control")
 _M = TypeVar("_M", bound=BaseModel)
 
-DISCONNECT_CODE = 4011  # hub.protocol.CloseCode.DISCONNECTED
+DISCONNECT_CODE = int(CloseCode.DISCONNECTED)
 MAX_PAGE = 1000  # the most channels, clients, members or events one call returns
 MAX_REPLIES = 100  # events a handler sends its API caller with ctx.reply, kept for the answer
 

@@ -54,6 +54,7 @@ class CloseCode(IntEnum):
     RATE_ABUSE = 4008  # kept sending past the rate limit after rate_limited errors
     SLOW_CONSUMER = 4009  # the send queue overflowed: the client does not read fast enough
     HEARTBEAT_TIMEOUT = 4010  # nothing received from the client within heartbeat_timeout
+    DISCONNECTED = 4011  # closed through the server API (POST /api/v1/disconnect), by default; reconnecting is allowed
 
 
 MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes: the 2-byte code, then the reason

@@ -1,4 +1,5 @@
-"""``hub publish``: send a notification through a hub's HTTP API (POST /api/notifications)."""
+"""``hub notify``: send a notification through a hub's HTTP API (POST /api/notifications). (``hub publish`` is the
+core's command for any channel.)"""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _describe_error(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {detail or response.reason_phrase}"
 
 
-def publish(
+def notify(
     title: Annotated[str, typer.Option(help="The notification's title (1..200 characters).")],
     user: Annotated[list[str] | None, typer.Option(help="A recipient's user id; repeat for several.")] = None,
     everyone: Annotated[bool, typer.Option("--everyone", help="Send to everyone (one broadcast).")] = False,
@@ -46,7 +47,9 @@ def publish(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Makes a retry deliver once (the same key returns the first result).")
     ] = None,
-    hub: Annotated[str, typer.Option(envvar="HUB_URL", help="The hub's base URL.")] = "http://127.0.0.1:8000",
+    hub: Annotated[
+        str, typer.Option("--server", "--hub", envvar="HUB_URL", help="The hub's base URL (--hub: its old name).")
+    ] = "http://127.0.0.1:8000",
     api_key: Annotated[
         str | None, typer.Option(envvar="HUB_API_KEY", help="An API key from the hub's HUB_API_KEYS.")
     ] = None,
@@ -105,4 +108,4 @@ def publish(
 
 
 def register(cli: typer.Typer) -> None:
-    cli.command("publish")(publish)
+    cli.command("notify", short_help="Send a notification to users or to everyone.")(notify)
