@@ -19,12 +19,14 @@ export { EditorState, Compartment, Prec } from "@codemirror/state";
 export { defaultKeymap } from "@codemirror/commands";
 export { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 export { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+export { IndexeddbPersistence, storeState } from "y-indexeddb";
 `;
 
 const bundles = [
   // draw: Fabric.js, the canvas library of the collaborative whiteboard.
   { contents: `export * from "fabric";`, outfile: "plugins/draw/static/vendor/fabric.mjs" },
-  // docedit: Yjs, y-protocols, CodeMirror 6 and its Yjs binding (see docs/client.md, "docedit").
+  // docedit: Yjs, y-protocols, CodeMirror 6 and its Yjs binding (see docs/client.md, "docedit"), and y-indexeddb
+  // for the copy kept in the browser (docs/docedit.md, "Offline").
   { contents: DOCEDIT, outfile: "plugins/docedit/static/vendor/docedit.mjs" },
 ];
 
