@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from hub.admin_http import admin_routes
 from hub.asgi_extensions import FRAME_LIMIT_EXTENSION
 from hub.connection import WebSocketEndpoint
 from hub.http_edge import install_http_edge
@@ -142,6 +143,8 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
     async def sdk() -> FileResponse:
         return FileResponse(STATIC_DIR / "hub.js", media_type="text/javascript")
 
+    if settings.admin:
+        app.include_router(admin_routes(settings, hub.authenticator))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for name, path in static_dirs.items():
         app.mount(f"/plugins/{name}", StaticFiles(directory=path), name=f"plugin-{name}")

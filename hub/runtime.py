@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from hub.admin import NAMESPACE as ADMIN_NAMESPACE
+from hub.admin import OWNER as ADMIN_OWNER
+from hub.admin import Admin
 from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, StoreRecord, open_broker
 from hub.context import check_event
@@ -22,6 +25,7 @@ from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Metrics
 from hub.operations import Revocations, revoke
+from hub.plugin_api import Hub
 from hub.plugin_catalog import PluginCatalog
 from hub.plugin_manager import PluginManager
 from hub.presence import RoomPresence
@@ -124,10 +128,17 @@ class Runtime:
         )
         # Last: a plugin's constructor may use its Hub (settings, metrics, store) at once.
         self.plugins = PluginManager(plugins, self)
-        self.router = Router(self.plugins.channels(), max_channel_length=settings.max_channel_length)
+        self.admin = Admin(self) if settings.admin else None
+        """The core's admin channel (hub/admin.py, ``HUB_ADMIN``), routed beside the plugins' channels."""
+        core = [(ADMIN_OWNER, self.admin.channel)] if self.admin is not None else []
+        self.router = Router([*self.plugins.channels(), *core], max_channel_length=settings.max_channel_length)
         self.plugin_apis = {
-            namespace: self.plugins.apis[self.router.owner(namespace)] for namespace in self.router.channels
+            namespace: self.plugins.apis[self.router.owner(namespace)]
+            for namespace in self.router.channels
+            if self.admin is None or namespace != ADMIN_NAMESPACE
         }
+        if self.admin is not None:
+            self.plugin_apis[ADMIN_NAMESPACE] = Hub(self, ADMIN_OWNER)
         """namespace -> the :class:`hub.Hub` of the plugin that owns it (``ctx.hub``)."""
         self.control = Control(self)
         """The cluster-wide operator surface (hub/control.py): the server API and the admin page use it."""
@@ -153,12 +164,16 @@ class Runtime:
         await self.authenticator.start()  # fetches the JWKS, if one is configured (a failure does not stop us)
         await self.plugins.startup()
         await self.control.start()  # in the cluster's node list, and answering its surveys
+        if self.admin is not None:
+            self.admin.start()
         await self.metrics.start()
         self.started = True
         log.info("hub started: plugins %s", ", ".join(self.plugins.names) or "none")
 
     async def stop(self) -> None:
         self.started = False
+        if self.admin is not None:
+            await self.admin.stop()
         await self.control.stop()  # out of the node list first: no survey waits for a node that is leaving
         for session in tuple(self.sessions.values()):
             session.close(CloseCode.GOING_AWAY, "The hub is shutting down.")

@@ -164,4 +164,4 @@ async def test_hello_names_plugins_and_namespaces(hub_server, hub_client):
     server = hub_server(plugins=PLUGINS)
     client = await hub_client(server, user="alice")
     assert client.hello["plugins"] == ["chat", "ticker"]
-    assert client.hello["namespaces"] == ["chat", "ticker"]
+    assert client.hello["namespaces"] == ["admin", "chat", "ticker"]  # the core's admin:* (HUB_ADMIN) too
