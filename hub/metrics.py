@@ -279,7 +279,13 @@ class _Exposition(Collector):
         metrics = self._metrics
         if metrics.workers is not None:
             return metrics.workers.merged(metrics)
-        return itertools.chain(metrics.families(), metrics.process_families(), metrics.platform_families())
+        return itertools.chain(
+            metrics.families(), (workers_gauge(1),), metrics.process_families(), metrics.platform_families()
+        )
+
+
+def workers_gauge(count: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily("hub_workers", "Processes this answer adds up (hub serve --workers; else 1).", count)
 
 
 def _bound(bound: float) -> str:

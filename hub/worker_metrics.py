@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
+
+from hub.metrics import workers_gauge
 
 if TYPE_CHECKING:
     from hub.metrics import Metrics
@@ -188,9 +190,7 @@ class WorkerMetrics:
             process_groups.append([f.labelled(str(pid)) for f in families if f.name.startswith(PER_PROCESS)])
         for family in add_up(hub_groups):
             yield family.metric()
-        yield GaugeMetricFamily(
-            "hub_workers", "Worker processes whose metrics this answer adds up (hub serve --workers).", 1 + len(others)
-        )
+        yield workers_gauge(1 + len(others))
         for family in add_up(process_groups):
             yield family.metric()
         yield from metrics.platform_families()
