@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
 from hub.lease import Lease
 from hub.listener import Listener, OnEvent
 from hub.metrics import Histogram
+from hub.settings_file import SettingsError, plugin_settings
 from hub.store import PluginStore
 from hub.types import Identity, PresenceMember
 
@@ -89,17 +90,14 @@ class Hub:
 
     def settings(self, model: type[SettingsT]) -> SettingsT:
         """The plugin's own settings: ``model`` (a pydantic-settings class, e.g. with ``env_prefix="HUB_CHAT_"``)
-        read and validated now. Call it from the plugin's constructor, never at import. A value that does not
-        validate stops the hub at start-up with one line naming the plugin and the variable."""
+        read and validated now, from ``hub serve``'s flags over its environment variables over its table of the
+        config file (``[chat]``) over its defaults. Call it from the plugin's constructor, never at import. A
+        value that does not validate stops the hub at start-up with one line naming the plugin and the
+        variable (or the file's line)."""
         try:
-            return model()
-        except ValidationError as exc:
-            prefix = str(model.model_config.get("env_prefix", "")).upper()
-            problems = "; ".join(
-                f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)
-            )
-            raise PluginSetupError(f"plugin {self.name!r}: its settings are not valid: {problems}") from None
+            return plugin_settings(model, self.name)
+        except SettingsError as exc:
+            raise PluginSetupError(f"plugin {self.name!r}: its settings are not valid: {exc}") from None
 
     # ---- publishing and following ----------------------------------------------------------------------------
 

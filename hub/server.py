@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import re
 import shutil
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -30,16 +31,11 @@ from hub.asgi_extensions import (
     SendTexts,
 )
 from hub.http_protocol import HubHTTPProtocol
+from hub.logging_config import LogFormat, formatter, redact, uvicorn_log_config
 from hub.settings import HubSettings
+from hub.settings_file import PluginLayers, plugin_layers
+from hub.startup import StartupError, StartupGuard, bind, log_listening
 from hub.worker_metrics import WorkerMetrics, prepare_workers_directory
-
-_QUERY = re.compile(r"\?[^\s\"']*")
-_BEARER = re.compile(r"(bearer[.\s])[^\s,\"']+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Drop query strings and bearer tokens (subprotocol ``bearer.<jwt>``, ``Authorization: Bearer``)."""
-    return _BEARER.sub(r"\1…", _QUERY.sub("?…", text))
 
 
 class RedactQueryFilter(logging.Filter):
@@ -85,16 +81,15 @@ class ClientWarningLimit(logging.Filter):
         return True
 
 
-def configure_hub_logging(level: str) -> None:
-    """Send the hub's own loggers (hub, hub.access, ...) to stderr in uvicorn's format."""
-    from uvicorn.logging import DefaultFormatter
-
+def configure_hub_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Send the hub's own loggers (hub, hub.access, ...) to stderr in uvicorn's format, or as JSON lines."""
     logger = logging.getLogger("hub")
-    if not any(getattr(handler, "_hub", False) for handler in logger.handlers):
+    handler = next((handler for handler in logger.handlers if getattr(handler, "_hub", False)), None)
+    if handler is None:
         handler = logging.StreamHandler()
-        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
         handler._hub = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+    handler.setFormatter(formatter(log_format, "%(levelprefix)s %(name)s: %(message)s"))
     logger.setLevel(level.upper())
     logger.propagate = False
 
@@ -313,6 +308,9 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
         "access_log": False,  # replaced by hub.app's access log, which leaves out query strings
         "lifespan": "on",
     }
+    log_config = uvicorn_log_config(settings.log_format)
+    if log_config is not None:
+        options["log_config"] = log_config
     options.update(overrides)
     config = uvicorn.Config(app, **options)
     config.hub_handshake_timeout = settings.handshake_timeout  # type: ignore[attr-defined]
@@ -331,6 +329,7 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
 
 
 SETTINGS_ENV = "HUB_SETTINGS_JSON"
+PLUGIN_SETTINGS_ENV = "HUB_PLUGIN_SETTINGS_JSON"  # the config file's plugin tables and --set flags (settings_file.py)
 
 
 def app_from_environment() -> Any:
@@ -338,32 +337,82 @@ def app_from_environment() -> Any:
     from hub.app import create_app
 
     settings = HubSettings.model_validate_json(os.environ[SETTINGS_ENV])
-    configure_hub_logging(settings.log_level)
+    configure_hub_logging(settings.log_level, settings.log_format)
     install_log_redaction()
-    app = create_app(settings)
+    plugins = PluginLayers.from_json(json.loads(os.environ.get(PLUGIN_SETTINGS_ENV) or "{}"))
+    with plugin_layers(plugins):  # plugins read their settings while the app is built
+        app = create_app(settings)
     # one /metrics for all the workers, through the directory serve() made (hub/worker_metrics.py)
     app.state.hub.metrics.workers = WorkerMetrics.for_worker(settings.data_dir, settings.metrics_interval)
     return app
 
 
-def serve(settings: HubSettings, *, workers: int = 1) -> None:
-    """Run the hub in this process, or in ``workers`` processes sharing one listening socket."""
-    if workers == 1:
-        from hub.app import create_app
+def serve(
+    settings: HubSettings,
+    *,
+    workers: int = 1,
+    plugins: PluginLayers | None = None,
+    warnings: Sequence[str] = (),
+) -> None:
+    """Run the hub in this process, or in ``workers`` processes sharing its listening sockets. The sockets are
+    bound first: a port in use raises :class:`StartupError` before anything has started, as does an outage
+    that stops the application's start-up. ``plugins``: the config file's plugin tables and ``--set`` flags;
+    ``warnings``: logged once logging is set up (unknown ``HUB_*`` variables)."""
+    plugins = plugins or PluginLayers()
+    sockets = bind(settings.host, settings.port)
+    try:
+        if workers == 1:
+            _serve_here(settings, plugins, warnings, sockets)
+        else:
+            _serve_workers(settings, plugins, warnings, sockets, workers)
+    finally:
+        for sock in sockets:
+            sock.close()
 
-        config = uvicorn_config(create_app(settings), settings)
-        configure_hub_logging(settings.log_level)
-        install_log_redaction()
-        uvicorn.Server(config).run()
-        return
+
+def _log_setup(settings: HubSettings, warnings: Sequence[str], sockets: list[socket.socket]) -> None:
+    configure_hub_logging(settings.log_level, settings.log_format)
+    install_log_redaction()
+    for warning in warnings:
+        logging.getLogger("hub.config").warning("%s", warning)
+    log_listening(sockets)
+
+
+def _serve_here(
+    settings: HubSettings, plugins: PluginLayers, warnings: Sequence[str], sockets: list[socket.socket]
+) -> None:
+    from hub.app import create_app
+
+    with plugin_layers(plugins):
+        guard = StartupGuard(create_app(settings))
+        config = uvicorn_config(guard, settings)
+        _log_setup(settings, warnings, sockets)
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=sockets)
+        except SystemExit:
+            if guard.failure is None:
+                raise
+        if guard.failure is not None:
+            raise StartupError(f"the hub could not start: {guard.failure}")
+
+
+def _serve_workers(
+    settings: HubSettings,
+    plugins: PluginLayers,
+    warnings: Sequence[str],
+    sockets: list[socket.socket],
+    workers: int,
+) -> None:
     from uvicorn.supervisors import Multiprocess
 
     settings.resolved_secret()  # generate it once here, not once per worker
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[PLUGIN_SETTINGS_ENV] = json.dumps(plugins.to_json(), default=str)
     config = uvicorn_config("hub.server:app_from_environment", settings, factory=True, workers=workers)
-    install_log_redaction()
+    _log_setup(settings, warnings, sockets)
     metrics_directory = prepare_workers_directory(settings.data_dir)
     try:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=sockets).run()
     finally:
         shutil.rmtree(metrics_directory, ignore_errors=True)

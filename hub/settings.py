@@ -1,4 +1,4 @@
-"""HubSettings: every knob of the hub, read from HUB_* environment variables; CLI flags override them."""
+"""HubSettings: every knob of the hub, from the config file, HUB_* environment variables and flags (hub/config.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,34 @@ import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "trace")
+URL_SCHEMES = {
+    "redis_url": ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
+    "broker_url": ("memory", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
+    "store_url": ("sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
+}
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why a backend URL cannot be used (None: it looks usable): its scheme, its port, its host."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or "://" not in url:
+        return f"should be a URL starting with {', '.join(f'{scheme}://' for scheme in schemes)}"
+    try:
+        parts.port  # noqa: B018 -- parsing it is the check
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.scheme.startswith(("redis", "rediss")) and not parts.hostname:
+        return "names no host (redis://host:port/db)"
+    if parts.scheme == "unix" and not parts.path:
+        return "names no socket path (unix:///path/to/redis.sock)"
+    return None
 
 
 class HubSettings(BaseSettings):
@@ -20,7 +45,8 @@ class HubSettings(BaseSettings):
     # serving
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: str = "info"  # debug, info, warning, error, critical (trace: uvicorn's, below debug)
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (docs/operations.md, "Logging")
     plugins: Annotated[list[str] | None, NoDecode] = None  # None: every installed plugin
     data_dir: Path = Path(".hub")
     redis_url: str | None = None  # moves both broker and store to this Redis unless they are set on their own
@@ -92,6 +118,22 @@ class HubSettings(BaseSettings):
     admin_interval: float = Field(default=1.0, gt=0)  # seconds between a node's admin.stats while an admin watches
     admin_token_ttl: float = Field(default=3600.0, gt=0)  # lifetime of the socket token /admin/login gives an API key
     admin_list_limit: int = Field(default=100, ge=1, le=10_000)  # clients and channels per node in one admin.stats
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_log_level(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() not in LOG_LEVELS:
+            raise PydanticCustomError("log_level", "should be one of " + ", ".join(LOG_LEVELS))
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("redis_url", "broker_url", "store_url", mode="before")
+    @classmethod
+    def _usable_url(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and value:
+            problem = url_problem(value, URL_SCHEMES[info.field_name or ""])
+            if problem:
+                raise PydanticCustomError("url", problem)
+        return value
 
     @field_validator("plugins", "allowed_origins", "api_keys", "jwt_algorithms", "jwt_audience", mode="before")
     @classmethod

@@ -24,7 +24,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Replaces the real server: a test that reaches it records the call instead of binding a port."""
     calls: list[object] = []
 
-    def record(settings: object, *, workers: int = 1) -> None:
+    def record(settings: object, *, workers: int = 1, **options: object) -> None:
         calls.append(settings)
 
     monkeypatch.setattr(hub.server, "serve", record)
@@ -56,24 +56,42 @@ def test_unusable_token_settings_are_a_one_line_error(
     assert served == []
 
 
-def test_redis_flag_moves_broker_and_store(served: list[object]) -> None:
-    result = CliRunner().invoke(cli, ["serve", "--redis", "redis://127.0.0.1:1/0"])
+def test_redis_flag_moves_broker_and_store(served: list[object], redis_url: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--redis", redis_url])  # reachable: serve checks before it starts
     assert result.exit_code == 0, result.output
     [settings] = served
-    assert settings.resolved_broker_url() == "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
-    assert settings.resolved_store_url() == "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
+    assert settings.resolved_broker_url() == redis_url  # type: ignore[attr-defined]
+    assert settings.resolved_store_url() == redis_url  # type: ignore[attr-defined]
 
 
 def test_plugins_lists_channels_and_message_types() -> None:
-    result = CliRunner().invoke(cli, ["plugins"])
+    import json
+
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
-    [header, *rows] = result.output.splitlines()
-    assert header.split()[:2] == ["PLUGIN", "CHANNELS"]
-    [chat] = [row for row in rows if row.split()[0] == "chat"]
-    assert "chat:*" in chat.split()
-    assert "chat.send" in chat
-    assert "chat.posted" in chat
-    assert "chat.joined" in chat  # presence events are listed too
+    plugins = {plugin["name"]: plugin for plugin in json.loads(result.stdout)["plugins"]}
+    [chat] = plugins["chat"]["channels"]
+    assert chat["channel"] == "chat:*"
+    assert "chat.send" in chat["messages"]
+    assert "chat.posted" in chat["events"]
+    assert "chat.joined" in chat["events"]  # presence events are listed too
+    assert plugins["chat"]["broken"] is None
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_plugins_wraps_at_the_terminal_width(columns: int) -> None:
+    result = CliRunner().invoke(cli, ["plugins"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    at = lines.index("chat  chat:*")
+    end = next(index for index in range(at + 1, len(lines)) if not lines[index].startswith(" "))
+    block = lines[at + 1 : end]  # the chat channel's lines, wrapped
+    assert block[0].startswith("  in:  chat.delete, chat.edit")
+    [out] = [index for index, line in enumerate(block) if line.startswith("  out: ")]
+    assert "chat.send" in " ".join(block[:out])
+    assert "chat.joined" in " ".join(block[out:])
+    assert all(line.startswith("       ") for line in block[1:out] + block[out + 1 :])  # continuation lines
 
 
 def test_serve_refuses_an_unknown_plugin_before_serving(served: list[object]) -> None:
