@@ -316,16 +316,20 @@ class RedisPubSub:
         return Recovery(True, position, tuple(fields[b"f"].decode() for _id, fields in entries))
 
     async def history(self, channel: str, history: HistoryPolicy, *, since: int | None, limit: int) -> HistoryPage:
-        """The position, then one XRANGE (after ``since``) or XREVRANGE (the latest) with COUNT ``limit``."""
+        """The position, then one XRANGE (after ``since``) or XREVRANGE (the latest) with COUNT ``limit``. The window
+        is the last ``history.size`` offsets, as for :meth:`recover` (an approximate MAXLEN may keep a few more)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         position = await self.position(channel, history)
         key = self._key(channel, "stream")
+        oldest = max(1, position.offset - history.size + 1)
         if since is None:
-            entries = await self.connection.call(self._redis.xrevrange(key, "+", "-", count=limit))
+            count = min(limit, history.size)
+            entries = await self.connection.call(self._redis.xrevrange(key, "+", f"{oldest}-1", count=count))
             entries.reverse()
         else:
-            entries = await self.connection.call(self._redis.xrange(key, f"{since + 1}-1", "+", count=limit))
+            first = max(since + 1, oldest)
+            entries = await self.connection.call(self._redis.xrange(key, f"{first}-1", "+", count=limit))
         frames = tuple(
             (int(entry_id.decode().partition("-")[0]), fields[b"f"].decode()) for entry_id, fields in entries
         )
