@@ -4,10 +4,12 @@ closes. Counts are totals since the node started: the page turns two consecutive
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import operator
 import os
 import socket
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -122,12 +124,14 @@ def _live_channels(session: Session) -> list[str]:
 def node_stats(node: StatsSource, started_at: float) -> NodeStats:
     """The node's stats now: one pass over its sessions, the lists cut to ``admin_list_limit``."""
     limit = node.settings.admin_list_limit
-    channels: Counter[str] = Counter()
-    sessions = sorted(node.sessions.values(), key=lambda session: session.connected_at)
-    for session in sessions:
-        channels.update(_live_channels(session))
+    channels: dict[str, int] = {}
+    for session in node.sessions.values():
+        for channel, held in session.subscriptions.items():
+            if held is None:
+                channels[channel] = channels.get(channel, 0) + 1
     clients = []
-    for session in sessions[:limit]:
+    # The node adds a session when it connects and never moves it: the dict is in connection order already.
+    for session in itertools.islice(node.sessions.values(), limit):
         identity = session.identity
         clients.append(
             ClientInfo(
@@ -149,10 +153,13 @@ def node_stats(node: StatsSource, started_at: float) -> NodeStats:
         at=time.time(),
         started_at=started_at,
         interval=node.settings.admin_interval,
-        connections=len(sessions),
+        connections=len(node.sessions),
         clients=clients,
         channel_count=len(channels),
-        channels=[ChannelInfo(channel=name, subscribers=count) for name, count in channels.most_common(limit)],
+        channels=[
+            ChannelInfo(channel=name, subscribers=count)
+            for name, count in heapq.nlargest(limit, channels.items(), key=operator.itemgetter(1))
+        ],
         messages_in=_counts(metrics.messages_in),
         events_out=_counts(metrics.events_out),
         errors=_counts(metrics.errors),

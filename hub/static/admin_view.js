@@ -13,13 +13,14 @@ export const CLOSE_CODES = {
   1001: "going away",
   1009: "frame too large",
   1011: "internal error",
+  1012: "service restart",
   4001: "auth failed",
   4002: "auth timeout",
   4003: "token expired",
   4008: "rate abuse",
   4009: "slow consumer",
   4010: "heartbeat timeout",
-  4011: "closed by an operator",
+  4011: "disconnected",
 };
 
 const MAX_EVENTS = 50;
