@@ -150,15 +150,16 @@ class WorkerMetrics:
             except OSError as exc:
                 log.warning("could not retire dead workers' metrics in %s: %s", self.directory, exc)
 
-    def write(self) -> None:
-        """Replace this worker's snapshot with its metrics now."""
-        if self._metrics is None:
-            return
-        families = [Family.of(m).as_json() for m in (*self._metrics.families(), *self._metrics.process_families())]
+    def write(self, families: list[Family] | None = None) -> None:
+        """Replace this worker's snapshot with its metrics now (or with ``families``, read from them just now)."""
+        if families is None:
+            if self._metrics is None:
+                return
+            families = [Family.of(m) for m in (*self._metrics.families(), *self._metrics.process_families())]
         path = self.directory / f"{self.pid}.json"
         staging = self.directory / f".{self.pid}.json.tmp"
         try:
-            staging.write_text(json.dumps({"pid": self.pid, "families": families}))
+            staging.write_text(json.dumps({"pid": self.pid, "families": [f.as_json() for f in families]}))
             os.replace(staging, path)
         except OSError as exc:
             if not self._failing:
@@ -173,7 +174,11 @@ class WorkerMetrics:
         """What /metrics shows: every live worker's hub metrics summed (with the dead workers' retired counters),
         each worker's process metrics labelled with its pid, ``hub_workers``, and ``python_info``."""
         own = [Family.of(m) for m in metrics.families()]
-        own_process = [Family.of(m).labelled(str(self.pid)) for m in metrics.process_families()]
+        process = [Family.of(m) for m in metrics.process_families()]
+        # Written first, so the totals never go back from one answer to the next, whichever worker gives them: a
+        # later answer by another worker reads this snapshot or a newer one, never an older one.
+        self.write([*own, *process])
+        own_process = [family.labelled(str(self.pid)) for family in process]
         others: dict[int, list[Family]] = {}
         retired: list[Family] = []
         try:

@@ -66,6 +66,31 @@ async def test_a_scrape_adds_up_the_live_workers(tmp_path: Path, other_worker: s
     assert sum(1 for name, _ in found if name == "python_info") == 1
 
 
+async def test_the_totals_never_go_back_whichever_worker_answers(
+    tmp_path: Path, other_worker: subprocess.Popen[bytes]
+) -> None:
+    directory = tmp_path / "workers"
+    directory.mkdir()
+    one, two = worker(directory, os.getpid(), 5, 1.0), worker(directory, other_worker.pid, 7, 2.0)
+    for metrics in (one, two):
+        assert metrics.workers is not None
+        await metrics.workers.start(metrics)  # a snapshot each; no later one within the test (interval 1 s)
+    try:
+        last = 0.0
+        for step in range(6):
+            answering, other = (one, two) if step % 2 == 0 else (two, one)
+            answering.frames_received += 10
+            other.frames_received += 10  # not in any snapshot yet: the answer cannot show it
+            total = scrape(answering)[("hub_frames_received_total", frozenset())]
+            assert total >= last
+            last = total
+        assert last == 5 + 7 + 120 - 10  # all but the last increment of the worker that did not answer
+    finally:
+        for metrics in (one, two):
+            assert metrics.workers is not None
+            await metrics.workers.stop()
+
+
 async def test_a_dead_workers_counters_stay_and_its_gauges_go(
     tmp_path: Path, other_worker: subprocess.Popen[bytes]
 ) -> None:
@@ -85,7 +110,8 @@ async def test_a_dead_workers_counters_stay_and_its_gauges_go(
         assert found[("hub_workers", frozenset())] == 1
         assert not any(name.startswith("process_") and ("worker", str(other_worker.pid)) in labels
                        for name, labels in found)  # fmt: skip
-    assert sorted(path.name for path in directory.iterdir() if not path.name.startswith(".")) == [RETIRED]
+    files = sorted(path.name for path in directory.iterdir() if not path.name.startswith("."))
+    assert files == sorted([f"{os.getpid()}.json", RETIRED])  # the answering worker's own snapshot, written then
 
 
 def test_an_unreadable_snapshot_is_left_out(tmp_path: Path, other_worker: subprocess.Popen[bytes]) -> None:
