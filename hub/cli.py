@@ -450,7 +450,6 @@ def token(
 
 
 cli.command(short_help="Measure a hub: fan-out throughput, latency, loss, CPU and memory.")(bench)
-register_api_commands(cli)  # publish, channels, presence, history, clients, disconnect, nodes
 
 
 # ---- the program -------------------------------------------------------------------------------------------
