@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from hub.admin_messages import ChannelDetails, ChannelQuery, Kick, Kicked, Publish, Published
@@ -57,6 +58,10 @@ class AdminNode(StatsSource, Protocol):
     control: Control
 
     async def interest(self, channel: str) -> int: ...
+
+    def revoke(
+        self, channel: str, who: Callable[[Identity], bool], *, code: str = "forbidden", msg: str | None = None
+    ) -> int: ...
 
     async def publish(
         self, channel: str, event_type: str, data: BaseModel, *, ephemeral: bool = False
@@ -107,11 +112,19 @@ class Admin:
             await asyncio.sleep(interval)  # a period, not a wait for something: nothing to await instead
             try:
                 if await self._node.interest(OVERVIEW):  # some node has an admin watching
+                    self._drop_non_admins()
                     await self._node.publish(OVERVIEW, "admin.stats", self.stats(), ephemeral=True)
             except (BrokerUnavailable, StoreUnavailable) as exc:
                 log.warning("admin stats not published: %s", exc)
             except Exception:  # one bad round must not end the ticker (task boundary)
                 log.exception("admin stats failed")
+
+    def _drop_non_admins(self) -> None:
+        """End the subscriptions of this node's connections that lost the scope since they subscribed (an
+        ``auth`` with another token of the same user): the policy only runs when a request comes in."""
+        self._node.revoke(
+            OVERVIEW, lambda identity: not is_admin(identity), msg="This connection no longer has the admin scope."
+        )
 
     # ---- the channel -------------------------------------------------------------------------------------
 

@@ -244,3 +244,20 @@ async def test_channel_details_show_subscribers_presence_and_last_events(server,
         with pytest.raises(ReplyError) as refused:
             await admin.pub(OVERVIEW, "admin.channel", message)
         assert refused.value.code == code
+
+
+async def test_a_connection_that_loses_the_scope_loses_the_channel(server, hub_client):
+    admin = await admin_client(hub_client, server)
+    await admin.sub(OVERVIEW)
+    await admin.next_event(OVERVIEW, "admin.stats")
+    # the same user, another token without the scope: auth accepts it and keeps the subscriptions ...
+    await admin.call({"op": "auth", "token": server.token("root", name="Root")})
+    # ... and the node's next report ends this one first
+    notice = await admin.next_unsolicited()
+    assert (notice["op"], notice["ch"], notice["code"]) == ("unsub", OVERVIEW, "forbidden")
+    while not admin.events.empty():  # reports sent before the notice
+        admin.events.get_nowait()
+    await admin.no_event(wait=5 * FAST["admin_interval"])
+    with pytest.raises(ReplyError) as refused:
+        await admin.pub(OVERVIEW, "admin.kick", {"user": "anyone"})
+    assert refused.value.code == "forbidden"
