@@ -3,12 +3,16 @@ operator's kick, publish and channel details act through the same checks as any 
 
 from __future__ import annotations
 
+import os
 import time
 
+import orjson
 import pytest
 
 import hub_realtime_plugins.chat
 from hub.testing import HubClient, HubServer, ReplyError, wait_until
+from tests.e2e import ticker_plugin
+from tests.e2e.test_abuse import RawSocket
 
 OVERVIEW = "admin:overview"
 CHAT = {"chat": hub_realtime_plugins.chat.Chat}
@@ -261,3 +265,41 @@ async def test_a_connection_that_loses_the_scope_loses_the_channel(server, hub_c
     with pytest.raises(ReplyError) as refused:
         await admin.pub(OVERVIEW, "admin.kick", {"user": "anyone"})
     assert refused.value.code == "forbidden"
+
+
+async def test_a_slow_consumer_shows_among_the_closes(hub_server, hub_client):
+    server = hub_server(
+        plugins={**CHAT, "ticker": ticker_plugin.Ticker},
+        send_queue_max_frames=24,
+        rate_limit=100_000,
+        rate_burst=100_000,
+        heartbeat_interval=30.0,  # no pings in the way of the flood
+        heartbeat_timeout=60.0,
+        close_timeout=0.2,  # the slow socket cannot take its close frame: dropped after this
+        **FAST,
+    )
+    hub = server.app.state.hub
+    channel = f"ticker:flood{os.urandom(4).hex()}"
+    admin = await admin_client(hub_client, server)
+    await admin.sub(OVERVIEW)
+    publisher = await hub_client(server, user="publisher")
+    known = set(hub.sessions)
+    slow = await RawSocket.connect(server.port, rcvbuf=4096)  # reads nothing after its handshake
+    try:
+        await slow.handshake(server.port)
+        await slow.send_text(orjson.dumps({"op": "sub", "ch": channel, "id": 1}).decode())
+        await wait_until(lambda: hub.fanout.subscriber_count(channel) == 1, what="the slow socket subscribed")
+        [slow_id] = set(hub.sessions) - known
+        for _ in range(2000):
+            await publisher.pub(channel, "ticker.burst", {"count": 8, "size": 2000})
+            if slow_id not in hub.sessions or hub.sessions[slow_id].close_code is not None:
+                break
+
+        async def reported() -> bool:
+            stats = (await admin.next_event(OVERVIEW, "admin.stats"))["data"]
+            closes = [(c["code"], c["client"]) for c in stats["recent_closes"]]
+            return stats["closes"].get("4009") == 1 and (4009, slow_id) in closes
+
+        await wait_until(reported, what="the slow consumer's close in the stats")
+    finally:
+        slow.close()
