@@ -10,6 +10,8 @@ import orjson
 import pytest
 
 import hub_realtime_plugins.chat
+from hub import Channel, Plugin, hookimpl
+from hub.router import DuplicateNamespace
 from hub.testing import HubClient, HubServer, ReplyError, wait_until
 from tests.e2e import ticker_plugin
 from tests.e2e.test_abuse import RawSocket
@@ -303,3 +305,18 @@ async def test_a_slow_consumer_shows_among_the_closes(hub_server, hub_client):
         await wait_until(reported, what="the slow consumer's close in the stats")
     finally:
         slow.close()
+
+
+class AdminLookalike(Plugin):
+    """A plugin that wants the admin namespace for itself."""
+
+    @hookimpl
+    def hub_channels(self) -> list[Channel]:
+        return [Channel("admin")]
+
+
+def test_the_admin_namespace_is_the_cores_while_admin_is_on(hub_server):
+    with pytest.raises(DuplicateNamespace, match="'admin' is declared by both 'lookalike' and 'hub'"):
+        hub_server(plugins={"lookalike": AdminLookalike})
+    server = hub_server(plugins={"lookalike": AdminLookalike}, admin=False)
+    assert server.app.state.hub.router.owner("admin") == "lookalike"
