@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,3 +186,29 @@ def test_schema_of_an_unknown_plugin_is_a_one_line_error() -> None:
     result = CliRunner().invoke(cli, ["schema", "--plugins", "nope"])
     assert result.exit_code == 2
     assert "unknown plugin 'nope'" in result.output
+
+
+def test_publish_takes_any_channel_and_notify_sends_notifications() -> None:
+    """``hub publish CHANNEL TYPE [DATA]`` is the core's (the server API; --server is the hub), and the notifications
+    plugin's command is ``hub notify``: as the installed ``hub`` command shows them (plugins' commands come in
+    main()). Both against a real hub: tests/test_cli_api.py."""
+
+    def hub_command(*args: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", "from hub.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    listed = [
+        line.split()[0] for line in hub_command("--help").split("Commands:")[1].splitlines() if line[2:3].isalpha()
+    ]
+    assert listed.count("publish") == 1
+    assert {"notify", "channels", "presence", "history", "clients", "disconnect", "nodes"} <= set(listed)
+    usage = hub_command("publish", "--help")
+    assert all(word in usage for word in ("CHANNEL", "TYPE", "DATA", "--server", "--api-key", "--idempotency-key"))
+    notify = hub_command("notify", "--help")
+    assert all(word in notify for word in ("--title", "--user", "--everyone", "--server", "--hub"))
