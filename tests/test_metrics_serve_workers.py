@@ -91,8 +91,9 @@ async def ready(url: str) -> bool:
 
 async def test_every_worker_answers_with_the_sum_of_both(workers: tuple[subprocess.Popen[bytes], str, Path]) -> None:
     _process, url, directory = workers
-    await wait_until(lambda: ready(url), timeout=20, what="the workers ready")
-    await wait_until(lambda: len(snapshot_counts(directory)) == 2, what="two workers' snapshots")
+    # generous bounds (not sleeps): the workers start and restart as new processes, on a shared machine
+    await wait_until(lambda: ready(url), timeout=60, what="the workers ready")
+    await wait_until(lambda: len(snapshot_counts(directory)) == 2, timeout=60, what="two workers' snapshots")
 
     clients: list[HubClient] = []
     try:
@@ -103,7 +104,11 @@ async def test_every_worker_answers_with_the_sum_of_both(workers: tuple[subproce
                 await client.pub("chat:workers", "chat.send", {"text": "hi"})
                 clients.append(client)
             sent = len(clients)
-            await wait_until(lambda: sum(snapshot_counts(directory).values()) == sent, what="the snapshots")  # noqa: B023
+            await wait_until(
+                lambda: sum(snapshot_counts(directory).values()) == sent,  # noqa: B023
+                timeout=30,
+                what="the snapshots",
+            )
             per_worker = snapshot_counts(directory)
             if all(per_worker.values()):
                 break
@@ -133,7 +138,7 @@ async def test_every_worker_answers_with_the_sum_of_both(workers: tuple[subproce
             live = snapshot_counts(directory)
             return doomed not in live and len(live) == 2 and (await scrape(url))[1][("hub_workers", frozenset())] == 2
 
-        await wait_until(replaced, timeout=20, what="the killed worker retired and replaced")
+        await wait_until(replaced, timeout=60, what="the killed worker retired and replaced")
         survivors = sent - int(per_worker[doomed])
         for _ in range(10):
             _worker, found = await scrape(url)
