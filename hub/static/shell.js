@@ -6,6 +6,8 @@
  * `mount(root: HTMLElement, hub: Hub, ctx: {me, info, name, baseUrl})`, which may return a cleanup function
  * (or a Promise of one). Panels share the page's single Hub; they never open sockets of their own.
  *
+ * On a narrow screen the panels are tabs (`#panel-tabs`), one shown at a time; the choice is remembered.
+ *
  * A token may be given in the URL fragment (`/#token=<jwt>`; the fragment never reaches the server's
  * logs); without one the page connects as a guest.
  */
@@ -17,6 +19,11 @@ const rttEl = document.getElementById("hub-rtt");
 const meEl = document.getElementById("hub-me");
 const panelsEl = document.getElementById("panels");
 const pluginsEl = document.getElementById("hub-plugins");
+const tabsEl = document.getElementById("panel-tabs");
+
+const CURRENT_PANEL_KEY = "hub.shell.panel";
+/** Below this width the panels are tabs (the same query as shell.css). */
+const NARROW = matchMedia("(max-width: 640px)");
 
 /** @returns {string | null} the `token` parameter of the URL fragment */
 function tokenFromFragment() {
@@ -25,8 +32,8 @@ function tokenFromFragment() {
 }
 
 const hub = connect({ token: tokenFromFragment() });
-/** For the browser console and the tests: the page's one connection and its panels. */
-const shell = { hub, panels: new Map() };
+/** For the browser console and the tests: the page's one connection, its panels and the tab shown on a phone. */
+const shell = { hub, panels: new Map(), current: null };
 globalThis.hubShell = shell;
 
 function showState(state) {
@@ -78,10 +85,11 @@ async function fetchInfo() {
   }
 }
 
-/** One `<section>` for a panel, with its title bar and the element its mount() owns. */
+/** One `<section>` for a panel, with its title bar and the element its mount() owns, and its tab. */
 function panelFrame(name) {
   const section = document.createElement("section");
   section.className = "panel";
+  section.id = `panel-${name}`;
   section.dataset.plugin = name;
   section.dataset.status = "loading";
   const title = document.createElement("header");
@@ -92,8 +100,74 @@ function panelFrame(name) {
   const body = document.createElement("div");
   body.className = "panel-body";
   section.append(title, body);
-  return { section, body };
+  const tab = document.createElement("button");
+  tab.type = "button";
+  tab.className = "panel-tab";
+  tab.id = `panel-tab-${name}`;
+  tab.dataset.plugin = name;
+  tab.textContent = name;
+  tab.setAttribute("role", "tab");
+  tab.setAttribute("aria-controls", section.id);
+  tab.addEventListener("click", () => showPanel(name));
+  return { section, body, tab };
 }
+
+// ---- tabs on a phone ----------------------------------------------------------------------------------
+
+function loadCurrentPanel() {
+  try {
+    return localStorage.getItem(CURRENT_PANEL_KEY);
+  } catch {
+    return null; // storage unavailable
+  }
+}
+
+/** Show this panel's tab (on a phone, the only panel shown), and remember the choice. */
+function showPanel(name, { focus = false } = {}) {
+  if (!shell.panels.has(name)) return;
+  for (const entry of shell.panels.values()) {
+    const current = entry.name === name;
+    entry.section.classList.toggle("is-current", current);
+    entry.tab.setAttribute("aria-selected", String(current));
+    entry.tab.tabIndex = current ? 0 : -1;
+    if (current && focus) entry.tab.focus();
+  }
+  shell.current = panelsEl.dataset.current = name;
+  try {
+    localStorage.setItem(CURRENT_PANEL_KEY, name);
+  } catch {
+    // storage unavailable (private mode): the choice lasts as long as the page
+  }
+}
+
+/** Tab semantics only while the panels are tabs: on a wide screen they are a grid of regions. */
+function applyTabRoles() {
+  for (const entry of shell.panels.values()) {
+    if (NARROW.matches) {
+      entry.section.setAttribute("role", "tabpanel");
+      entry.section.setAttribute("aria-labelledby", entry.tab.id);
+    } else {
+      entry.section.removeAttribute("role");
+      entry.section.removeAttribute("aria-labelledby");
+    }
+  }
+}
+
+// the arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern)
+tabsEl.addEventListener("keydown", (event) => {
+  const names = [...shell.panels.keys()];
+  const at = names.indexOf(shell.current);
+  const next = {
+    ArrowRight: names[(at + 1) % names.length],
+    ArrowLeft: names[(at - 1 + names.length) % names.length],
+    Home: names[0],
+    End: names[names.length - 1],
+  }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  showPanel(next, { focus: true });
+});
+NARROW.addEventListener("change", applyTabRoles);
 
 function showPanelError(section, body, name, error) {
   section.dataset.status = "error";
@@ -105,9 +179,10 @@ function showPanelError(section, body, name, error) {
 }
 
 async function mountPanel(name, url, info) {
-  const { section, body } = panelFrame(name);
+  const { section, body, tab } = panelFrame(name);
   panelsEl.append(section);
-  const entry = { name, url, section, cleanup: null, status: "loading" };
+  tabsEl.append(tab);
+  const entry = { name, url, section, tab, cleanup: null, status: "loading" };
   shell.panels.set(name, entry);
   try {
     const module = await import(url);
@@ -134,7 +209,15 @@ async function main() {
     empty.textContent = "No enabled plugin has a panel.";
     panelsEl.append(empty);
   }
-  await Promise.all(panels.map(([name, url]) => mountPanel(name, url, info)));
+  const mounted = Promise.all(panels.map(([name, url]) => mountPanel(name, url, info)));
+  if (panels.length > 1) {
+    const saved = loadCurrentPanel();
+    showPanel(shell.panels.has(saved) ? saved : panels[0][0]);
+    applyTabRoles();
+    panelsEl.dataset.tabbed = "";
+    tabsEl.hidden = false;
+  }
+  await mounted;
   panelsEl.dataset.status = "ready";
 }
 

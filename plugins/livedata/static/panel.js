@@ -106,7 +106,7 @@ export default async function mount(root, hub, _ctx) {
         h("th", { scope: "col" }, "Symbol"),
         h("th", { scope: "col", class: "num" }, "Price"),
         h("th", { scope: "col", class: "num" }, "Change"),
-        h("th", { scope: "col" }, "Recent"),
+        h("th", { scope: "col", class: "livedata-spark-cell" }, "Recent"), // hidden with its cells when narrow
         h("th", { scope: "col" }, h("span", { class: "livedata-sr" }, "Follow")),
       ),
     ),

@@ -1,7 +1,7 @@
 /**
  * The notifications panel for the demo shell: a bell with the unread count, the list (newest first, unread
  * highlighted, level colour, relative time; click or Enter marks one read; "Mark all read"), and a form that
- * sends a test notification.
+ * sends a test notification and says who will receive it (a guest: only itself).
  *
  * Panel contract (docs/client.md): `mount(root, hub, ctx)`. Channels and messages are those of
  * plugins/notifications (docs/notifications.md): it follows `notifications:<me>` (its snapshot is
@@ -90,7 +90,12 @@ export default function mount(root, hub, ctx) {
     usersInput,
     audience("everyone", "everyone"),
   );
-  const sendButton = h("button", { type: "submit", class: "ntf-send" }, "Send test notification");
+  const recipients = h("p", { class: "ntf-recipients", id: `ntf-recipients-${idSuffix}`, "aria-live": "polite" });
+  const sendButton = h(
+    "button",
+    { type: "submit", class: "ntf-send", "aria-describedby": recipients.id },
+    "Send test notification",
+  );
   const formStatus = h("span", { class: "ntf-form-status", role: "status" });
   const form = h(
     "form",
@@ -100,6 +105,7 @@ export default function mount(root, hub, ctx) {
     h("div", { class: "ntf-row" }, field("Level", levelSelect), field("Expires", ttlSelect)),
     field("Link", urlInput),
     audienceGroup,
+    recipients,
     h("div", { class: "ntf-row" }, sendButton, formStatus),
   );
 
@@ -112,6 +118,31 @@ export default function mount(root, hub, ctx) {
     form,
   );
   root.replaceChildren(container);
+
+  // ---- who receives it ----------------------------------------------------------------------------------
+  const selectedAudience = () => form.querySelector(`input[name="ntf-to-${idSuffix}"]:checked`)?.value ?? "me";
+  const listedUsers = () => usersInput.value.split(/[\s,]+/).filter(Boolean);
+  usersInput.addEventListener("focus", () => {
+    form.querySelector(`input[name="ntf-to-${idSuffix}"][value="users"]`).checked = true;
+    renderRecipients();
+  });
+
+  /** Say who the test notification goes to: a guest's, like one "to me", goes only to the sender. */
+  function renderRecipients() {
+    const me = hub.me;
+    const you = me ? `only you (${me.name})` : "only you";
+    const to = me?.anonymous ? "me" : selectedAudience();
+    const users = listedUsers();
+    let text = `To: ${you}.`;
+    if (me?.anonymous) text = `To: ${you}. A guest can send test notifications only to itself.`;
+    else if (to === "everyone") text = "To: everyone, guests included (needs the 'publish' scope).";
+    else if (to === "users" && users.length && !(users.length === 1 && users[0] === me?.user)) {
+      text = `To: ${users.join(", ")} (needs the 'publish' scope).`;
+    } else if (to === "users" && !users.length) text = "To: the users you list (needs the 'publish' scope).";
+    recipients.textContent = text;
+  }
+  form.addEventListener("change", renderRecipients);
+  usersInput.addEventListener("input", renderRecipients);
 
   // ---- state --------------------------------------------------------------------------------------------
   /** @type {Map<string, {n: any, el: HTMLElement}>} id -> notification and its element */
@@ -277,6 +308,7 @@ export default function mount(root, hub, ctx) {
   // ---- subscriptions ------------------------------------------------------------------------------------
   /** Follow the current user's channel; a new identity (hub.auth) means another channel. */
   function follow() {
+    renderRecipients(); // a new identity may be a guest, or have another name
     const me = hub.me?.user;
     if (!me || `notifications:${me}` === channel) return;
     if (unsubscribePersonal) unsubscribePersonal().catch(() => {});
@@ -304,11 +336,6 @@ export default function mount(root, hub, ctx) {
   }, TICK_MS);
 
   // ---- the test form ------------------------------------------------------------------------------------
-  const selectedAudience = () => form.querySelector(`input[name="ntf-to-${idSuffix}"]:checked`)?.value ?? "me";
-  usersInput.addEventListener("focus", () => {
-    form.querySelector(`input[name="ntf-to-${idSuffix}"][value="users"]`).checked = true;
-  });
-
   function formStatusText(text) {
     formStatus.textContent = text;
     clearTimeout(statusTimer);
@@ -329,7 +356,7 @@ export default function mount(root, hub, ctx) {
     const to = selectedAudience();
     if (to === "everyone") data.everyone = true;
     if (to === "users") {
-      const users = usersInput.value.split(/[\s,]+/).filter(Boolean);
+      const users = listedUsers();
       const bad = users.find((user) => !USER_PATTERN.test(user));
       if (!users.length || bad) {
         showError(bad ? `Not a user id: ${bad}` : "Give one or more user ids, separated by commas.");
