@@ -64,7 +64,8 @@ export function renderTables(cluster, actions) {
     "nodes-table",
     [...cluster.nodes.values()].map(({ stats, in: rateIn, out: rateOut }) =>
       h("tr", { dataset: { node: stats.node } },
-        h("td", { class: "mono" }, stats.node),
+        h("td", { class: "mono", title: `${stats.host}, process ${stats.pid}` }, stats.node,
+          h("span", { class: "muted small" }, ` ${stats.host}:${stats.pid}`)),
         h("td", {}, String(stats.connections)),
         h("td", {}, String(stats.channel_count)),
         h("td", {}, formatRate(sumRates(rateIn))),

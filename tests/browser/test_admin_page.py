@@ -5,6 +5,8 @@ a test message another socket receives, and shows a channel's presence and event
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -85,7 +87,9 @@ async def test_the_page_shows_connections_channels_and_a_live_chart(server, new_
     await expect(alice_row.locator("td").nth(0)).to_have_text("alice")
     await expect(alice_row.locator("td").nth(4)).to_have_text("chat:lobby")
     node = server.app.state.hub.node_id
-    await expect(page.locator(f'#nodes-table tr[data-node="{node}"] td').nth(1)).to_have_text("3")
+    node_row = page.locator(f'#nodes-table tr[data-node="{node}"] td')
+    await expect(node_row.nth(1)).to_have_text("3")
+    await expect(node_row.nth(0)).to_contain_text(f":{os.getpid()}")  # the hub runs in this process here
 
     # the chart: no chat traffic yet, then chat.send and chat.posted lines once alice posts
     assert await page.evaluate("window.hubAdmin.charts.in.samples.every(s => !s.has('chat.send'))")
