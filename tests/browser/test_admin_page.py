@@ -200,3 +200,29 @@ async def test_an_api_key_signs_in_survives_a_reload_and_signs_out(server, new_p
     await expect(page.locator("#login-view")).to_be_visible()
     assert await page.evaluate("sessionStorage.length") == 0
     assert await page.evaluate("window.hubAdmin.hub") is None
+
+
+async def test_two_nodes_on_redis_show_up_and_a_kick_crosses_nodes(hub_server, redis_url, new_page, py_client):
+    settings = {
+        "redis_url": redis_url,
+        "redis_prefix": f"t{os.urandom(5).hex()}",
+        "probe_interval": 0.1,
+        "probe_timeout": 0.6,
+        "presence_ttl": 0.6,
+        "admin_interval": 0.1,
+    }
+    chat = {"chat": hub_realtime_plugins.chat.Chat}
+    node_a, node_b = hub_server(plugins=chat, **settings), hub_server(plugins=chat, **settings)
+    bob = await py_client(node_b, user="bob", name="Bob")
+    await bob.sub("chat:lobby")
+    page = await signed_in(new_page, node_a, admin_token(node_a))
+    await expect(page.locator("#total-nodes")).to_have_text("2")
+    for node in (node_a, node_b):
+        await expect(page.locator(f'#nodes-table tr[data-node="{node.app.state.hub.node_id}"]')).to_have_count(1)
+    row = page.locator(f'#clients-table tr[data-client="{bob.hello["client"]}"]')
+    await expect(row.locator("td").nth(3)).to_have_text(node_b.app.state.hub.node_id)
+    await screenshot(page, "admin-two-nodes")
+    await row.get_by_role("button", name="Kick").click()
+    await page.click("#kick-confirm")
+    assert await bob.closed() == (4011, "Disconnected by an operator.")
+    await expect(row).to_have_count(0)
