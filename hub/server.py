@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import socket
 import struct
 import time
@@ -35,7 +34,7 @@ from hub.logging_config import LogFormat, formatter, redact, uvicorn_log_config
 from hub.settings import HubSettings
 from hub.settings_file import PluginLayers, plugin_layers
 from hub.startup import StartupError, StartupGuard, bind, log_listening
-from hub.worker_metrics import WorkerMetrics, prepare_workers_directory
+from hub.worker_metrics import WorkerMetrics, shared_by_workers
 
 
 class RedactQueryFilter(logging.Filter):
@@ -411,8 +410,5 @@ def _serve_workers(
     os.environ[PLUGIN_SETTINGS_ENV] = json.dumps(plugins.to_json(), default=str)
     config = uvicorn_config("hub.server:app_from_environment", settings, factory=True, workers=workers)
     _log_setup(settings, warnings, sockets)
-    metrics_directory = prepare_workers_directory(settings.data_dir)
-    try:
+    with shared_by_workers(settings.data_dir):  # one /metrics for all the workers (hub/worker_metrics.py)
         Multiprocess(config, sockets=sockets).run()
-    finally:
-        shutil.rmtree(metrics_directory, ignore_errors=True)

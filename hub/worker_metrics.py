@@ -110,6 +110,22 @@ def prepare_workers_directory(data_dir: Path) -> Path:
     return directory
 
 
+@contextlib.contextmanager
+def shared_by_workers(data_dir: Path) -> Iterator[Path | None]:
+    """Around the supervisor's run: the workers' directory, removed at the end. One that cannot be made (a data
+    dir that is not writable) is a warning: each worker's /metrics then answers for itself only."""
+    try:
+        directory: Path | None = prepare_workers_directory(data_dir)
+    except OSError as exc:
+        log.warning("/metrics answers for one worker each: no directory for their metrics under %s (%s)", data_dir, exc)
+        directory = None
+    try:
+        yield directory
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 class WorkerMetrics:
     """This worker's share of the workers' directory (``Metrics.workers``): its snapshots, and the merged view."""
 

@@ -13,7 +13,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.metrics import Metrics
-from hub.worker_metrics import RETIRED, WorkerMetrics, prepare_workers_directory, workers_directory
+from hub.worker_metrics import (
+    RETIRED,
+    WorkerMetrics,
+    prepare_workers_directory,
+    shared_by_workers,
+    workers_directory,
+)
 
 
 @pytest.fixture
@@ -132,3 +138,17 @@ def test_the_supervisor_removes_directories_of_dead_supervisors(tmp_path: Path) 
     assert mine == workers_directory(tmp_path, os.getpid())
     assert mine.is_dir()
     assert not stale.exists()
+
+
+def test_without_a_writable_data_dir_each_worker_answers_for_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with shared_by_workers(blocked) as directory:
+        assert directory is None
+    assert "answers for one worker each" in caplog.text
+    with shared_by_workers(tmp_path) as directory:
+        assert directory is not None
+        assert directory.is_dir()
+    assert not directory.exists()  # removed when the supervisor is done

@@ -34,6 +34,7 @@ import {
   yCollab,
   yUndoManagerKeymap,
 } from "./vendor/docedit.mjs";
+import { hasLocalCopy } from "./offline.js";
 import { DOC_ID_PATTERN, HubYProvider, canEdit } from "./provider.js";
 import { ensureStylesheet, h, hue, initials } from "/static/ui.js";
 
@@ -408,6 +409,7 @@ export default function mount(root, hub, _ctx) {
     presence = { count: 0, partial: false };
     const provider = new HubYProvider(hub, id, ydoc, {
       awareness,
+      offline: true, // kept in this browser: edits made offline survive a closed tab (offline.js)
       onStatus: renderStatus,
       onError: onProviderError,
       onPresence: (members, { count, partial }) => {
@@ -496,13 +498,19 @@ export default function mount(root, hub, _ctx) {
     if (!current && !history.hidden) toggleHistory(false);
   }
 
-  function renderStatus({ status: state, error }) {
+  function renderStatus({ status: state, error, local, role }) {
     status.dataset.status = state;
+    status.dataset.local = local ? "saved" : "";
     status.textContent = state === "error" && error ? `${STATUS_LABELS.error}: ${error.message}` : STATUS_LABELS[state];
+    if (state === "offline" && local && canEdit(role)) status.textContent = "Offline · edits are saved on this device";
   }
 
   function onProviderError(error) {
-    if (error.revoked) {
+    if (error.discarded && error.reopen && error.code !== "too_large" && error.code !== "forbidden") {
+      // the hub does not take this browser's copy (docs/docedit.md, "Offline"): open the hub's
+      showError(`${error.message} The document is reloaded.`);
+      reopen();
+    } else if (error.revoked || (error.discarded && !error.reopen)) {
       // The hub ended the subscription: our access was withdrawn (a deletion comes as docedit.deleted first).
       const id = current?.id;
       showNotice(error.message);
@@ -515,7 +523,7 @@ export default function mount(root, hub, _ctx) {
     } else if (error.code === "too_large") {
       showError(`${error.message} Your last change was not saved; the document is reloaded.`);
       reopen();
-    } else if (error.code === "forbidden" && current?.provider.synced) {
+    } else if (error.code === "forbidden" && (current?.provider.synced || error.discarded)) {
       showError(`${error.message} Your last change was not saved; the document is reloaded.`);
       reopen();
     } else {
@@ -807,6 +815,11 @@ export default function mount(root, hub, _ctx) {
   renderStatus({ status: "closed" });
   status.textContent = "";
   editorHost.hidden = true;
+
+  // Mounted without a connection: the document last open here, from this browser's copy, without waiting for
+  // the list (docs/docedit.md, "Offline").
+  const remembered = fragmentDoc() ?? loadCurrent();
+  if (hub.state !== "open" && remembered && hasLocalCopy(hub.url, remembered)) open(remembered);
 
   /** For tests and the console: the open document's text, role, sync state and the people in it. */
   const debugHook = {
