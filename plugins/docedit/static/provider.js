@@ -17,10 +17,18 @@
  * (offline edits) as a step 2. Local changes then go out as sync `update` messages, coalesced while one is
  * in flight and cut into parts when big; remote `docedit.update` events are applied as they come.
  *
+ * With `offline: true` the document is also kept in this browser (offline.js, IndexedDB): edits made offline
+ * survive a closed tab, and the copy is loaded before the first sync so they go out with it. At that sync the
+ * hub decides: a copy of a document that was deleted (or replaced by a new one of the same name) meanwhile, or
+ * that the user may no longer see, is deleted and never sent; a reader's, or another account's, pending
+ * changes are dropped; the copy the hub refuses an update from is deleted, so reloading cannot send it again
+ * (docs/docedit.md, "Offline").
+ *
  * Yjs comes from ./vendor/docedit.mjs (built by `npm run build`): the page must use that same module for
  * its `Y.Doc` and editor binding, or Yjs is loaded twice and its type checks fail.
  */
 
+import { LocalCopy } from "./offline.js";
 import { Awareness, Y, awarenessProtocol, decoding, encoding, syncProtocol } from "./vendor/docedit.mjs";
 
 /** Base64 `m` longer than this is sent in parts (docs/docedit.md, "Big messages"). */
@@ -31,6 +39,12 @@ export const MAX_PARTS = 256;
 const AWARENESS_INTERVAL_MS = 80;
 /** The empty Yjs update (no structs, empty delete set). */
 const EMPTY_UPDATE = [0, 0];
+/** An auto-created document that nobody wrote in yet: the encoded empty state (docs/docedit.md, §2). */
+const EMPTY_DOC_BYTES = 2;
+/** How long the local copy's `pending` mark outlives the last acknowledged update (fewer writes while typing). */
+const PENDING_CLEAR_MS = 1000;
+/** Error codes by which the hub refuses an update itself (docs/docedit.md, §5): never sent again. */
+const REFUSALS = new Set(["forbidden", "too_large", "not_found", "invalid"]);
 
 /** Document ids the hub accepts (docs/docedit.md, "Names"). */
 export const DOC_ID_PATTERN = /^[A-Za-z0-9_.=+-]{1,64}$/;
@@ -103,14 +117,19 @@ let partCounter = 0;
 
 /**
  * @typedef {"connecting" | "syncing" | "synced" | "offline" | "error" | "closed"} ProviderStatus
- * @typedef {{status: ProviderStatus, synced: boolean, role: string | null, error?: Error}} StatusDetail
+ * @typedef {{status: ProviderStatus, synced: boolean, role: string | null, local: boolean, error?: Error}} StatusDetail
+ *   `local`: edits are kept in this browser (offline.js) while not synced.
  *
  * @typedef {object} ProviderOptions
  * @property {Awareness} [awareness] Shared with the editor binding; default a new one for `ydoc`.
+ * @property {boolean} [offline] Keep the document in this browser (IndexedDB, offline.js): edits made offline
+ *   survive a closed tab and go out at the next sync. Default false.
  * @property {(detail: StatusDetail) => void} [onStatus] Every status change.
  * @property {(error: Error) => void} [onError] A refused subscribe or message (a HubError: `forbidden`,
  *   `too_large`, `not_found`, …) or a bad frame. A refused update is not retried: the document on the hub
- *   stays as it was (reload the document to drop the refused change).
+ *   stays as it was (reload the document to drop the refused change). With `offline`, `error.discarded` says
+ *   the local copy was deleted because the hub does not take it; `error.reopen` then says whether the
+ *   document is still there for this user (open it afresh) or not (close it); the message says why.
  * @property {(snapshot: any, info: any) => void} [onSnapshot] Each `sub` reply (after the provider used it).
  * @property {Record<string, (data: any, frame: any) => void>} [events] More handlers for this channel's
  *   events (`docedit.meta`, `docedit.deleted`, `docedit.version_saved`, `docedit.restored`, …): the hub
@@ -134,6 +153,10 @@ export class HubYProvider {
   #sending = false;
   /** True when local changes may not have reached the hub (made while not synced, or a send was cut off). */
   #unsent = false;
+  /** @type {LocalCopy | null} the copy in this browser (option `offline`) */
+  #local = null;
+  #pendingTimer = null;
+  #onConnectivity;
   /** @type {Set<number>} local awareness clientIDs changed since the last send */
   #awarenessChanged = new Set();
   #awarenessTimer = null;
@@ -164,6 +187,9 @@ export class HubYProvider {
 
     this.#onUpdate = (update, origin) => {
       if (origin === this) return;
+      // Loaded from the local copy, or typed in another tab (which sends it): a sync sends what the hub lacks.
+      if (this.#local?.owns(origin)) return;
+      this.#markPending();
       if (!this.#synced) {
         this.#unsent = true; // the step 2 of the next sync carries it
         return;
@@ -173,6 +199,12 @@ export class HubYProvider {
       this.#flush();
     };
     ydoc.on("update", this.#onUpdate);
+
+    if (options.offline) {
+      const local = (this.#local = new LocalCopy(hub.url, docId, ydoc));
+      local.on("cleared", () => this.#emitStatus());
+      local.whenLoaded.then(() => this.#adoptLocal());
+    }
 
     this.#onAwareness = ({ added, updated, removed }, origin) => {
       if (origin === this) return;
@@ -187,8 +219,14 @@ export class HubYProvider {
       if (state === "open") return; // the subscription's reply takes it from there
       this.#synced = false;
       this.#clearRemoteAwareness();
-      this.#setStatus(state === "closed" ? "offline" : "connecting");
+      this.#setStatus(this.#disconnectedStatus());
     });
+    // the browser going offline or online while we wait for the hub
+    this.#onConnectivity = () => {
+      if (!this.#synced && !this.#destroyed && this.hub.state !== "open") this.#setStatus(this.#disconnectedStatus());
+    };
+    globalThis.addEventListener?.("offline", this.#onConnectivity);
+    globalThis.addEventListener?.("online", this.#onConnectivity);
 
     const events = {
       ...(options.events ?? {}),
@@ -206,7 +244,12 @@ export class HubYProvider {
       },
       "docedit.meta": (data, frame) => {
         this.#setMeta(data?.doc);
+        if (data?.doc) this.#local?.remember({ doc: data.doc, role: this.#role });
         options.events?.["docedit.meta"]?.(data, frame);
+      },
+      "docedit.deleted": (data, frame) => {
+        this.#local?.clear(); // the copy goes with the document
+        options.events?.["docedit.deleted"]?.(data, frame);
       },
     };
     this.#unsubscribe = hub.subscribe(this.channel, {
@@ -214,11 +257,24 @@ export class HubYProvider {
       onSnapshot: (snapshot, info) => this.#onSnapshot(snapshot, info),
       onPresence: options.onPresence,
       onError: (error) => {
-        if (!error.retrying) this.#setStatus("error", error);
+        if (!error.retrying) {
+          // The subscription is over: access withdrawn, the document deleted, or (on a resubscribe after being
+          // offline) no longer there for us. The local copy must not outlive it.
+          if (this.#local && (error.revoked || error.code === "not_found" || error.code === "forbidden")) {
+            const pending = this.#local.meta.pending === true;
+            this.#local.clear();
+            if (!error.revoked) {
+              error.discarded = true;
+              error.reopen = false;
+              if (pending) error.message = `${error.message} The changes you made offline could not be saved.`;
+            }
+          }
+          this.#setStatus("error", error);
+        }
         this.#reportError(error);
       },
     });
-    this.#setStatus(hub.state === "open" ? "connecting" : "offline");
+    this.#setStatus(hub.state === "open" ? "connecting" : this.#disconnectedStatus());
   }
 
   // ---- public -------------------------------------------------------------------------------------------
@@ -241,6 +297,11 @@ export class HubYProvider {
   /** @returns {ProviderStatus} */
   get status() {
     return this.#status;
+  }
+
+  /** The copy kept in this browser (option `offline`), or null. @returns {LocalCopy | null} */
+  get local() {
+    return this.#local;
   }
 
   /**
@@ -272,7 +333,14 @@ export class HubYProvider {
    * @returns {Promise<any>} the reply data
    */
   request(type, data = {}) {
-    return this.hub.publish(this.channel, type, data);
+    const reply = this.hub.publish(this.channel, type, data);
+    if (type !== "docedit.delete" || !this.#local) return reply;
+    // the copy goes with the document (its docedit.deleted may come after the app has closed the provider)
+    const local = this.#local;
+    return reply.then((value) => {
+      local.clear();
+      return value;
+    });
   }
 
   /** Stop syncing: says goodbye on awareness, unsubscribes, removes every listener. The Y.Doc is kept. */
@@ -288,9 +356,13 @@ export class HubYProvider {
     this.#destroyed = true;
     this.#generation++;
     clearTimeout(this.#awarenessTimer);
+    clearTimeout(this.#pendingTimer);
     this.doc.off("update", this.#onUpdate);
     this.awareness.off("update", this.#onAwareness);
     this.#offState();
+    globalThis.removeEventListener?.("offline", this.#onConnectivity);
+    globalThis.removeEventListener?.("online", this.#onConnectivity);
+    this.#local?.destroy();
     this.#clearRemoteAwareness();
     this.#unsubscribe().catch(() => {});
     this.#synced = false;
@@ -312,6 +384,16 @@ export class HubYProvider {
     this.#setStatus("syncing");
     this.#clearRemoteAwareness();
     try {
+      if (this.#local) {
+        // the copy first: our step 1 and step 2 then account for what was typed offline
+        await this.#local.whenLoaded;
+        if (generation !== this.#generation) return;
+        const refusal = this.#localRefusal(snapshot);
+        if (refusal) {
+          this.#discardLocal(refusal, snapshot);
+          return;
+        }
+      }
       if (snapshot.awareness) {
         awarenessProtocol.applyAwarenessUpdate(this.awareness, fromBase64(snapshot.awareness), this);
       }
@@ -331,12 +413,18 @@ export class HubYProvider {
         // (the full delete set is always in such an update: only send when there may be news)
         const missing = Y.encodeStateAsUpdate(this.doc, serverVector);
         if ((this.#unsent || aheadOf(this.doc, serverVector)) && !isEmptyUpdate(missing)) {
-          await this.#sendSync(syncMessage(syncProtocol.messageYjsSyncStep2, missing));
+          try {
+            await this.#sendSync(syncMessage(syncProtocol.messageYjsSyncStep2, missing));
+          } catch (error) {
+            this.#refused(error);
+            throw error;
+          }
           if (generation !== this.#generation) return;
         }
         this.#unsent = false;
       }
       this.#synced = true;
+      this.#rememberSync(snapshot);
       this.#emit("synced", true);
       this.#setStatus("synced");
       // our cursor for the ones who were there before us (and after a reconnect)
@@ -397,13 +485,17 @@ export class HubYProvider {
         } catch (error) {
           // disconnected: the step 2 of the next subscribe carries it; a refusal is reported
           if (error?.code === "disconnected" || error?.code === "timeout") this.#unsent = true;
-          else if (generation === this.#generation) this.#reportError(error);
+          else if (generation === this.#generation) {
+            this.#refused(error);
+            this.#reportError(error);
+          }
         }
       }
     } finally {
       this.#sending = false;
     }
     if (this.#outgoing.length && this.#synced) this.#flush();
+    else if (this.#synced && !this.#unsent) this.#schedulePendingClear();
   }
 
   #onRemoteUpdate(data) {
@@ -414,6 +506,120 @@ export class HubYProvider {
     } catch (error) {
       this.#reportError(error);
     }
+  }
+
+  // ---- the local copy (option `offline`) ------------------------------------------------------------------
+
+  /** The copy is loaded: until the hub answers, show what it remembers (title, role: editable offline). */
+  #adoptLocal() {
+    const local = this.#local;
+    if (this.#destroyed || !local || local !== this.#local) return;
+    const { doc, role, pending } = local.meta;
+    if (pending) this.#unsent = true; // deletions do not show in a state vector: send a step 2 in any case
+    if (!this.#meta && doc && doc.id === this.docId) this.#setMeta(doc, role ?? null);
+    this.#emitStatus();
+  }
+
+  /** Why the hub's answer forbids sending (or keeping) the local copy, or null when it may be synced. */
+  #localRefusal(snapshot) {
+    const meta = this.#local.meta;
+    const doc = snapshot.doc ?? {};
+    const title = doc.title ?? this.docId;
+    const pending = meta.pending === true;
+    if (meta.created != null && doc.created !== meta.created) {
+      // A new document under the old name (very likely our own resubscribe re-created it): the copy is of one
+      // that is gone. Merging it would bring the deleted text back.
+      const lost = pending ? " The changes you made offline could not be saved." : "";
+      return { reason: "deleted", message: `“${meta.doc?.title ?? title}” was deleted while you were offline.${lost}` };
+    }
+    if (pending && !canEdit(snapshot.role)) {
+      return { reason: "read_only", message: `You can only read “${title}” now; the changes you made offline were not saved.` };
+    }
+    const me = this.hub.me;
+    if (pending && meta.user && !meta.anonymous && me && meta.user !== me.user) {
+      return {
+        reason: "other_user",
+        message: `The changes made offline in “${title}” were made by another account (${meta.user}); they were not sent.`,
+      };
+    }
+    return null;
+  }
+
+  /** Drop the local copy the hub will not take, undo a re-creation we caused, and tell the app. */
+  #discardLocal({ reason, message }, snapshot) {
+    const doc = snapshot.doc ?? {};
+    const recreated =
+      reason === "deleted" &&
+      snapshot.role === "owner" &&
+      doc.title === this.docId &&
+      (doc.size ?? 0) <= EMPTY_DOC_BYTES &&
+      !doc.editors?.length &&
+      !doc.readers?.length;
+    if (recreated) {
+      // Our resubscribe auto-created the deleted document anew (empty, ours, titled with its id): delete it
+      // again, so the deletion made while we were away stands.
+      this.request("docedit.delete", {}).catch(() => {});
+    }
+    this.#local.clear();
+    this.#generation++;
+    this.#synced = false;
+    const error = new Error(message);
+    error.code = reason;
+    error.discarded = true;
+    error.reopen = reason !== "deleted" || !recreated;
+    this.#setStatus("error", error);
+    this.#reportError(error);
+    this.destroy(); // nothing more from this Y.Doc: it holds the copy the hub does not take
+  }
+
+  /** The hub refused an update: the copy holds it and would send it again after a reload, so it goes. (Not
+   * for a failure that says nothing about the update, such as `unavailable`: the copy keeps it pending.) */
+  #refused(error) {
+    if (!this.#local || !REFUSALS.has(error?.code)) return;
+    this.#local.clear();
+    error.discarded = true;
+    error.reopen = error.code !== "not_found";
+  }
+
+  #markPending() {
+    const local = this.#local;
+    if (!local?.available) return;
+    clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = null;
+    if (local.meta.pending) return;
+    const me = this.hub.me;
+    // Offline after a reload the hub has not said who we are: the user of the last sync is typing.
+    const user = me ? me.user : (local.meta.user ?? null);
+    const anonymous = me ? Boolean(me.anonymous) : (local.meta.anonymous ?? true);
+    local.remember({ pending: true, user, anonymous });
+  }
+
+  /** Everything reached the hub: clear the mark a little later (typing sets it again meanwhile). */
+  #schedulePendingClear() {
+    if (!this.#local?.meta.pending || this.#pendingTimer !== null) return;
+    this.#pendingTimer = setTimeout(() => {
+      this.#pendingTimer = null;
+      if (this.#synced && !this.#unsent && !this.#sending && !this.#outgoing.length) {
+        this.#local?.remember({ pending: false });
+      }
+    }, PENDING_CLEAR_MS);
+  }
+
+  /** A sync completed: remember which document, our role and who we are; fold the stored records. */
+  #rememberSync(snapshot) {
+    const local = this.#local;
+    if (!local?.available) return;
+    const me = this.hub.me;
+    const pending = this.#outgoing.length > 0 || this.#sending;
+    local.remember({
+      created: snapshot.doc?.created,
+      doc: this.#meta,
+      role: this.#role,
+      user: me?.user ?? null,
+      anonymous: Boolean(me?.anonymous),
+      pending,
+    });
+    local.compact();
   }
 
   // ---- awareness ----------------------------------------------------------------------------------------
@@ -478,10 +684,23 @@ export class HubYProvider {
     }
   }
 
+  /** Not connected: "offline" when the browser says so (or the hub connection is closed), else "connecting". */
+  #disconnectedStatus() {
+    return this.hub.state === "closed" || globalThis.navigator?.onLine === false ? "offline" : "connecting";
+  }
+
+  /** Tell the status again (the local copy became available, or went). */
+  #emitStatus() {
+    if (!this.#destroyed) this.#setStatus(this.#status, this.#lastError);
+  }
+
+  #lastError = undefined;
+
   #setStatus(status, error = undefined) {
     this.#status = status;
+    this.#lastError = error;
     /** @type {StatusDetail} */
-    const detail = { status, synced: this.#synced, role: this.#role };
+    const detail = { status, synced: this.#synced, role: this.#role, local: Boolean(this.#local?.available) };
     if (error) detail.error = error;
     this.#emit("status", detail);
     try {
