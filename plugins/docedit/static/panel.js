@@ -35,6 +35,7 @@ import {
   yUndoManagerKeymap,
 } from "./vendor/docedit.mjs";
 import { hasLocalCopy } from "./offline.js";
+import { caretLabels } from "./carets.js";
 import { DOC_ID_PATTERN, HubYProvider, canEdit } from "./provider.js";
 import { ensureStylesheet, h, hue, initials } from "/static/ui.js";
 
@@ -125,6 +126,7 @@ function editorExtensions(ytext, awareness, undoManager, readOnly, editable) {
     readOnly.of([EditorState.readOnly.of(!editable), EditorView.editable.of(editable)]),
     EditorView.contentAttributes.of({ "aria-label": "Document text" }),
     yCollab(ytext, awareness, { undoManager }),
+    caretLabels(), // remote names show for a moment, not over the text all the time
   ];
 }
 
@@ -243,14 +245,13 @@ export default function mount(root, hub, _ctx) {
     "div",
     { class: "docedit-header" },
     h("div", { class: "docedit-heading" }, title, roleBadge),
-    peers,
     h("div", { class: "docedit-actions" }, renameButton, shareButton, historyButton, deleteButton),
   );
   const main = h(
     "div",
     { class: "docedit-main" },
     header,
-    h("div", { class: "docedit-statusbar" }, status, notice),
+    h("div", { class: "docedit-statusbar" }, status, notice, peers), // peers here: the title keeps the header
     errorLine,
     emptyMain,
     versionBanner,
