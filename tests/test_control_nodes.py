@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from hub.broker import Broker, Nodes, open_broker
+from hub.broker import Broker, BrokerUnavailable, Nodes, open_broker
 from hub.protocol import encode_event
 from hub.redis_client import connect
 from hub.testing import wait_until
 from tests.broker_backends import BACKENDS, HISTORY, REDIS_BACKENDS, backend_url, started_broker, unique_channel
+from tests.rigs.redis import RedisServer
 
 Answer = Callable[[bytes], Awaitable[bytes]]
 
@@ -128,6 +129,28 @@ async def test_a_node_whose_answer_fails_is_missing(request: pytest.FixtureReque
         survey = await a.nodes.survey(b"q", timeout=0.3)
         assert survey.answers == {a.node_id: b"a:q"}
         assert survey.missing == (b.node_id,)
+
+
+async def test_a_node_started_during_an_outage_joins_once_redis_is_back_and_again_after_a_restart(
+    redis_server: RedisServer,
+) -> None:
+    shared = prefix()
+    redis_server.stop()
+    async with cluster_node(redis_server.url, shared, "a", ttl=0.6) as a:
+        with pytest.raises(BrokerUnavailable):
+            await a.nodes.survey(b"q", timeout=0.5)
+        redis_server.start()
+        async with cluster_node(redis_server.url, shared, "b", ttl=0.6) as b:
+
+            async def both_answer() -> bool:
+                with contextlib.suppress(BrokerUnavailable):
+                    survey = await b.nodes.survey(b"q", timeout=0.5)
+                    return survey.answers == {a.node_id: b"a:q", b.node_id: b"b:q"} and not survey.missing
+                return False
+
+            await wait_until(both_answer, timeout=10.0, what="node a in the cluster once Redis is back")
+            redis_server.restart()  # empty: the registry is gone, and the pub/sub connections with it
+            await wait_until(both_answer, timeout=10.0, what="both nodes back in the registry after a restart")
 
 
 # ---- history ----------------------------------------------------------------------------------------------

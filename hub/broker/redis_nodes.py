@@ -76,17 +76,20 @@ class RedisNodes:
 
     async def start(self, describe: Callable[[], bytes], answer: Answer) -> None:
         self._describe, self._answer = describe, answer
-        await self._subscriber.start([])
-        for name in (self._ask_name, self._reply_name):
+        names = [self._ask_name, self._reply_name]
+        await self._subscriber.start(names)  # during an outage, it subscribes them once Redis is back
+        for name in names:
             try:  # confirmed before the node is in the registry, so no survey misses it
                 await self._subscriber.subscribe(name)
-            except REDIS_ERRORS as exc:  # kept: the subscriber subscribes it when Redis is back
+            except REDIS_ERRORS as exc:
                 log.warning("node surveys: subscribing %s failed (%s); retrying in the background", name, exc)
         with contextlib.suppress(BrokerUnavailable):
             await self._refresh()
         self._upkeep = asyncio.create_task(self._upkeep_forever(), name="hub-redis-nodes")
 
     async def close(self) -> None:
+        if self._closing:
+            return
         self._closing = True
         if self._upkeep is not None:
             self._upkeep.cancel()
