@@ -33,7 +33,8 @@ def labels(**values: str) -> frozenset[tuple[str, str]]:
 
 
 async def test_traffic_shows_in_the_metrics_per_plugin_and_type(hub_server: Any, hub_client: Any) -> None:
-    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
+    # no heartbeat pings (and pongs) within the test, so every frame is counted below
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat}, heartbeat_interval=60, heartbeat_timeout=120)
     alice = await hub_client(server, user="alice")
     bob = await hub_client(server, user="bob")
     await alice.sub("chat:lobby")
