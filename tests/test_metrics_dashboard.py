@@ -43,7 +43,12 @@ async def test_every_metric_the_dashboard_queries_is_on_a_running_hubs_metrics(
     hub_server: Any, hub_client: Any
 ) -> None:
     server = hub_server(
-        plugins={"chat": hub_realtime_plugins.chat.Chat}, rate_limit=0.01, rate_burst=5, abuse_strikes=1
+        plugins={"chat": hub_realtime_plugins.chat.Chat},
+        rate_limit=0.01,
+        rate_burst=5,
+        abuse_strikes=1,
+        heartbeat_interval=60,  # no pongs spending the burst
+        heartbeat_timeout=120,
     )
     alice = await hub_client(server, user="alice")
     await alice.sub("chat:lobby")

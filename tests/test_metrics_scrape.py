@@ -84,7 +84,12 @@ async def test_traffic_shows_in_the_metrics_per_plugin_and_type(hub_server: Any,
 
 async def test_recent_errors_and_closes_record_what_the_hub_did(hub_server: Any, hub_client: Any) -> None:
     server = hub_server(
-        plugins={"chat": hub_realtime_plugins.chat.Chat}, rate_limit=0.01, rate_burst=2, abuse_strikes=1
+        plugins={"chat": hub_realtime_plugins.chat.Chat},
+        rate_limit=0.01,
+        rate_burst=2,
+        abuse_strikes=1,
+        heartbeat_interval=60,  # no pongs spending the burst
+        heartbeat_timeout=120,
     )
     alice = await hub_client(server, user="alice")
     refused = await alice.request({"op": "pub", "ch": "chat:lobby", "type": "chat.send", "data": {"text": 5}})
