@@ -318,6 +318,38 @@ async def test_every_control_fits_its_panel_at_every_width(hub_server, new_page)
     assert problems == [], "\n".join(problems)
 
 
+async def test_phone_tabs_follow_the_keyboard_and_are_remembered(hub_server, new_page):
+    server = hub_server(plugins={"chat": Chat, "livedata": Livedata, "notifications": Notifications})
+    guest = await Person.open(new_page, server, None, width=PHONE)
+    page = guest.page
+    tab = page.locator(".panel-tabs [role=tab][aria-selected=true]")
+    await expect(tab).to_have_attribute("data-plugin", "chat")  # the first panel, with nothing remembered
+    await expect(page.locator(".panel[data-plugin=chat]")).to_have_attribute("role", "tabpanel")
+    await page.locator(".panel-tabs [role=tab][data-plugin=livedata]").click()
+    await expect(page.locator(".panel[data-plugin=livedata]")).to_be_visible()
+    await expect(page.locator(".panel[data-plugin=chat]")).to_be_hidden()
+    await page.keyboard.press("ArrowRight")
+    await expect(tab).to_have_attribute("data-plugin", "notifications")
+    await expect(tab).to_be_focused()
+    await page.keyboard.press("ArrowRight")  # round to the first
+    await expect(tab).to_have_attribute("data-plugin", "chat")
+    await page.keyboard.press("End")
+    await expect(tab).to_have_attribute("data-plugin", "notifications")
+    await expect(page.locator(".panel[data-plugin=notifications]")).to_be_visible()
+
+    # the choice survives a reload; a wide window shows every panel, as regions rather than tab panels
+    await page.reload()
+    await expect(page.locator("#panels")).to_have_attribute("data-status", "ready")
+    await expect(tab).to_have_attribute("data-plugin", "notifications")
+    await expect(page.locator(".panel[data-plugin=chat]")).to_be_hidden()
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await expect(page.locator(".panel-tabs")).to_be_hidden()
+    for plugin in ("chat", "livedata", "notifications"):
+        await expect(page.locator(f".panel[data-plugin={plugin}]")).to_be_visible()
+    await expect(page.locator(".panel[data-plugin=chat]")).not_to_have_attribute("role", "tabpanel")
+    assert guest.console_errors == []
+
+
 async def test_remote_caret_labels_show_briefly_inside_the_editor_and_cover_no_text(hub_server, new_page):
     server = hub_server(plugins={"docedit": Docedit})
     alice = await Person.open(new_page, server, "alice", "Alice")
