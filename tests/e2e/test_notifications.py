@@ -417,10 +417,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | (env or {})
-    return subprocess.run([str(HUB), "publish", *args], capture_output=True, text=True, timeout=30, env=environment)
+    return subprocess.run([str(HUB), "notify", *args], capture_output=True, text=True, timeout=30, env=environment)
 
 
-async def test_the_publish_command(server, hub_client):
+async def test_the_notify_command(server, hub_client):
     alice = await hub_client(server, user="alice")
     await alice.sub("notifications:alice")
     await alice.sub("notifications:@all")
