@@ -1,6 +1,6 @@
 """notifications: per-user notifications (``notifications:<user>``) and "everyone" broadcasts
 (``notifications:@all``), stored for offline users, with read state synced across tabs, expiry, an HTTP
-publish API, a ``hub publish`` command and ``notify()`` for other code on the same hub. See
+publish API, a ``hub notify`` command and ``notify()`` for other code on the same hub. See
 docs/notifications.md.
 
 The entry point names :class:`Notifications`, which each hub builds for itself with ``HUB_NOTIFICATIONS_*``
