@@ -88,13 +88,23 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
         started = time.perf_counter()
         response: Response = await call_next(request)
         # The path only: a query string may carry a token.
+        client = request.client.host if request.client else "-"
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
         access_log.info(
             '%s "%s %s" %d %.1fms',
-            request.client.host if request.client else "-",
+            client,
             request.method,
             request.url.path,
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            duration_ms,
+            # fields of their own in JSON logs (HUB_LOG_FORMAT=json)
+            extra={
+                "client": client,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+            },
         )
         return response
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 
-_QUERY = re.compile(r"\?[^\s\"']*")
+_QUERY = re.compile(r"\?[^\s\"']+")  # a "?" ending a sentence is no query string
 _BEARER = re.compile(r"(bearer[.\s])[^\s,\"']+", re.IGNORECASE)
 _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",

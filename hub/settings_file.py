@@ -161,7 +161,7 @@ def describe_errors(
         elif origin == "env":
             where = variables.get(name, name)
         elif origin == "flag":
-            where = layers.flag_names.get(name) or layers.text_names.get(name) or f"--{name.replace('_', '-')}"
+            where = origins[name][1]
         else:
             where = name or model.__name__
         if len(loc) > 1:
