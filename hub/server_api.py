@@ -314,8 +314,12 @@ async def disconnect(request: Request, identity: Administrator) -> DisconnectRes
     The SDK reconnects after 4011 (as after any code but 4001-4003): to keep a user out, stop accepting its
     tokens too."""
     body = await json_body(request, DisconnectRequest, max_bytes=MAX_DISCONNECT_BODY)
-    control = _control(request)
-    return await control.disconnect(user=body.user, client=body.client, code=body.code, reason=body.reason)
+    result = await _control(request).disconnect(user=body.user, client=body.client, code=body.code, reason=body.reason)
+    log.info(
+        "server API: %s closed %d connection(s) of user=%r client=%r with %d",
+        identity.user, result.closed, body.user, body.client, body.code,
+    )  # fmt: skip
+    return result
 
 
 @router.get("/info", response_model=ClusterInfo)
