@@ -93,6 +93,8 @@ def bench(
     progress = Progress()
     if not spawn and protocol == "hub" and idle is None:
         typer.echo(limits_advice(), err=True)
+    if spawn:
+        progress.update("starting", 0, None, f"hub serve --plugins chat ({workers} worker(s)), waiting for /readyz")
     try:
         with SpawnedHub(workers, redis) if spawn else contextlib.nullcontext() as hub:
             target = hub.url if hub is not None else url

@@ -200,6 +200,7 @@ def run_fanout(
         failures = [e for r in ready for e in r["errors"]]
         if connected != sockets:
             raise BenchError(f"only {connected} of {sockets} sockets connected and joined: " + "; ".join(failures[:5]))
+        progress.update("waiting", 0, None, f"{connected:,} sockets joined; waiting for the server to go quiet")
         workers.broadcast("quiet", (0.5, 20.0))
         workers.gather("quiet", 30)
         if window is not None:
@@ -237,9 +238,10 @@ def run_fanout(
             if now - last_change > config.timeout:
                 notes.append(f"no progress for {config.timeout:g} s: stopped waiting")
                 break
-        progress.done()
+        progress.update("finishing", 0, None, "collecting the client processes' measurements")
         workers.broadcast("finish")
         results = workers.gather("result", config.timeout + 30)
+        progress.done()
         end = watch.sample()
         if window is not None:
             window("end")
@@ -343,10 +345,11 @@ def run_idle(config: IdleConfig, pids: list[int], progress: Progress) -> IdleRep
             time.sleep(min(POLL_S * 2, max(0.0, config.hold - held)))
             watch.sample()
             progress.update("holding", held, config.hold, f"{workers.total(3):,} open")
-        progress.done()
         with_open = watch.sample()
+        progress.update("finishing", 0, None, "collecting the client processes' measurements")
         workers.broadcast("finish")
         results = workers.gather("result", config.timeout + 30)
+        progress.done()
     closes: dict[str, int] = {}
     for result in results:
         for key, value in result["closes"].items():
