@@ -30,6 +30,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PLUGINS = {"chat": Chat, "docedit": Docedit, "draw": Draw, "livedata": Livedata, "notifications": Notifications}
 WIDTHS = {390: 844, 1280: 900, 1600: 900}  # viewport width -> height (a phone, a laptop, a desktop)
+SWEEP = (320, 600, 768, 1024, 1366, 1920)  # in between and beyond: the panels' own breakpoints fall elsewhere
 PHONE = 390
 DOC_TITLE = "Quarterly planning notes"
 # Console messages that are not the panels': the shell has no favicon, and a hub that is down refuses sockets.
@@ -314,6 +315,14 @@ async def test_every_control_fits_its_panel_at_every_width(hub_server, new_page)
         await page.locator(".draw-clear-cancel").click()
         await expect(page.locator(".draw-confirm")).to_be_hidden()
         assert alice.console_errors == [], alice.console_errors
+
+    # a sweep of other widths, every panel as it first shows (the last page, resized)
+    for width in SWEEP:
+        await page.set_viewport_size({"width": width, "height": 800})
+        await expect(page.locator(".panel-tabs")).to_be_visible(visible=width <= 640)
+        for plugin in PLUGINS:
+            await alice.show(plugin)
+            problems += await alice.problems(plugin)
     assert bob.console_errors == []
     assert problems == [], "\n".join(problems)
 
