@@ -4,9 +4,10 @@ client developers and code generators (``hub schema``)."""
 from __future__ import annotations
 
 import typing
+from types import NoneType
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -32,28 +33,48 @@ class InboundJsonSchema(GenerateJsonSchema):
         return json_schema
 
 
+class OutboundJsonSchema(GenerateJsonSchema):
+    """The JSON Schema of what the hub sends (events, snapshots): a model as ``model_dump_json`` writes it, so every
+    field it serializes is required, those with a default too (only a ``TypedDict``'s optional key or a field with
+    ``exclude_if`` may be missing). Used with ``mode="serialization"``, which also leaves out excluded fields."""
+
+    def field_is_required(
+        self,
+        field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
+        total: bool,
+    ) -> bool:
+        if field["type"] == "typed-dict-field":
+            return super().field_is_required(field, total)
+        return field.get("serialization_exclude_if") is None
+
+
 def inbound_schema(model: type[BaseModel]) -> dict[str, Any]:
     """What ``Router.validate`` accepts for a message of this model (strict JSON), as JSON Schema."""
     return model.model_json_schema(schema_generator=InboundJsonSchema)
 
 
-def _snapshot_model(provider: SnapshotProvider | None) -> type[BaseModel] | None:
-    """The model a snapshot provider returns, from its annotation (``-> ChatSnapshot`` or ``-> X | None``)."""
+def outbound_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """What a client receives for an event of this model, as JSON Schema."""
+    return model.model_json_schema(mode="serialization", schema_generator=OutboundJsonSchema)
+
+
+def _snapshot_schema(provider: SnapshotProvider | None) -> dict[str, Any] | None:
+    """What a snapshot provider returns, from its annotation: ``-> ChatSnapshot``, or a union of models and None
+    (``-> X | None``: a snapshot or ``null``; ``-> A | B``: either). None when the annotation says anything else."""
     if provider is None:
         return None
     try:
-        returned = typing.get_type_hints(provider).get("return")
+        returned: Any = typing.get_type_hints(provider).get("return")
     except Exception:  # an annotation that does not resolve: the schema leaves the snapshot out
         return None
-    candidates = typing.get_args(returned) or (returned,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+    members = typing.get_args(returned) or (returned,)
+    models = [member for member in members if isinstance(member, type) and issubclass(member, BaseModel)]
+    if not models or any(member not in models and member is not NoneType for member in members):
+        return None
+    return TypeAdapter[Any](returned).json_schema(mode="serialization", schema_generator=OutboundJsonSchema)
 
 
 def channel_schema(plugin: str, channel: Channel) -> dict[str, Any]:
-    snapshot = _snapshot_model(channel.snapshot_provider)
     return {
         "plugin": plugin,
         "channel": f"{channel.namespace}:<room>",
@@ -64,8 +85,8 @@ def channel_schema(plugin: str, channel: Channel) -> dict[str, Any]:
         "messages": {
             message_type: inbound_schema(inbound.model) for message_type, inbound in sorted(channel.inbound.items())
         },
-        "events": {event_type: model.model_json_schema() for event_type, model in sorted(channel.events.items())},
-        "snapshot": snapshot.model_json_schema() if snapshot is not None else None,
+        "events": {event_type: outbound_schema(model) for event_type, model in sorted(channel.events.items())},
+        "snapshot": _snapshot_schema(channel.snapshot_provider),
     }
 
 
