@@ -25,6 +25,9 @@ from hub.plugin_catalog import PluginCatalog
 from hub.runtime import Runtime
 from hub.server_api import router as server_api
 from hub.settings import HubSettings
+from hub.sse import POST_PREFIX as SSE_POST_PREFIX
+from hub.sse import STREAM_PATH as SSE_STREAM_PATH
+from hub.sse import SSEEndpoint
 
 STATIC_DIR = Path(__file__).parent / "static"
 access_log = logging.getLogger("hub.access")
@@ -40,6 +43,7 @@ class HubApp(FastAPI):
     """
 
     websocket_endpoint: WebSocketEndpoint | None = None
+    sse_endpoint: SSEEndpoint | None = None  # the fallback transport (hub/sse.py), also served straight from here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.websocket_endpoint
@@ -55,6 +59,14 @@ class HubApp(FastAPI):
             setter = (scope.get("extensions") or {}).get(FRAME_LIMIT_EXTENSION, {}).get("set")
             if limit is not None and setter is not None:
                 setter(limit)  # a plugin's route that takes bigger messages (Hub.limit_websocket_frames)
+        elif self.sse_endpoint is not None and scope["type"] == "http":
+            path = scope["path"]
+            root = scope.get("root_path") or ""
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if path == SSE_STREAM_PATH or path.startswith(SSE_POST_PREFIX):
+                await self.sse_endpoint(scope, receive, send, path)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -80,6 +92,8 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
     app.state.hub = hub
     app.websocket_endpoint = WebSocketEndpoint(hub)
     app.router.routes.append(WebSocketRoute("/ws", app.websocket_endpoint))
+    if settings.sse:
+        app.sse_endpoint = SSEEndpoint(app.websocket_endpoint)
     install_http_edge(app)
     app.include_router(server_api)  # /api/v1: the server API (docs/operations.md, "Server API")
 

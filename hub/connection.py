@@ -86,7 +86,7 @@ class WebSocketEndpoint:
         identity: Identity | None = None
         if token is not None:
             try:
-                identity = await self._verify(token)
+                identity = await self.verify(token)
             except AuthError as exc:
                 # The peer may have left while a JWKS refresh was awaited (uvicorn's ClientDisconnected).
                 with contextlib.suppress(OSError):
@@ -97,11 +97,37 @@ class WebSocketEndpoint:
         elif settings.anonymous:
             identity = anonymous_identity()
 
-        now = time.monotonic()
         extensions = scope.get("extensions") or {}
-        abort = extensions.get(ABORT_EXTENSION, {}).get("abort")
-        send_texts = extensions.get(SEND_TEXTS_EXTENSION, {}).get("send_texts")
-        try_send = extensions.get(SEND_TEXTS_EXTENSION, {}).get("try_send")
+        send_texts = extensions.get(SEND_TEXTS_EXTENSION, {})
+        session = self.open_session(
+            identity,
+            send,
+            abort=extensions.get(ABORT_EXTENSION, {}).get("abort"),
+            send_texts=send_texts.get("send_texts"),
+            try_send=send_texts.get("try_send"),
+            address=_peer(scope.get("client")),
+        )
+        timer = self.greet(session)
+        try:
+            timer = await self._receive_loop(session, receive, timer)
+        finally:
+            await self.end_session(session, timer)
+
+    # ---- a session's life, shared by both transports (this socket, and hub/sse.py's stream + POSTs) ----------
+
+    def open_session(
+        self,
+        identity: Identity | None,
+        send: Send,
+        *,
+        abort: Callable[[], None] | None = None,
+        send_texts: Callable[[list[str]], Awaitable[None]] | None = None,
+        try_send: Callable[[str], bool] | None = None,
+        address: str | None = None,
+        batch_bytes: int | None = None,
+    ) -> Session:
+        """A new session of this node, added to its sessions (and heartbeats); nothing sent yet."""
+        settings = self.hub.settings
         session = Session(
             secrets.token_hex(8),
             identity,
@@ -110,7 +136,7 @@ class WebSocketEndpoint:
                 RateLimit(settings.rate_limit, settings.rate_burst),
                 settings.abuse_strikes,
                 settings.abuse_window,
-                now,
+                time.monotonic(),
             ),
             max_frames=settings.send_queue_max_frames,
             max_bytes=settings.send_queue_max_bytes,
@@ -119,33 +145,39 @@ class WebSocketEndpoint:
             send_texts=send_texts,
             try_send=try_send,
             metrics=self.hub.metrics,
-            batch_bytes=min(settings.send_buffer_bytes or WRITE_BATCH_BYTES, WRITE_BATCH_BYTES),
-            address=_peer(scope.get("client")),
+            batch_bytes=batch_bytes or min(settings.send_buffer_bytes or WRITE_BATCH_BYTES, WRITE_BATCH_BYTES),
+            address=address,
         )
         self.hub.add_session(session)
         session.start()
-        session.push(encode_hello(self._hello(session)))
-        loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle | None = None
+        return session
+
+    def greet(self, session: Session, extra: dict[str, JSON] | None = None) -> asyncio.TimerHandle | None:
+        """Send the hello (with a transport's ``extra`` members); start the auth or expiry timer, returned."""
+        hello = self._hello(session)
+        if extra:
+            hello.update(extra)
+        session.push(encode_hello(hello))
+        identity = session.identity
         if identity is None:
-            timer = loop.call_later(
-                settings.auth_timeout,
+            return asyncio.get_running_loop().call_later(
+                self.hub.settings.auth_timeout,
                 session.close,
                 CloseCode.AUTH_TIMEOUT,
                 "No auth within the auth timeout.",
             )
-        else:
-            timer = self._expiry_timer(session, identity)
-        try:
-            timer = await self._receive_loop(session, receive, timer)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self.hub.remove_session(session)
-            await self._leave_all(session)
-            await session.stop()
+        return self._expiry_timer(session, identity)
 
-    async def _verify(self, token: str) -> Identity:
+    async def end_session(self, session: Session, timer: asyncio.TimerHandle | None) -> None:
+        """The transport is gone: stop the timer, leave every channel, release the writer."""
+        if timer is not None:
+            timer.cancel()
+        self.hub.remove_session(session)
+        await self._leave_all(session)
+        await session.stop()
+
+    async def verify(self, token: str) -> Identity:
+        """A token's identity (guests only while anonymous mode is on); AuthError when refused."""
         identity = await self.hub.authenticator.verify_async(token)
         if identity.anonymous and not self.hub.settings.anonymous:
             raise AuthError("Guests are not allowed on this hub; sign in.")
@@ -184,69 +216,75 @@ class WebSocketEndpoint:
     async def _receive_loop(
         self, session: Session, receive: Receive, timer: asyncio.TimerHandle | None
     ) -> asyncio.TimerHandle | None:
-        max_frame = self.hub.settings.max_frame_bytes
-        metrics = self.hub.metrics
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return timer
-            now = time.monotonic()
-            session.last_seen = now
-            metrics.frames_received += 1
-            if session.close_code is not None:
-                continue  # closing: drain input until the peer's disconnect arrives
-            # Spend a token for every frame (garbage and binary ones too) before looking at it; decode first
-            # to echo the request id in the verdict.
-            allowed = session.limiter.allow_frame(now)
-            request_id: JSON = None
-            frame: ClientFrame | None = None
-            text = message.get("text")
-            if text is None:
-                if allowed:
-                    self._error(
-                        session, None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text."
-                    )
-                else:
-                    self._error(session, None, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
-                continue
-            metrics.frames_in.observe(len(text))
-            if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers
-                session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
-                continue
-            try:
-                frame = decode_frame(text)
-                request_id = frame.id
-                if not allowed:
-                    raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
-                if isinstance(frame, AuthRequest):
-                    timer = await self._auth(session, frame, timer)
-                elif isinstance(frame, PubRequest):  # its data validated from the text, in one pass
-                    await self._pub(session, frame, text)
-                    metrics.publish_done(frame.type, now)
-                else:
-                    await self._ops[type(frame)](session, frame)
-            except FrameError as exc:
-                if allowed:
-                    self._error(session, exc.request_id, exc.code, exc.msg, exc.details)
-                else:
-                    self._error(session, exc.request_id, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
-            except HubError as exc:
-                self._error(session, request_id, exc.code, exc.msg, exc.details, channel=_channel(frame))
-            except Disconnect as exc:
-                session.close(exc.code, exc.reason)
-            except (StoreUnavailable, BrokerUnavailable) as exc:
-                log.warning("backend unavailable for %r: %s", session, exc)
-                self._error(
-                    session,
-                    request_id,
-                    ErrorCode.UNAVAILABLE,
-                    "A backend is unavailable; retry shortly.",
-                    channel=_channel(frame),
-                )
-            except Exception:  # a bug in a handler must not take down the connection (request boundary)
-                log.exception("request %r of %r failed", request_id, session)
-                internal = "Internal error; it has been logged."
-                self._error(session, request_id, ErrorCode.INTERNAL, internal, channel=_channel(frame))
+            timer = await self.handle_frame(session, message.get("text"), timer)
+
+    async def handle_frame(
+        self, session: Session, text: str | None, timer: asyncio.TimerHandle | None
+    ) -> asyncio.TimerHandle | None:
+        """One frame from the client (``None``: a binary one), from either transport: rate limit, size limit,
+        decode, op; every error becomes an ``err`` frame or a close. Returns the auth/expiry timer (an ``auth``
+        replaces it)."""
+        metrics = self.hub.metrics
+        now = time.monotonic()
+        session.last_seen = now
+        metrics.frames_received += 1
+        if session.close_code is not None:
+            return timer  # closing: drain input until the peer's disconnect arrives
+        # Spend a token for every frame (garbage and binary ones too) before looking at it; decode first
+        # to echo the request id in the verdict.
+        allowed = session.limiter.allow_frame(now)
+        request_id: JSON = None
+        frame: ClientFrame | None = None
+        if text is None:
+            if allowed:
+                self._error(session, None, ErrorCode.BAD_REQUEST, "Binary frames are not supported; send JSON text.")
+            else:
+                self._error(session, None, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
+            return timer
+        metrics.frames_in.observe(len(text))
+        max_frame = self.hub.settings.max_frame_bytes
+        if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers (and POSTs)
+            session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
+            return timer
+        try:
+            frame = decode_frame(text)
+            request_id = frame.id
+            if not allowed:
+                raise HubError(ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
+            if isinstance(frame, AuthRequest):
+                timer = await self._auth(session, frame, timer)
+            elif isinstance(frame, PubRequest):  # its data validated from the text, in one pass
+                await self._pub(session, frame, text)
+                metrics.publish_done(frame.type, now)
+            else:
+                await self._ops[type(frame)](session, frame)
+        except FrameError as exc:
+            if allowed:
+                self._error(session, exc.request_id, exc.code, exc.msg, exc.details)
+            else:
+                self._error(session, exc.request_id, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
+        except HubError as exc:
+            self._error(session, request_id, exc.code, exc.msg, exc.details, channel=_channel(frame))
+        except Disconnect as exc:
+            session.close(exc.code, exc.reason)
+        except (StoreUnavailable, BrokerUnavailable) as exc:
+            log.warning("backend unavailable for %r: %s", session, exc)
+            self._error(
+                session,
+                request_id,
+                ErrorCode.UNAVAILABLE,
+                "A backend is unavailable; retry shortly.",
+                channel=_channel(frame),
+            )
+        except Exception:  # a bug in a handler must not take down the connection (request boundary)
+            log.exception("request %r of %r failed", request_id, session)
+            internal = "Internal error; it has been logged."
+            self._error(session, request_id, ErrorCode.INTERNAL, internal, channel=_channel(frame))
+        return timer
 
     def _error(
         self,
@@ -277,7 +315,7 @@ class WebSocketEndpoint:
         self, session: Session, req: AuthRequest, timer: asyncio.TimerHandle | None
     ) -> asyncio.TimerHandle | None:
         try:
-            identity = await self._verify(req.token)
+            identity = await self.verify(req.token)
         except AuthError as exc:
             session.close(CloseCode.AUTH_FAILED, str(exc))
             return timer

@@ -92,6 +92,10 @@ class HubSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # an HTTP request body past this: 413
     max_pending_bodies: int = Field(default=128, ge=1)  # requests still sending a body, per process; past it: 503
     max_connections_per_address: int = Field(default=256, ge=0)  # per peer IP and process; 0: no cap; past it: 429
+    # the fallback transport: server-sent events + POSTs at /sse (docs/protocol.md, "Fallback transport")
+    sse: bool = True  # serve /sse for clients whose network refuses the WebSocket upgrade
+    sse_post_max_bytes: int = Field(default=256 * 1024, ge=1024)  # one POST's frames, in bytes; past it: 413
+    sse_post_max_frames: int = Field(default=100, ge=1)  # frames in one POST; past it: 413
 
     # timers
     heartbeat_interval: float = Field(default=25.0, gt=0)
