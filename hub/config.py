@@ -37,9 +37,11 @@ INTERNAL_VARIABLES = frozenset({CONFIG_ENV, "HUB_SETTINGS_JSON", "HUB_PLUGIN_SET
 """Set by ``hub serve`` itself (the file's path; what its worker processes read)."""
 CLIENT_VARIABLES = frozenset({"HUB_URL", "HUB_API_KEY", "HUB_TOKEN"})
 """Read by the hub's client commands (``hub publish``), not by the server."""
-DEVELOPMENT_VARIABLES = frozenset({"HUB_TEST_REDIS_URL", "HUB_TEST_REDIS_SERVER", "HUB_CHROMIUM", "HUB_FUZZ_EXAMPLES"})
+DEVELOPMENT_VARIABLES = frozenset(
+    {"HUB_TEST_REDIS_URL", "HUB_TEST_REDIS_SERVER", "HUB_CHROMIUM", "HUB_FUZZ_EXAMPLES", "HUB_INSTALL_SYSTEM_PACKAGES"}
+)
 DEVELOPMENT_PREFIXES = ("HUB_CHAOS_",)
-"""Read by this repository's tests and benchmarks."""
+"""Read by this repository's set-up, tests and benchmarks."""
 SECRET_WORDS = ("key", "secret", "password", "token")
 MASK = "***"
 

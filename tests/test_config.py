@@ -338,3 +338,19 @@ def test_version_is_the_package_metadata() -> None:
         result = run(*args)
         assert result.exit_code == 0, result.output
         assert result.stdout == f"hub {version('hub-realtime')}\n"
+
+
+def test_the_documented_example_is_a_valid_config_file(tmp_path: Path) -> None:
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+    section = docs.read_text().split("### The config file", 1)[1]
+    example = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert example is not None
+    write(tmp_path / "hub.toml", example.group(1))
+    result = run("config", "--check", "--config", "hub.toml")
+    assert result.exit_code == 0, result.output
+    settings = config_json("--config", "hub.toml")
+    assert settings["settings"]["redis_url"]["origin"] == "file"
+    assert settings["plugins"]["chat"]["settings"]["snapshot_size"]["value"] == 100
+    assert settings["plugins"]["draw"]["settings"]["max_objects"]["value"] == 5000

@@ -1,7 +1,9 @@
-"""settings.py: HUB_* environment variables, comma lists, the default store URL and the generated secret."""
+"""settings.py: HUB_* environment variables, comma lists, the default store URL and the generated secret, the log
+level and backend URLs checked before anything starts, and every setting (the core's and the plugins') in the docs."""
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -136,3 +138,110 @@ def test_the_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None
     assert HubSettings().resolved_loop() == ("uvloop" if installed else "asyncio")
     assert HubSettings(loop="asyncio").resolved_loop() == "asyncio"
     assert HubSettings(loop="uvloop").resolved_loop() == "uvloop"
+
+
+# ---- validation before anything starts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["debug", "INFO", " Warning ", "error", "critical", "trace"])
+def test_log_levels_are_read_in_any_case(level: str) -> None:
+    assert HubSettings(log_level=level).log_level == level.strip().lower()
+
+
+@pytest.mark.parametrize("level", ["loud", "", "warn", "10"])
+def test_an_unknown_log_level_is_refused(level: str) -> None:
+    with pytest.raises(ValidationError, match="should be one of debug, info, warning, error, critical, trace"):
+        HubSettings(log_level=level)
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "problem"),
+    [
+        ("redis_url", "notaurl", "should be a URL starting with redis://"),
+        ("redis_url", "memory://", "should be a URL starting with redis://"),
+        ("redis_url", "redis://127.0.0.1:port/0", "has a port that is not a number"),
+        ("redis_url", "redis://127.0.0.1:70000/0", "has a port that is not a number"),
+        ("redis_url", "redis:///0", "names no host"),
+        ("redis_url", "unix://", "names no socket path"),
+        ("broker_url", "kafka://x", "should be a URL starting with memory://"),
+        ("store_url", "memory://", "should be a URL starting with sqlite://"),
+    ],
+)
+def test_an_unusable_backend_url_is_refused(name: str, url: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        HubSettings(**{name: url})
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("redis_url", "redis://:pw@10.0.0.5:6379/0"),
+        ("redis_url", "rediss://host/1"),
+        ("redis_url", "unix:///run/redis.sock"),
+        ("redis_url", "redis+cluster://10.0.0.5:7000"),
+        ("broker_url", "memory://"),
+        ("broker_url", "memory://other"),
+        ("store_url", "sqlite:///:memory:"),
+        ("store_url", "sqlite:////var/lib/hub/hub.sqlite3?locking=exclusive"),
+    ],
+)
+def test_usable_backend_urls_pass(name: str, url: str) -> None:
+    assert getattr(HubSettings(**{name: url}), name) == url
+
+
+# ---- the docs hold every setting ---------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def first_cell_names(text: str) -> set[str]:
+    """The HUB_* names in the first cell of every table row of a document."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| "):
+            names |= set(re.findall(r"`(HUB_[A-Z0-9_]+)`", line.split(" | ")[0]))
+    return names
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    level = heading.split()[0]
+    following = re.search(rf"\n{'#' * (len(level) - 1)}#? ", text[start + len(heading) + 2 :])
+    return text[start : start + len(heading) + 2 + following.start()] if following else text[start:]
+
+
+def test_every_core_setting_is_in_the_docs_table() -> None:
+    from hub.settings_file import env_names
+
+    table = first_cell_names(section((DOCS / "operations.md").read_text(), "### Every setting"))
+    core = set(env_names(HubSettings).values())
+    assert core - table == set(), f"settings missing from operations.md's table: {sorted(core - table)}"
+    plugin_prefixes = ("HUB_CHAT_", "HUB_DOCEDIT_", "HUB_DRAW_", "HUB_LIVEDATA_", "HUB_NOTIFICATIONS_")
+    stale = {name for name in table - core if not name.startswith(plugin_prefixes)}
+    assert stale == set(), f"operations.md lists settings that do not exist: {sorted(stale)}"
+
+
+def test_every_plugin_setting_is_in_the_docs() -> None:
+    from hub.config import build_plugins
+    from hub.plugin_catalog import PluginCatalog
+    from hub.settings_file import PluginLayers, env_names
+
+    plugins = PluginLayers()
+    build_plugins(PluginCatalog.from_entry_points(None), plugins)
+    assert set(plugins.built) == {"chat", "docedit", "draw", "livedata", "notifications"}
+    operations = first_cell_names((DOCS / "operations.md").read_text())
+    for table, (plugin, built) in plugins.built.items():
+        own = DOCS / f"{plugin}.md"
+        documented = operations | (first_cell_names(own.read_text()) if own.exists() else set())
+        names = set(env_names(type(built.settings)).values())
+        assert names - documented == set(), f"{plugin}: undocumented {sorted(names - documented)}"
+        assert f"[{table}]" in (DOCS / "operations.md").read_text()  # its table of the config file is named
+
+
+def test_the_serve_flags_table_names_each_flag_and_its_variable() -> None:
+    from hub.cli import FLAG_NAMES
+
+    text = section((DOCS / "operations.md").read_text(), "### `hub serve` flags")
+    for setting, flag in FLAG_NAMES.items():
+        [row] = [line for line in text.splitlines() if line.startswith(f"| `{flag}")]
+        assert f"| `{setting}` | `HUB_{setting.upper()}` |" in row, row
