@@ -10,12 +10,13 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from hub.bench.command import bench
 from hub.cli_api import register as register_api_commands
+from hub.cli_listen import listen
 from hub.config import ConfigError, Configuration, Flags
 from hub.plugin_catalog import BrokenPluginError, PluginCatalog, UnknownPlugin
 
@@ -376,8 +377,17 @@ def list_plugins(
 @cli.command(short_help="Print the JSON Schema of every channel.")
 def schema(
     plugins: Annotated[str | None, typer.Option(metavar="A,B", help="Plugins (default: all installed).")] = None,
+    output_format: Annotated[
+        Literal["json", "typescript"],
+        typer.Option(
+            "--format",
+            help="json: one JSON Schema document; typescript: a .d.ts of every channel's types for "
+            "connect<HubChannels>() of the npm package (docs/client.md).",
+        ),
+    ] = "json",
 ) -> None:
-    """Print the JSON Schema of every channel's messages, events and snapshot, as one JSON document."""
+    """Print the JSON Schema of every channel's messages, events and snapshot, as one JSON document (or, with
+    --format typescript, the same as TypeScript declarations)."""
     from hub.plugin_manager import PluginManager
     from hub.router import Router
     from hub.schema import hub_schema
@@ -386,7 +396,13 @@ def schema(
         manager = PluginManager(PluginCatalog.from_entry_points(_plugin_list(plugins)))
     except (UnknownPlugin, BrokenPluginError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(json.dumps(hub_schema(Router(manager.channels(), max_channel_length=1024)), indent=2))
+    document = hub_schema(Router(manager.channels(), max_channel_length=1024))
+    if output_format == "typescript":
+        from hub.schema_typescript import typescript_declarations
+
+        typer.echo(typescript_declarations(document), nl=False)
+        return
+    typer.echo(json.dumps(document, indent=2))
 
 
 # ---- token -------------------------------------------------------------------------------------------------
@@ -450,6 +466,7 @@ def token(
 
 
 cli.command(short_help="Measure a hub: fan-out throughput, latency, loss, CPU and memory.")(bench)
+cli.command(short_help="Print a channel's events live, one line each.")(listen)
 
 
 # ---- the program -------------------------------------------------------------------------------------------
