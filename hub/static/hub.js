@@ -85,12 +85,55 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  */
 
 /**
- * An `ev` frame as it came from the hub.
- * @typedef {{op: "ev", ch: string, type: string, data: any, offset?: number}} EventFrame
+ * An `ev` frame as it came from the hub (typed: `T` is its event type, `D` its data).
+ * @template {string} [T=string]
+ * @template [D=any]
+ * @typedef {{op: "ev", ch: string, type: T, data: D, offset?: number}} EventFrame
  */
 
 /**
- * What a `sub` reply said, given to `onSubscribed` and `onSnapshot`.
+ * Typed messages (docs/client.md, "npm package and types"): namespace -> what its channels carry, each a map of
+ * type -> data, as `hub schema --format typescript` writes it (`HubChannels`). `connect<HubChannels>()` checks
+ * every publish and types every handler by it. The default, this type, lets any type and data through.
+ * @typedef {{[namespace: string]: {messages: {[type: string]: any}, events: {[type: string]: any}, snapshot: any}}} UntypedChannels
+ */
+
+/**
+ * A channel of the map's namespaces, `<namespace>:<room>` (any string when untyped).
+ * @template S
+ * @typedef {string extends keyof S ? string : `${keyof S & string}:${string}`} ChannelName
+ */
+
+/**
+ * What the map says a channel (by its name's namespace) carries.
+ * @template S
+ * @template {string} C
+ * @typedef {C extends `${infer N}:${string}` ? (N extends keyof S ? S[N] : never) : UntypedChannels[string]} ChannelOf
+ */
+
+/**
+ * A channel's inbound message types -> their data, its event types -> their data, its snapshot.
+ * @template K
+ * @typedef {K extends {messages: infer M} ? M : {[type: string]: any}} MessagesOf
+ */
+/**
+ * @template K
+ * @typedef {K extends {events: infer E} ? E : {[type: string]: any}} EventsOf
+ */
+/**
+ * @template K
+ * @typedef {K extends {snapshot: infer P} ? P : any} SnapshotOf
+ */
+
+/**
+ * Any event of a channel: a union by event type when typed, so `switch (frame.type)` narrows `frame.data`.
+ * @template K
+ * @typedef {{[T in keyof EventsOf<K> & string]: EventFrame<T, EventsOf<K>[T]>}[keyof EventsOf<K> & string]} AnyEventFrame
+ */
+
+/**
+ * What a `sub` reply said, given to `onSubscribed` and `onSnapshot` (`P`: the snapshot's type).
+ * @template [P=any]
  * @typedef {object} SubscriptionInfo
  * @property {string} channel
  * @property {boolean} resubscribed True after a reconnect (or a retried `sub`), false the first time.
@@ -100,7 +143,7 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  *   not recover. The fresh snapshot (if the channel has one) is `snapshot` and goes to `onSnapshot`.
  * @property {string | undefined} epoch The channel's stream (recoverable channels only).
  * @property {number | undefined} offset The last offset this reply accounts for (recoverable channels only).
- * @property {any} [snapshot] The plugin's state for a late joiner (absent when recovered or not declared).
+ * @property {P} [snapshot] The plugin's state for a late joiner (absent when recovered or not declared).
  * @property {Member[] | undefined} presence Who is present, this connection included (presence channels):
  *   everyone while the room has at most `hello.limits.presence_list` members, else a sample of that many.
  * @property {number | undefined} presenceCount How many members the room has (presence channels).
@@ -108,15 +151,17 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  */
 
 /**
- * Handlers for one channel; every one is optional.
+ * Handlers for one channel; every one is optional (`K`: what the channel carries, see {@link ChannelOf}).
+ * @template [K=UntypedChannels[string]]
  * @typedef {object} SubscribeHandlers
- * @property {Record<string, (data: any, frame: EventFrame) => void>} [events] Handlers by event type,
- *   e.g. `{"chat.posted": (message) => …}`.
- * @property {(frame: EventFrame) => void} [onEvent] Every event of the channel (after its typed handler).
- * @property {(info: SubscriptionInfo) => void} [onSubscribed] Each successful `sub` reply (first and after
- *   every reconnect).
- * @property {(snapshot: any, info: SubscriptionInfo) => void} [onSnapshot] Each reply that carries a snapshot:
- *   the first one, and every resubscribe that could not recover (`info.reset`). Replace your state with it.
+ * @property {{[T in keyof EventsOf<K> & string]?: (data: EventsOf<K>[T], frame: EventFrame<T, EventsOf<K>[T]>) => void}} [events]
+ *   Handlers by event type, e.g. `{"chat.posted": (message) => …}`.
+ * @property {(frame: AnyEventFrame<K>) => void} [onEvent] Every event of the channel (after its typed handler).
+ * @property {(info: SubscriptionInfo<SnapshotOf<K>>) => void} [onSubscribed] Each successful `sub` reply (first
+ *   and after every reconnect).
+ * @property {(snapshot: SnapshotOf<K>, info: SubscriptionInfo<SnapshotOf<K>>) => void} [onSnapshot] Each reply
+ *   that carries a snapshot: the first one, and every resubscribe that could not recover (`info.reset`).
+ *   Replace your state with it.
  * @property {(members: Member[], change: PresenceChange) => void} [onPresence] The channel's presence list
  *   and member count, kept by the SDK from the reply, `joined`/`left` and `<namespace>.presence` events; in a
  *   big room the list is partial (`change.partial`) and `change.count` says how many are present.
@@ -191,6 +236,8 @@ function report(error) {
 
 /**
  * One hub connection. Create it with {@link connect} (or `new Hub(options)` and then `hub.connect()`).
+ * `S`: the channel map that types publishes and handlers (`HubChannels` from `hub schema --format typescript`).
+ * @template [S=UntypedChannels]
  */
 export class Hub {
   /** @type {Required<Omit<HubOptions, "token" | "url" | "heartbeatTimeout">> & HubOptions} */
@@ -223,7 +270,7 @@ export class Hub {
   #subs = new Map();
   /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */
   #pending = new Map();
-  /** @type {{frame: object, resolve: Function, reject: Function, timer: any, timeout?: number}[]} */
+  /** @type {{frame: object, resolve: (reply: any) => void, reject: (error: any) => void, timer: any, timeout?: number}[]} */
   #outbox = [];
   /** @type {{resolve: Function, reject: Function}[]} */
   #openWaiters = [];
@@ -324,7 +371,7 @@ export class Hub {
 
   /**
    * Resolves once the connection is open (at once if it is); rejects with `closed` if `close()` comes first.
-   * @returns {Promise<Hub>}
+   * @returns {Promise<this>}
    */
   whenOpen() {
     if (this.#state === "open") return Promise.resolve(this);
@@ -336,7 +383,7 @@ export class Hub {
 
   /**
    * Start connecting (and keep reconnecting until `close()`). Subscriptions made before are sent once open.
-   * @returns {Hub} this, so `const hub = new Hub(options).connect()` works
+   * @returns {this} this, so `const hub = new Hub(options).connect()` works
    */
   connect() {
     if (!this.#stopped) return this;
@@ -685,10 +732,18 @@ export class Hub {
    * back, and is sent after the resubscriptions; if it does not come back in time, the publish rejects with
    * `disconnected` (with `offline_queue_full` when `offlineQueueMax` publishes already wait).
    *
-   * @param {string} channel `<namespace>:<room>`
-   * @param {string} type `<namespace>.<verb>`
-   * @param {any} [data] validated by the plugin's model; default `{}`
+   * @template {ChannelName<S>} C
+   * @template {keyof MessagesOf<ChannelOf<S, C>> & string} T
+   * @overload
+   * @param {C} channel `<namespace>:<room>`
+   * @param {T} type `<namespace>.<verb>`
+   * @param {MessagesOf<ChannelOf<S, C>>[T]} [data] validated by the plugin's model; default `{}`
    * @param {{mid?: string, timeout?: number}} [options] `mid` makes the publish idempotent (protocol §8)
+   * @returns {Promise<any>}
+   */
+  /**
+   * @param {string} channel @param {string} type @param {any} [data]
+   * @param {{mid?: string, timeout?: number}} [options]
    * @returns {Promise<any>}
    */
   publish(channel, type, data = {}, { mid, timeout } = {}) {
@@ -812,8 +867,9 @@ export class Hub {
    *
    * One subscription per channel per Hub: subscribing again before unsubscribing throws `already_subscribed`.
    *
-   * @param {string} channel `<namespace>:<room>`
-   * @param {SubscribeHandlers} [handlers]
+   * @template {ChannelName<S>} C
+   * @param {C} channel `<namespace>:<room>`
+   * @param {SubscribeHandlers<ChannelOf<S, C>>} [handlers]
    * @returns {() => Promise<void>} unsubscribe: stops the handlers at once, then sends `unsub`
    */
   subscribe(channel, handlers = {}) {
@@ -1041,9 +1097,10 @@ class Subscription {
 }
 
 /**
- * Create a Hub and start connecting.
+ * Create a Hub and start connecting; `connect<HubChannels>(options)` for typed messages.
+ * @template [S=UntypedChannels]
  * @param {HubOptions} [options]
- * @returns {Hub}
+ * @returns {Hub<S>}
  */
 export function connect(options = {}) {
   return new Hub(options).connect();
