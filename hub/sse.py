@@ -24,7 +24,7 @@ from hub.auth import AuthError, anonymous_identity, origin_allowed, token_from_h
 from hub.connection import Receive, Scope, Send, WebSocketEndpoint, _peer
 from hub.protocol import CloseCode, close_reason
 from hub.session import Session
-from hub.types import Identity
+from hub.types import JSON, Identity
 
 log = logging.getLogger("hub.sse")
 
@@ -182,7 +182,12 @@ class SSEEndpoint:
         connection = _Connection(session)
         self._connections[key] = connection
         try:
-            connection.timer = self.sockets.greet(session, {"transport": "sse", "session": key})
+            post_limits: dict[str, JSON] = {
+                "max_bytes": settings.sse_post_max_bytes,
+                "max_frames": settings.sse_post_max_frames,
+            }
+            extra: dict[str, JSON] = {"transport": "sse", "session": key, "post_limits": post_limits}
+            connection.timer = self.sockets.greet(session, extra)
             await _until_over(receive, stream.ended)
         finally:
             # Under the lock: a POST in progress finishes its frame first, and none runs on the ended session.

@@ -52,6 +52,13 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  * @property {number} [offlineQueue=5000] Ms a publish made while disconnected waits for the connection to
  *   come back before it rejects with `disconnected`; 0 rejects at once.
  * @property {number} [offlineQueueMax=100] Publishes that may wait at once; beyond, they reject at once.
+ * @property {("websocket" | "sse")[]} [transports=["websocket", "sse"]] The transports to use, in order of
+ *   preference: a WebSocket, and the fallback over server-sent events + POSTs (docs/client.md, "Transports").
+ * @property {string} [sseUrl] The fallback's stream URL; default `/sse` beside the socket's URL.
+ * @property {number} [fallbackAfter=2] WebSocket attempts in a row that end before the hub's `hello` (a proxy
+ *   that refuses the upgrade) after which the fallback is used.
+ * @property {number} [probeTimeout=3000] Ms a WebSocket attempt made while on the fallback (to switch back)
+ *   may take to reach `hello`.
  */
 
 /**
@@ -228,6 +235,171 @@ function socketUrl(url) {
   return resolved.href;
 }
 
+/** The fallback's stream URL beside a socket URL: `…/ws` -> `…/sse`, with http(s) for ws(s). */
+function streamUrl(wsUrl) {
+  const resolved = new URL(wsUrl);
+  resolved.protocol = resolved.protocol === "wss:" ? "https:" : "http:";
+  resolved.pathname = resolved.pathname.replace(/\/ws\/?$/, "") + "/sse";
+  resolved.search = "";
+  return resolved.href;
+}
+
+/**
+ * The fallback transport (docs/protocol.md, "Fallback transport"): the hub's frames as server-sent events of
+ * `GET /sse` (read with fetch, so the token goes in the Authorization header), and the client's frames in
+ * `POST /sse/<key>` batches, one frame per line, one POST at a time so they keep their order. Shaped like a
+ * WebSocket for {@link Hub}: `send(text)`, `close()`, and the `onmessage` ({data}) and `onclose` ({code,
+ * reason}) handlers. The hub's close, which SSE cannot carry, comes as a last frame `{"op":"close",…}`.
+ */
+class EventStreamSocket {
+  /** @type {((event: {data: string}) => void) | null} */
+  onmessage = null;
+  /** @type {((event: {code: number, reason: string}) => void) | null} */
+  onclose = null;
+  /** @type {(() => void) | null} */
+  onerror = null;
+  #url;
+  #abort = new AbortController();
+  /** @type {string | null} where frames go, from the hello's session key */
+  #postUrl = null;
+  #limits = { max_bytes: 256 * 1024, max_frames: 100 };
+  /** @type {string[]} */
+  #batch = [];
+  #posting = false;
+  #closed = false;
+
+  /** @param {string} url @param {string | null} token */
+  constructor(url, token) {
+    this.#url = url;
+    this.#read(token);
+  }
+
+  /** @param {string | null} token */
+  async #read(token) {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: "text/event-stream" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(this.#url, { headers, cache: "no-store", signal: this.#abort.signal });
+    } catch (error) {
+      this.#lost(1006, `Cannot reach ${this.#url}: ${error?.message ?? error}`);
+      return;
+    }
+    if (!response.ok || !response.body) {
+      let reason = `HTTP ${response.status}`;
+      try {
+        reason = (await response.json()).detail ?? reason;
+      } catch {
+        // not the hub's JSON: the status says it
+      }
+      this.#lost(1006, reason);
+      return;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    /** @type {string[]} */
+    let data = [];
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.#closed) break;
+        buffer += value;
+        let newline;
+        while ((newline = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, newline).replace(/\r$/, "");
+          buffer = buffer.slice(newline + 1);
+          if (line === "") {
+            if (data.length) this.#frame(data.join("\n"));
+            data = [];
+          } else if (line.startsWith("data:")) {
+            data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+          } // comments (":…") and other fields carry nothing for us
+        }
+      }
+    } catch (error) {
+      this.#lost(1006, `The event stream broke: ${error?.message ?? error}`);
+      return;
+    }
+    this.#lost(1006, "The event stream ended.");
+  }
+
+  /** @param {string} text */
+  #frame(text) {
+    if (this.#closed) return;
+    if (text.startsWith('{"op":"close"') || text.startsWith('{"op":"hello"')) {
+      const frame = JSON.parse(text);
+      if (frame.op === "close") {
+        this.#lost(Number(frame.code), String(frame.reason ?? ""));
+        return;
+      }
+      const { session, post_limits: limits, ...data } = frame.data ?? {};
+      this.#postUrl = `${this.#url.replace(/\/$/, "")}/${encodeURIComponent(String(session))}`;
+      if (limits) this.#limits = limits;
+      text = JSON.stringify({ ...frame, data });
+    }
+    this.onmessage?.({ data: text });
+  }
+
+  /** @param {string} text one frame */
+  send(text) {
+    if (this.#closed) return;
+    this.#batch.push(text);
+    if (!this.#posting) {
+      this.#posting = true;
+      queueMicrotask(() => this.#post()); // frames sent in the same task go in one POST
+    }
+  }
+
+  async #post() {
+    const encoder = new TextEncoder();
+    while (this.#batch.length && !this.#closed) {
+      const lines = [];
+      let bytes = 0;
+      while (this.#batch.length && lines.length < this.#limits.max_frames) {
+        const size = encoder.encode(this.#batch[0]).length + 1;
+        if (lines.length && bytes + size > this.#limits.max_bytes) break;
+        bytes += size;
+        lines.push(this.#batch.shift());
+      }
+      try {
+        const response = await fetch(/** @type {string} */ (this.#postUrl), {
+          method: "POST",
+          body: lines.join("\n"),
+          headers: { "Content-Type": "text/plain;charset=UTF-8" },
+          signal: this.#abort.signal,
+        });
+        if (!response.ok) {
+          let reason = `HTTP ${response.status}`;
+          try {
+            reason = (await response.json()).detail ?? reason;
+          } catch {
+            // the status says it
+          }
+          this.#lost(1006, reason);
+        }
+      } catch (error) {
+        this.#lost(1006, `A POST to the hub failed: ${error?.message ?? error}`);
+      }
+    }
+    this.#posting = false;
+  }
+
+  /** End it from this side (the hub sees the stream go, and ends the session). */
+  close() {
+    this.#closed = true;
+    this.#batch = [];
+    this.#abort.abort();
+  }
+
+  /** @param {number} code @param {string} reason */
+  #lost(code, reason) {
+    if (this.#closed) return;
+    this.close();
+    this.onclose?.({ code, reason });
+  }
+}
+
 /** A handler's exception must not break the SDK's frame loop; report it as an uncaught error would be. */
 function report(error) {
   if (typeof globalThis.reportError === "function") globalThis.reportError(error);
@@ -240,13 +412,24 @@ function report(error) {
  * @template [S=UntypedChannels]
  */
 export class Hub {
-  /** @type {Required<Omit<HubOptions, "token" | "url" | "heartbeatTimeout">> & HubOptions} */
+  /** @type {Required<Omit<HubOptions, "token" | "url" | "sseUrl" | "heartbeatTimeout">> & HubOptions} */
   #options;
   #url;
   /** @type {HubState} */
   #state = "closed";
-  /** @type {WebSocket | null} */
+  /** @type {WebSocket | EventStreamSocket | null} */
   #ws = null;
+  /** @type {"websocket" | "sse"} the transport of #ws */
+  #kind = "websocket";
+  /** @type {"websocket" | "sse" | null} the transport of the last connection that reached `hello` */
+  #transport = null;
+  #sseUrl;
+  /** WebSocket attempts in a row that ended before `hello` */
+  #upgradeFailures = 0;
+  /** On the fallback: WebSocket attempts failed `fallbackAfter` times, and have not worked since. */
+  #fallback = false;
+  /** On the fallback, a connection was lost: the next attempt tries the WebSocket once (to switch back). */
+  #probeDue = false;
   /** Bumped for every socket; callbacks of an older socket compare and return. */
   #generation = 0;
   /** True after `close()`: nothing reconnects until `connect()`. */
@@ -288,10 +471,14 @@ export class Hub {
       requestTimeout: 10000,
       offlineQueue: 5000,
       offlineQueueMax: 100,
+      transports: ["websocket", "sse"],
+      fallbackAfter: 2,
+      probeTimeout: 3000,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
     this.#url = socketUrl(options.url);
+    this.#sseUrl = options.sseUrl ? new URL(options.sseUrl, globalThis.location?.href).href : streamUrl(this.#url);
     this.#guestToken = this.#storedGuest(); // a reloaded tab comes back as the same guest
   }
 
@@ -320,6 +507,15 @@ export class Hub {
   /** The socket URL. */
   get url() {
     return this.#url;
+  }
+
+  /**
+   * The transport of the connection (the last one that reached the hub's `hello`): `"websocket"`, `"sse"` (the
+   * fallback: server-sent events + POSTs), or null before the first. The `transport` event says when it changes.
+   * @returns {"websocket" | "sse" | null}
+   */
+  get transport() {
+    return this.#transport;
   }
 
   /** Channels this Hub is subscribed to (or will resubscribe to once connected). @returns {string[]} */
@@ -477,6 +673,15 @@ export class Hub {
       return;
     }
     if (generation !== this.#generation || this.#stopped) return;
+    const kind = this.#nextKind();
+    this.#kind = kind;
+    let timeout = this.#options.connectTimeout;
+    if (kind === "sse") {
+      const stream = new EventStreamSocket(this.#sseUrl, token ?? null);
+      this.#watch(stream, timeout);
+      return;
+    }
+    if (this.#fallback) timeout = Math.min(timeout, this.#options.probeTimeout); // trying to switch back
     const protocols = [SUBPROTOCOL];
     if (token) protocols.push(TOKEN_SUBPROTOCOL_PREFIX + token);
     let ws;
@@ -489,14 +694,51 @@ export class Hub {
       this.#giveUp({ code: null, reason, cause: "error" });
       return;
     }
+    this.#watch(ws, timeout);
+  }
+
+  /** The transport of the next attempt: the WebSocket, unless it keeps failing and the fallback is allowed. */
+  #nextKind() {
+    const { transports } = this.#options;
+    if (!transports.includes("sse")) return "websocket";
+    if (!transports.includes("websocket")) return "sse";
+    if (!this.#fallback) return transports[0] === "sse" ? "sse" : "websocket";
+    if (this.#probeDue) {
+      this.#probeDue = false;
+      return "websocket";
+    }
+    return "sse";
+  }
+
+  /** @param {WebSocket | EventStreamSocket} ws @param {number} timeout */
+  #watch(ws, timeout) {
     this.#ws = ws;
     ws.onmessage = (event) => this.#onMessage(ws, event);
     ws.onclose = (event) => this.#onSocketLost(ws, { code: event.code, reason: event.reason, cause: "closed" });
     ws.onerror = () => {}; // a close event always follows; it carries the code
     this.#timers.connect = setTimeout(() => {
-      const reason = `No hello from the hub within ${this.#options.connectTimeout} ms.`;
+      const reason = `No hello from the hub within ${timeout} ms.`;
       this.#abandon(ws, { code: null, reason, cause: "connect_timeout" });
-    }, this.#options.connectTimeout);
+    }, timeout);
+  }
+
+  /**
+   * Transport bookkeeping when a connection ends: a WebSocket that ended before `hello` with no code of the
+   * hub's (4xxx) is a refused upgrade; after `fallbackAfter` of them, the fallback. Returns true when the next
+   * attempt should come at once (a WebSocket tried while on the fallback did not work: back to the stream).
+   */
+  #countUpgrade(hadHello, code) {
+    const { transports, fallbackAfter } = this.#options;
+    if (!transports.includes("sse") || !transports.includes("websocket")) return false;
+    if (this.#kind === "sse") {
+      if (hadHello) this.#probeDue = true; // a later attempt tries the WebSocket again
+      return false;
+    }
+    if (hadHello || (code != null && code >= 4000 && code < 5000)) return false;
+    if (this.#fallback) return true;
+    this.#upgradeFailures += 1;
+    if (this.#upgradeFailures >= fallbackAfter) this.#fallback = true;
+    return false;
   }
 
   /** Give up on a socket that looks dead: do not wait for its close handshake, reconnect now. */
@@ -533,6 +775,11 @@ export class Hub {
 
   #onSocketLost(ws, detail) {
     if (ws !== this.#ws || this.#stopped) return;
+    if (this.#countUpgrade(this.#live, detail.code)) {
+      this.#dropSocket("The connection to the hub was lost before the reply arrived.");
+      this.#openSocket(); // the WebSocket still does not work: straight back to the fallback
+      return;
+    }
     this.#dropSocket("The connection to the hub was lost before the reply arrived.");
     if (AUTH_CLOSE_CODES.has(detail.code) && this.#usingGuestToken) {
       this.#rememberGuest(null); // the resume token was refused (expired, new secret, guests off): come back fresh
@@ -622,12 +869,19 @@ export class Hub {
     this.#hello = hello;
     this.#live = true;
     this.#attempt = 0;
+    const previous = this.#transport;
+    this.#transport = this.#kind;
+    if (this.#kind === "websocket") {
+      this.#upgradeFailures = 0;
+      this.#fallback = false; // the WebSocket works (again)
+    }
     this.#armWatchdog();
     // Resubscribe before anything else is sent, so queued publishes land after the subscriptions.
     for (const sub of this.#subs.values()) this.#sendSub(sub);
     this.#flushOutbox();
     this.#startPings();
-    this.#setState("open", { me: data?.user ?? null, client: data?.client });
+    if (previous !== this.#transport) this.#emit("transport", { transport: this.#transport, previous });
+    this.#setState("open", { me: data?.user ?? null, client: data?.client, transport: this.#transport });
     for (const waiter of this.#openWaiters.splice(0)) waiter.resolve(this);
   }
 

@@ -38,7 +38,10 @@ globalThis.hubShell = shell;
 
 function showState(state) {
   stateEl.dataset.state = state;
-  stateEl.querySelector(".state-label").textContent = state;
+  // the transport too while on the fallback (server-sent events + POSTs, when the WebSocket cannot connect)
+  const fallback = state === "open" && hub.transport === "sse";
+  stateEl.dataset.transport = hub.transport ?? "";
+  stateEl.querySelector(".state-label").textContent = fallback ? "open · sse" : state;
   document.body.dataset.hubState = state;
   if (state !== "open") rttEl.textContent = "– ms";
 }
@@ -58,9 +61,10 @@ function showMe(me) {
 }
 
 hub.on("state", ({ state }) => showState(state));
-hub.on("open", ({ me }) => {
+hub.on("open", ({ me, transport }) => {
   showMe(me);
-  stateEl.title = "Connection to the hub";
+  const over = transport === "sse" ? "server-sent events and POSTs (the WebSocket fallback)" : "WebSocket";
+  stateEl.title = `Connection to the hub, over ${over}`;
 });
 hub.on("auth", (me) => showMe(me));
 hub.on("rtt", (ms) => {

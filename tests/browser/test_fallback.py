@@ -1,0 +1,166 @@
+"""hub.js's fallback transport in Chromium: with the WebSocket refused (Playwright's route_web_socket closes every
+socket before the hub sees it), hub.js switches to server-sent events + POSTs by itself, says so, subscribes and
+publishes; once the WebSocket works again, a later reconnect switches back. The demo's header shows the transport."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.async_api import Page, WebSocketRoute, expect
+
+import hub_realtime_plugins.chat
+from hub.protocol import CloseCode
+from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FAST_RECONNECT = {"minDelay": 20, "maxDelay": 100}
+SOCKET = re.compile(r"/ws(\?.*)?$")
+
+
+class Blocker:
+    """Refuses the page's WebSockets while ``blocking`` (closed before any byte reaches the hub, as a proxy that
+    refuses the upgrade), else lets them through to the hub."""
+
+    def __init__(self) -> None:
+        self.blocking = True
+        self.refused = 0
+        self.passed = 0
+
+    async def install(self, page: Page) -> None:
+        await page.route_web_socket(SOCKET, self._route)
+
+    async def _route(self, ws: WebSocketRoute) -> None:
+        if self.blocking:
+            self.refused += 1
+            await ws.close()
+        else:
+            self.passed += 1
+            ws.connect_to_server()
+
+
+@pytest.fixture
+def chat_server(hub_server):
+    return hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
+
+
+def texts(log):
+    return [entry["data"]["text"] for entry in log if entry["kind"] == "event" and entry["type"] == "chat.posted"]
+
+
+# the SDK harness, with a listener of the transport event before connecting
+LISTEN = "  window.transports = [];\n  hub.on('transport', (detail) => window.transports.push(detail));\n"
+HARNESS = SDK_HARNESS.replace("  hub.connect();\n", LISTEN + "  hub.connect();\n")
+assert HARNESS != SDK_HARNESS
+
+
+async def blocked_sdk_page(new_page, server, blocker: Blocker, **options):
+    """A page of the hub's origin with its WebSockets refused, then hub.js connected as in sdk_page."""
+    page = await new_page(f"{server.url}/healthz")
+    await blocker.install(page)
+    await page.evaluate(HARNESS, options)
+    return page
+
+
+async def test_hub_js_falls_back_to_sse_subscribes_and_publishes(chat_server, new_page, py_client):
+    blocker = Blocker()
+    page = await blocked_sdk_page(new_page, chat_server, blocker, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open'")
+    assert await page.evaluate("window.hub.transport") == "sse"
+    assert blocker.refused == 2  # fallbackAfter: two refused upgrades, then the stream
+    assert await page.evaluate("window.hub.hello.transport") == "sse"
+    assert await page.evaluate("window.transports") == [{"transport": "sse", "previous": None}]
+    open_detail = await page.evaluate("window.record.details.find((d) => d.state === 'open')")
+    assert open_detail["transport"] == "sse"
+
+    room = f"chat:fb{uuid.uuid4().hex[:8]}"
+    await page.evaluate("(ch) => window.follow(ch)", room)
+    await wait_js(page, "(ch) => window.record.channels[ch].some((e) => e.kind === 'subscribed')", room)
+    bob = await py_client(chat_server, user="bob")
+    await bob.sub(room)
+    sent = await page.evaluate(
+        "(ch) => window.settle(window.hub.publish(ch, 'chat.send', {text: 'from the fallback'}))", room
+    )
+    assert sent["ok"], sent
+    assert (await bob.next_event(room, "chat.posted"))["data"]["text"] == "from the fallback"
+    await bob.pub(room, "chat.send", {"text": "to the fallback"})
+    await wait_js(
+        page,
+        "(ch) => window.record.channels[ch].some((e) => e.kind === 'event' && e.data.text === 'to the fallback')",
+        room,
+    )
+    assert texts(await channel_log(page, room)) == ["from the fallback", "to the fallback"]
+    rtt = await wait_js(page, "() => window.hub.rtt")  # pings and pongs go by POST
+    assert rtt > 0
+    # nothing of it went over a WebSocket
+    assert blocker.passed == 0
+    await page.evaluate("window.hub.close()")
+
+
+async def test_a_lost_stream_reconnects_with_recovery_and_switches_back_once_websocket_works(
+    chat_server, new_page, py_client
+):
+    blocker = Blocker()
+    page = await blocked_sdk_page(new_page, chat_server, blocker, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open' && window.hub.transport === 'sse'")
+    room = f"chat:fb{uuid.uuid4().hex[:8]}"
+    await page.evaluate("(ch) => window.follow(ch)", room)
+    await wait_js(page, "(ch) => window.record.channels[ch].some((e) => e.kind === 'subscribed')", room)
+    bob = await py_client(chat_server, user="bob")
+    await bob.pub(room, "chat.send", {"text": "before"})
+    await wait_js(page, "(ch) => window.record.channels[ch].some((e) => e.kind === 'event')", room)
+
+    # still blocked: the hub ends the stream's session; the next attempt tries the WebSocket once, is refused,
+    # and goes straight back to the stream, resubscribing with recovery
+    hub = chat_server.app.state.hub
+    client_id = await page.evaluate("window.hub.hello.client")
+    refused_before = blocker.refused
+    await chat_server.call(_close(hub, client_id))
+    await bob.pub(room, "chat.send", {"text": "while away"})
+    await wait_js(page, "(id) => window.hub.state === 'open' && window.hub.hello.client !== id", client_id)
+    assert await page.evaluate("window.hub.transport") == "sse"
+    assert blocker.refused == refused_before + 1
+    await wait_js(
+        page,
+        "(ch) => window.record.channels[ch].some((e) => e.kind === 'event' && e.data.text === 'while away')",
+        room,
+    )
+
+    # the WebSocket works again: the next reconnect switches back
+    blocker.blocking = False
+    client_id = await page.evaluate("window.hub.hello.client")
+    await chat_server.call(_close(hub, client_id))
+    await wait_js(page, "() => window.hub.state === 'open' && window.hub.transport === 'websocket'")
+    assert blocker.passed == 1
+    assert await page.evaluate("window.transports.map((t) => t.transport)") == ["sse", "websocket"]
+    await bob.pub(room, "chat.send", {"text": "over the socket"})
+    await wait_js(
+        page,
+        "(ch) => window.record.channels[ch].some((e) => e.kind === 'event' && e.data.text === 'over the socket')",
+        room,
+    )
+    assert texts(await channel_log(page, room)) == ["before", "while away", "over the socket"]
+    await page.evaluate("window.hub.close()")
+
+
+async def _close(hub, client_id: str) -> None:
+    hub.sessions[client_id].close(CloseCode.GOING_AWAY, "Test: the node lets this session go.")
+
+
+async def test_the_sse_only_option_and_the_demo_header(chat_server, new_page):
+    page = await sdk_page(new_page, chat_server.url, transports=["sse"])
+    await wait_js(page, "() => window.hub.state === 'open'")
+    assert await page.evaluate("window.hub.transport") == "sse"
+    await page.evaluate("window.hub.close()")
+
+    demo = await new_page()
+    blocker = Blocker()
+    await blocker.install(demo)
+    await demo.goto(chat_server.url + "/")
+    state = demo.locator("#hub-state")
+    await expect(state.locator(".state-label")).to_have_text("open · sse")
+    await expect(state).to_have_attribute("data-transport", "sse")
+    await expect(state).to_have_attribute("title", re.compile("server-sent events"))
+    await demo.evaluate("window.hubShell.hub.close()")
