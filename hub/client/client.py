@@ -374,9 +374,9 @@ class Client:
         self._writer = self._pinger = None
         self._requests.fail_all(ConnectionLost(reason))
         for sub in self._subs.values():
-            sub.sent = False
-            if sub.retry is not None:
-                sub.retry.cancel()
+            sub._sent = False
+            if sub._retry is not None:
+                sub._retry.cancel()
 
     def _heartbeat_limit(self) -> float:
         if self._heartbeat_timeout is not None:
@@ -425,7 +425,7 @@ class Client:
             return True
         sub = self._subs.get(event.channel)
         if sub is not None:
-            return sub.received(event)
+            return sub._on_event(event)
         return self._dispatcher.post_event(self._emit, "event", event)
 
     def _on_revoked(self, frame: dict[str, Any]) -> None:
@@ -434,11 +434,11 @@ class Client:
         sub = self._subs.get(channel) if isinstance(channel, str) else None
         # A `sub` still waiting for its reply is newer than the subscription the notice ends (the hub answers a
         # `sub` it refuses with an `err`, never with an `unsub`).
-        if sub is None or sub.awaiting_reply:
+        if sub is None or sub._awaiting_reply:
             return
         del self._subs[sub.channel]
-        if sub.retry is not None:
-            sub.retry.cancel()
+        if sub._retry is not None:
+            sub._retry.cancel()
         code, message = frame.get("code"), frame.get("msg")
         error = ClientError(
             code if isinstance(code, str) else "revoked",
@@ -446,7 +446,7 @@ class Client:
             frame=frame,
         )
         error.channel = sub.channel
-        sub.ended(error)
+        sub._on_ended(error)
         self._emit("revoked", error)
 
     # ---- frames out -------------------------------------------------------------------------------------
@@ -622,29 +622,29 @@ class Client:
 
     def _send_sub(self, sub: Subscription) -> None:
         frame: dict[str, Any] = {"op": "sub", "ch": sub.channel}
-        since = sub.since()
+        since = sub._since()
         if since is not None:
             frame["since"] = since
-        sub.sent = True
-        sub.awaiting_reply = True
+        sub._sent = True
+        sub._awaiting_reply = True
 
         def settle(reply: Reply) -> None:
             if self._subs.get(sub.channel) is not sub:
                 return
             if isinstance(reply, ConnectionLost):
-                sub.awaiting_reply = False  # sent again on the next connection
+                sub._awaiting_reply = False  # sent again on the next connection
                 return
             if isinstance(reply, ClientError) or reply.get("op") == "err":
                 error = reply if isinstance(reply, ClientError) else ClientError.from_frame(reply)
                 error.channel = sub.channel
-                if sub.refused(error):
+                if sub._on_refused(error):
                     del self._subs[sub.channel]
                 else:
-                    delay = self._backoff.retry_delay(sub.failures)
-                    sub.retry = asyncio.get_running_loop().call_later(delay, self._retry_sub, sub)
+                    delay = self._backoff.retry_delay(sub._failures)
+                    sub._retry = asyncio.get_running_loop().call_later(delay, self._retry_sub, sub)
                 return
             data = reply.get("data")
-            sub.replied(data if isinstance(data, Mapping) else {})
+            sub._on_reply(data if isinstance(data, Mapping) else {})
 
         try:
             self._request(frame, None, settle)
@@ -652,15 +652,15 @@ class Client:
             settle(error)
 
     def _retry_sub(self, sub: Subscription) -> None:
-        if self._subs.get(sub.channel) is sub and self._live and not sub.sent:
+        if self._subs.get(sub.channel) is sub and self._live and not sub._sent:
             self._send_sub(sub)
 
     async def _unsubscribe(self, sub: Subscription) -> None:
-        sub.stop()
+        sub._stop()
         if self._subs.get(sub.channel) is not sub:
             return
         del self._subs[sub.channel]
-        if not sub.sent or not self._live:
+        if not sub._sent or not self._live:
             return
         try:
             await self._call({"op": "unsub", "ch": sub.channel})

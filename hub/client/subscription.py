@@ -72,8 +72,8 @@ class Subscription:
         since: tuple[str, int] | None = None,
     ) -> None:
         self.channel = channel
-        self.namespace = channel.split(":", 1)[0]
-        self.handlers = handlers
+        self._namespace = channel.split(":", 1)[0]
+        self._handlers = handlers
         self._dispatcher = dispatcher
         self._owner = owner
         self.epoch: str | None = since[0] if since else None
@@ -83,10 +83,10 @@ class Subscription:
         self.active = True
         """False once unsubscribed, refused for good, or ended by the hub."""
         # reader's side
-        self.sent = False  # a `sub` went out on the current socket
-        self.awaiting_reply = False
-        self.failures = 0  # retryable refusals in a row
-        self.retry: asyncio.TimerHandle | None = None
+        self._sent = False  # a `sub` went out on the current socket
+        self._awaiting_reply = False
+        self._failures = 0  # retryable refusals in a row
+        self._retry: asyncio.TimerHandle | None = None
         self._ever_subscribed = False
         # dispatcher's side
         self._members: dict[str, Member] | None = None
@@ -130,18 +130,18 @@ class Subscription:
 
     # ---- the reader's side ----------------------------------------------------------------------------------
 
-    def since(self) -> dict[str, Any] | None:
+    def _since(self) -> dict[str, Any] | None:
         if self.epoch is None or self.offset is None:
             return None
         return {"epoch": self.epoch, "offset": self.offset}
 
-    def replied(self, data: Mapping[str, Any]) -> None:
+    def _on_reply(self, data: Mapping[str, Any]) -> None:
         """A ``sub`` reply: the new position now, then (in order) the handlers, the presence list, the missed
         events."""
-        self.awaiting_reply = False
+        self._awaiting_reply = False
         resubscribed = self._ever_subscribed
         self._ever_subscribed = True
-        self.failures = 0
+        self._failures = 0
         epoch, offset = data.get("epoch"), data.get("offset")
         if isinstance(epoch, str):
             self.epoch = epoch
@@ -168,7 +168,7 @@ class Subscription:
         )
         self._dispatcher.post(self._apply_reply, info, missed)
 
-    def received(self, event: Event) -> bool:
+    def _on_event(self, event: Event) -> bool:
         """A live event; False when the app is too far behind to take it (the client then drops the socket, and
         the resubscribe recovers from the last offset taken)."""
         if not self._dispatcher.post_event(self._deliver, event):
@@ -177,18 +177,18 @@ class Subscription:
             self.offset = event.offset
         return True
 
-    def refused(self, error: ClientError) -> bool:
+    def _on_refused(self, error: ClientError) -> bool:
         """The ``sub`` was answered with an ``err``. True when the subscription is over (the client drops it);
         retryable codes leave it to be sent again."""
-        self.awaiting_reply = False
+        self._awaiting_reply = False
         error.retrying = error.code in RETRYABLE_SUB_CODES
         if error.retrying:
-            self.sent = False
-            self.failures += 1
+            self._sent = False
+            self._failures += 1
         self._dispatcher.post(self._report, error, not error.retrying)
         return not error.retrying
 
-    def ended(self, error: ClientError) -> None:
+    def _on_ended(self, error: ClientError) -> None:
         """The hub ended the subscription itself (an ``unsub`` frame): events before it still reach the handlers."""
         error.revoked = True
         self._dispatcher.post(self._report, error, True)
@@ -201,7 +201,7 @@ class Subscription:
         if info.presence is not None:
             self._members = {member.client: member for member in info.presence}
             self._count = info.presence_count or len(self._members)
-        handlers = self.handlers
+        handlers = self._handlers
         if handlers.on_subscribed is not None:
             await call(handlers.on_subscribed, info)
         if info.has_snapshot and handlers.on_snapshot is not None:
@@ -217,8 +217,8 @@ class Subscription:
     async def _report(self, error: ClientError, final: bool) -> None:
         if final:
             self.active = False
-        if self.handlers.on_error is not None:
-            await call(self.handlers.on_error, error)
+        if self._handlers.on_error is not None:
+            await call(self._handlers.on_error, error)
         if final and self._first is None and self._error is None:
             self._error = error
             self._settled.set()
@@ -228,17 +228,17 @@ class Subscription:
             return
         if self._members is not None and isinstance(event.data, Mapping):
             await self._on_presence_event(event)
-        typed = self.handlers.events.get(event.type)
+        typed = self._handlers.events.get(event.type)
         if typed is not None:
             await call(typed, event)
-        if self.handlers.on_event is not None:
-            await call(self.handlers.on_event, event)
+        if self._handlers.on_event is not None:
+            await call(self._handlers.on_event, event)
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         """Unsubscribed by the app: no handler runs from now on."""
         self.active = False
-        if self.retry is not None:
-            self.retry.cancel()
+        if self._retry is not None:
+            self._retry.cancel()
         if self._first is None and self._error is None:
             self._error = ClientError("closed", f"The subscription to {self.channel} was ended by the app.")
             self._settled.set()
@@ -248,7 +248,7 @@ class Subscription:
     async def _on_presence_event(self, event: Event) -> None:
         assert self._members is not None
         assert isinstance(event.data, Mapping)
-        if event.type == f"{self.namespace}.presence":
+        if event.type == f"{self._namespace}.presence":
             count = event.data.get("count")
             if not isinstance(count, int) or isinstance(count, bool):
                 return
@@ -258,7 +258,7 @@ class Subscription:
             # be partial or stale, so fetch it whole (from then on joined/left keep it whole).
             if self._count <= self._owner.list_limit():
                 await self._fetch_members()
-        elif event.type in (f"{self.namespace}.joined", f"{self.namespace}.left"):
+        elif event.type in (f"{self._namespace}.joined", f"{self._namespace}.left"):
             member = Member.parse(event.data)
             if member is None:
                 return
@@ -291,11 +291,11 @@ class Subscription:
         await self._presence_changed("sync")
 
     async def _presence_changed(self, kind: PresenceChangeType, member: Member | None = None) -> None:
-        if self.handlers.on_presence is None or self._members is None:
+        if self._handlers.on_presence is None or self._members is None:
             return
         members = list(self._members.values())
         change = PresenceChange(kind, self._count, len(members) < self._count, member)
-        await call(self.handlers.on_presence, members, change)
+        await call(self._handlers.on_presence, members, change)
 
 
 def _event(frame: Any) -> Event | None:
