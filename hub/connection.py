@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from hub import operations
-from hub.asgi_extensions import ABORT_EXTENSION, SEND_TEXTS_EXTENSION
+from hub.asgi_extensions import (
+    ABORT_EXTENSION,
+    SEND_TEXTS_EXTENSION,
+    SHUTDOWN_EXTENSION,
+    SHUTDOWN_MESSAGE,
+    SHUTDOWN_REASON,
+)
 from hub.auth import AuthError, anonymous_identity, origin_allowed, token_from_handshake
 from hub.broker import BrokerUnavailable
 from hub.errors import Disconnect, HubError
@@ -107,6 +113,9 @@ class WebSocketEndpoint:
             try_send=send_texts.get("try_send"),
             address=_peer(scope.get("client")),
         )
+        enable_graceful_shutdown = extensions.get(SHUTDOWN_EXTENSION, {}).get("enable")
+        if enable_graceful_shutdown is not None:
+            enable_graceful_shutdown()  # a stopping server hands us SHUTDOWN_MESSAGE: see _receive_loop
         timer = self.greet(session)
         try:
             timer = await self._receive_loop(session, receive, timer)
@@ -218,8 +227,13 @@ class WebSocketEndpoint:
     ) -> asyncio.TimerHandle | None:
         while True:
             message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return timer
+            if message["type"] != "websocket.receive":
+                if message["type"] == SHUTDOWN_MESSAGE:
+                    # The node is stopping. The socket is no longer read, and every frame read before has been
+                    # answered: close once those answers are sent, with 1001 (going away).
+                    session.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON, flush=True)
+                    continue
+                return timer  # websocket.disconnect
             timer = await self.handle_frame(session, message.get("text"), timer)
 
     async def handle_frame(

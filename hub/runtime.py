@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from hub.admin import NAMESPACE as ADMIN_NAMESPACE
 from hub.admin import OWNER as ADMIN_OWNER
 from hub.admin import Admin
+from hub.asgi_extensions import SHUTDOWN_REASON
 from hub.auth import Authenticator, AuthError, anonymous_identity
 from hub.broker import Broker, MidDone, StoreRecord, open_broker
 from hub.context import check_event
@@ -175,11 +176,13 @@ class Runtime:
         if self.admin is not None:
             await self.admin.stop()
         await self.control.stop()  # out of the node list first: no survey waits for a node that is leaving
+        # Under hub serve and hub.testing every session has closed by now (hub.server's HubWebSocketProtocol hands
+        # each one SHUTDOWN_MESSAGE first); under another ASGI server, this is where they get their 1001.
         for session in tuple(self.sessions.values()):
-            session.close(CloseCode.GOING_AWAY, "The hub is shutting down.")
+            session.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON, flush=True)
         closing = [session.wait_closed() for session in self.sessions.values()]
         if closing:
-            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=self.settings.shutdown_timeout)
         await self.revocations.drain(timeout=2.0)
         await self.plugins.shutdown()
         await self.metrics.stop()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -25,8 +26,12 @@ from hub.asgi_extensions import (
     ABORT_EXTENSION,
     FRAME_LIMIT_EXTENSION,
     SEND_TEXTS_EXTENSION,
+    SHUTDOWN_EXTENSION,
+    SHUTDOWN_MESSAGE,
+    SHUTDOWN_REASON,
     Abort,
     FrameLimit,
+    GracefulShutdown,
     SendTexts,
 )
 from hub.http_protocol import HubHTTPProtocol
@@ -154,6 +159,9 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self._queued_bytes = 0  # received bytes waiting in the queue for the app (an upper bound: see receive)
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+        self._app_closes_on_shutdown = False  # the app enabled hub.shutdown: it closes the socket itself
+        self._going_away = False  # the server is stopping: reading stays paused until the app's close
+        self._shutdown_deadline: asyncio.TimerHandle | None = None  # then the socket is dropped
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, with one change: reading pauses only once the app falls behind.
@@ -190,7 +198,7 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         message = await self.queue.get()
         if self.queue.empty():
             self._queued_bytes = 0
-            if self.read_paused:
+            if self.read_paused and not self._going_away:
                 self.read_paused = False
                 self.transport.resume_reading()
         return message
@@ -212,6 +220,48 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             extensions[ABORT_EXTENSION] = Abort(abort=self.abort_connection)
             extensions[FRAME_LIMIT_EXTENSION] = FrameLimit(set=self.set_max_message_size)
             extensions[SEND_TEXTS_EXTENSION] = SendTexts(send_texts=self.send_texts, try_send=self.try_send_text)
+            extensions[SHUTDOWN_EXTENSION] = GracefulShutdown(enable=self._enable_graceful_shutdown)
+
+    def _enable_graceful_shutdown(self) -> None:
+        self._app_closes_on_shutdown = True
+
+    def shutdown(self) -> None:
+        """uvicorn calls this for every connection when the server stops (SIGINT/SIGTERM), right after it stopped
+        accepting. uvicorn's closes an open socket at once with 1012, cutting off whatever the app was answering.
+
+        Here a socket whose app enabled ``hub.shutdown`` (every /ws session) is no longer read, and the app gets
+        ``SHUTDOWN_MESSAGE`` after the messages already read: it answers those, sends what it has queued, then
+        closes with 1001 and waits ``close_timeout`` at most for the peer's reply. Another app's socket (a plugin's
+        own route) gets 1001 at once. Whatever is still open ``shutdown_timeout`` seconds from now is dropped (a
+        peer that stopped reading, or a handler that does not end), so the server's wait for its connections ends.
+        """
+        self._shutdown_deadline = self.loop.call_later(
+            getattr(self.config, "hub_shutdown_timeout", self.close_timeout), self.abort_connection
+        )
+        if self.close_sent or self.disconnected:
+            return  # closing already: its close timer, or the deadline, ends it
+        if not self.handshake_complete or self.initial_response is not None:
+            super().shutdown()  # not accepted yet (uvicorn answers 500), or the app answered with HTTP
+            return
+        self.close_timeout = getattr(self.config, "hub_close_timeout", self.close_timeout)
+        if self._app_closes_on_shutdown:
+            self._going_away = True
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+            going_away: Any = {"type": SHUTDOWN_MESSAGE}  # not an ASGI event: only for an app that enabled it
+            self.queue.put_nowait(going_away)
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001, "reason": SHUTDOWN_REASON})
+        self.conn.send_close(1001, SHUTDOWN_REASON)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._shutdown_deadline is not None:
+            self._shutdown_deadline.cancel()
+            self._shutdown_deadline = None
+        super().connection_lost(exc)
 
     def set_max_message_size(self, max_bytes: int) -> None:
         """This socket's largest message from now on (``hub.frame_limit``: a plugin's route that needs more
@@ -306,6 +356,9 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
         "log_level": settings.log_level.lower(),
         "access_log": False,  # replaced by hub.app's access log, which leaves out query strings
         "lifespan": "on",
+        # Stopping: every socket is closed or dropped within shutdown_timeout (HubWebSocketProtocol.shutdown); the
+        # ASGI tasks of those dropped get close_timeout more to clean up before uvicorn cancels them.
+        "timeout_graceful_shutdown": settings.shutdown_timeout + settings.close_timeout,
     }
     log_config = uvicorn_log_config(settings.log_format)
     if log_config is not None:
@@ -314,6 +367,7 @@ def uvicorn_config(app: Any, settings: HubSettings, **overrides: Any) -> uvicorn
     config = uvicorn.Config(app, **options)
     config.hub_handshake_timeout = settings.handshake_timeout  # type: ignore[attr-defined]
     config.hub_close_timeout = settings.close_timeout  # type: ignore[attr-defined]
+    config.hub_shutdown_timeout = settings.shutdown_timeout  # type: ignore[attr-defined]
     config.hub_send_buffer = settings.send_buffer_bytes  # type: ignore[attr-defined]
     config.hub_max_body_bytes = settings.max_body_bytes  # type: ignore[attr-defined]
     # uvicorn trusts X-Forwarded-For from these peers (FORWARDED_ALLOW_IPS, default 127.0.0.1 and ::1): proxies,

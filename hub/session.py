@@ -266,20 +266,22 @@ class Session:
 
     # ---- closing -----------------------------------------------------------------------------------------
 
-    def close(self, code: int, reason: str) -> None:
-        """Close the socket with a code; idempotent. Pending frames are dropped."""
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Close the socket with a code; idempotent. Pending frames are dropped, or with ``flush`` sent first (a
+        stopping node's replies); either way nothing pushed from now on is sent."""
         if self.close_code is not None:
             return
         self.close_code = code
         if self._metrics is not None:
             self._metrics.close_started(code, self.client_id, self.identity.user if self.identity else None, reason)
-        if self._queue is not None:
-            self._queue.clear()  # the writer may hold it: it must find nothing more to write
-            self._queue = None
-        self._latest = None
-        self._queued_bytes = 0
-        if self._writer is not None:
-            self._writer.cancel()
+        if not flush:
+            if self._queue is not None:
+                self._queue.clear()  # the writer may hold it: it must find nothing more to write
+                self._queue = None
+            self._latest = None
+            self._queued_bytes = 0
+            if self._writer is not None:
+                self._writer.cancel()
         self._closer = asyncio.create_task(self._send_close(code, reason), name=f"hub-close-{self.client_id}")
 
     async def _send_close(self, code: int, reason: str) -> None:

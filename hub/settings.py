@@ -87,6 +87,8 @@ class HubSettings(BaseSettings):
     # SO_SNDBUF of every accepted socket; None leaves it to the kernel (Linux grows it up to tcp_wmem's max, 4 MB)
     send_buffer_bytes: int | None = Field(default=None, ge=4096)
     close_timeout: float = Field(default=2.0, gt=0)  # seconds a close frame may take before the socket is dropped
+    # SIGTERM/SIGINT: seconds a stopping node gives its connections to finish their requests and close (1001)
+    shutdown_timeout: float = Field(default=10.0, gt=0)
     handshake_timeout: float = Field(default=10.0, gt=0)  # seconds to send a complete HTTP request/upgrade
     # the HTTP edge (hub/http_protocol.py; under hub serve and hub.testing)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # an HTTP request body past this: 413

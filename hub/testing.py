@@ -106,7 +106,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
-        """Stop gracefully, like SIGTERM (uvicorn closes sockets with 1012); the port is kept for a restart."""
+        """Stop gracefully, like SIGTERM (sockets get their answers, then 1001); the port is kept for a restart."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)

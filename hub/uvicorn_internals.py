@@ -63,6 +63,19 @@ UVICORN_INTERNALS: tuple[Internal, ...] = (
     Internal(CONFIG, "bind_socket", "serve(workers=N): the socket the workers share", params=()),
     Internal(SERVER, "started", "hub.testing.HubServer waits for it"),
     Internal(SERVER, "should_exit", "hub.testing.HubServer stops the server with it"),
+    Internal(
+        SERVER,
+        "shutdown",
+        "the order a stopping server follows: stop accepting, each connection's shutdown(), a bounded wait for them",
+        params=("sockets",),
+        source_mentions=(
+            "server.close()",
+            "connection.shutdown()",
+            "self.config.timeout_graceful_shutdown",
+            "self.lifespan.shutdown()",
+        ),
+    ),
+    Internal(CONFIG, "timeout_graceful_shutdown", "uvicorn cancels the tasks of connections still open after it"),
     # ---- HubWebSocketProtocol: methods overridden or called ------------------------------------------------------
     Internal(WS, "__init__", "overridden: the hub's queue, flag and debug switch", params=PROTOCOL_INIT),
     Internal(
@@ -98,12 +111,23 @@ UVICORN_INTERNALS: tuple[Internal, ...] = (
     Internal(WS, "handle_parser_exception", "overridden: a lingering close after a protocol error", params=()),
     Internal(
         WS,
+        "shutdown",
+        "overridden: the app closes /ws sessions with 1001 after answering what was read; others get 1001 at once",
+        params=(),
+    ),
+    Internal(
+        WS,
         "data_received",
         "calls handle_parser_exception after a protocol error",
         params=("data",),
         source_mentions=("self.handle_parser_exception()",),
     ),
-    Internal(WS, "connection_lost", "wrapped per connection to release its address slot", params=("exc",)),
+    Internal(
+        WS,
+        "connection_lost",
+        "wrapped per connection to release its address slot; overridden to cancel the shutdown deadline",
+        params=("exc",),
+    ),
     # ---- HubWebSocketProtocol: attributes read or replaced -------------------------------------------------------
     Internal(WS, "conn", "the websockets ServerProtocol: frames written around it, limits changed on it"),
     Internal(WS, "queue", "replaced by a lighter queue", replaced_by="hub.aio:ReceiveQueue"),
@@ -116,7 +140,7 @@ UVICORN_INTERNALS: tuple[Internal, ...] = (
     Internal(WS, "initial_response", "no direct write after an HTTP response instead of the accept"),
     Internal(WS, "disconnected", "no direct write after the connection is lost"),
     Internal(WS, "close_timer", "the lingering close's timer"),
-    Internal(WS, "close_timeout", "the lingering close's default"),
+    Internal(WS, "close_timeout", "the lingering close's default; set to the hub's when stopping"),
     Internal(WS, "request", "the parsed handshake, dropped after the accept"),
     Internal(WS, "response", "the handshake response, dropped after the accept"),
     Internal(WS, "scope", "the connection's ASGI scope, where the extensions go"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.asgi_extensions import SHUTDOWN_REASON
 from hub.testing import HubClient
 
 HUB = Path(sys.executable).with_name("hub")
@@ -92,7 +93,7 @@ async def test_serve_chat_sigterm_restart_keeps_history_and_logs_no_token(serve:
     assert (await bob.next_event("chat:lobby", "chat.posted"))["data"]["text"] == "before the restart"
 
     serve.stop()
-    assert await bob.closed() == (1012, "")  # uvicorn's "service restart" close on SIGTERM
+    assert await bob.closed() == (1001, SHUTDOWN_REASON)  # going away, from the hub itself (protocol.md §13)
     await alice.close()
 
     serve.start()
