@@ -50,6 +50,7 @@ async def test_hello_then_the_same_ops_as_the_socket(hub_server, hub_client, sse
     assert alice.hello["user"] == {"user": "alice", "name": "alice", "anonymous": False}
     assert alice.hello["transport"] == "sse"
     assert alice.hello["protocol"] == 1
+    assert alice.hello["post_limits"] == {"max_bytes": 256 * 1024, "max_frames": 100}
     # the POST key is not the client id, which other members see in presence entries
     assert len(alice.key) >= 43
     assert alice.hello["client"] not in alice.key
@@ -189,6 +190,15 @@ async def test_wrong_methods(hub_server, sse_client):
         answer = await http.get(f"/sse/{client.key}")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
+
+
+async def test_the_transport_can_be_turned_off(hub_server, hub_client):
+    server = hub_server(plugins=CHAT, sse=False)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/sse")).status_code == 404
+        assert (await http.post("/sse/" + "k" * 43, content=b'{"op":"ping"}')).status_code == 404
+    client = await hub_client(server, user="alice")  # sockets are unaffected
+    assert (await client.request({"op": "ping"}))["op"] == "pong"
 
 
 # ---- hijacking ------------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  *   that refuses the upgrade) after which the fallback is used.
  * @property {number} [probeTimeout=3000] Ms a WebSocket attempt made while on the fallback (to switch back)
  *   may take to reach `hello`.
+ * @property {number} [probeInterval=30000] On the fallback: ms before a WebSocket is tried beside the stream
+ *   (doubling after each failure, up to 10 minutes); when it works, the connection moves to it. 0: never.
  */
 
 /**
@@ -457,7 +459,9 @@ export class Hub {
   #outbox = [];
   /** @type {{resolve: Function, reject: Function}[]} */
   #openWaiters = [];
-  #timers = { retry: null, connect: null, watchdog: null, ping: null };
+  #timers = { retry: null, connect: null, watchdog: null, ping: null, probe: null };
+  /** ms before the next WebSocket probe while on the fallback */
+  #probeDelay = 0;
   #onOnline = () => this.#retryNow();
 
   /** @param {HubOptions} [options] */
@@ -474,6 +478,7 @@ export class Hub {
       transports: ["websocket", "sse"],
       fallbackAfter: 2,
       probeTimeout: 3000,
+      probeInterval: 30000,
       // an option given as undefined keeps its default
       ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
@@ -722,6 +727,73 @@ export class Hub {
     }, timeout);
   }
 
+  /** On the fallback: after a while, try a WebSocket beside the stream (see #probe). */
+  #scheduleProbe() {
+    clearTimeout(this.#timers.probe);
+    if (!(this.#probeDelay > 0)) return;
+    this.#timers.probe = setTimeout(() => this.#probe(), this.#probeDelay);
+  }
+
+  /**
+   * A WebSocket opened beside the stream, closed again once it says `hello`: if it does, the WebSocket works
+   * (the proxy lets it through now, or the attempts that failed met a hub that was down), and the connection
+   * moves to it at a quiet moment (no reply awaited), resubscribing with `since` as after any reconnect.
+   */
+  async #probe() {
+    const stream = this.#ws;
+    if (this.#kind !== "sse" || !this.#live || this.#stopped) return;
+    let token = null;
+    try {
+      const option = this.#options.token;
+      token = (typeof option === "function" ? await option() : option) || this.#guestToken;
+    } catch {
+      // no token for the probe now: try later
+    }
+    const protocols = [SUBPROTOCOL];
+    if (token) protocols.push(TOKEN_SUBPROTOCOL_PREFIX + token);
+    const works = await new Promise((resolve) => {
+      let socket;
+      try {
+        socket = new WebSocket(this.#url, protocols);
+      } catch {
+        resolve(false);
+        return;
+      }
+      const done = (/** @type {boolean} */ result) => {
+        clearTimeout(timer);
+        socket.onmessage = socket.onclose = null;
+        try {
+          socket.close(1000, "probe");
+        } catch {
+          // already closed
+        }
+        resolve(result);
+      };
+      const timer = setTimeout(() => done(false), this.#options.probeTimeout);
+      socket.onmessage = (event) => done(typeof event.data === "string" && event.data.startsWith('{"op":"hello"'));
+      socket.onclose = () => done(false);
+    });
+    if (stream !== this.#ws || this.#stopped) return;
+    if (!works) {
+      this.#probeDelay = Math.min(this.#probeDelay * 2, 600000);
+      this.#scheduleProbe();
+      return;
+    }
+    this.#fallback = false;
+    this.#upgradeFailures = 0;
+    const move = () => {
+      if (stream !== this.#ws || this.#stopped) return;
+      if (this.#pending.size) {
+        this.#timers.probe = setTimeout(move, 100); // a reply is awaited: move once it is in
+        return;
+      }
+      this.#dropSocket("The connection moved to a WebSocket.");
+      stream?.close(1000, "moving to a WebSocket");
+      this.#openSocket();
+    };
+    move();
+  }
+
   /**
    * Transport bookkeeping when a connection ends: a WebSocket that ended before `hello` with no code of the
    * hub's (4xxx) is a refused upgrade; after `fallbackAfter` of them, the fallback. Returns true when the next
@@ -762,6 +834,7 @@ export class Hub {
     clearTimeout(this.#timers.connect);
     clearTimeout(this.#timers.watchdog);
     clearInterval(this.#timers.ping);
+    clearTimeout(this.#timers.probe);
     for (const [id, request] of this.#pending) {
       clearTimeout(request.timer);
       request.reject(new HubError("disconnected", reason));
@@ -881,6 +954,10 @@ export class Hub {
     this.#flushOutbox();
     this.#startPings();
     if (previous !== this.#transport) this.#emit("transport", { transport: this.#transport, previous });
+    if (this.#kind === "sse" && this.#fallback) {
+      if (previous !== "sse") this.#probeDelay = this.#options.probeInterval;
+      this.#scheduleProbe();
+    }
     this.#setState("open", { me: data?.user ?? null, client: data?.client, transport: this.#transport });
     for (const waiter of this.#openWaiters.splice(0)) waiter.resolve(this);
   }

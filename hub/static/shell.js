@@ -61,10 +61,18 @@ function showMe(me) {
 }
 
 hub.on("state", ({ state }) => showState(state));
-hub.on("open", ({ me, transport }) => {
-  showMe(me);
+function showTransport(transport) {
   const over = transport === "sse" ? "server-sent events and POSTs (the WebSocket fallback)" : "WebSocket";
   stateEl.title = `Connection to the hub, over ${over}`;
+}
+
+hub.on("open", ({ me, transport }) => {
+  showMe(me);
+  showTransport(transport);
+});
+hub.on("transport", ({ transport }) => {
+  showTransport(transport); // also when an open connection moves back to a WebSocket
+  showState(hub.state);
 });
 hub.on("auth", (me) => showMe(me));
 hub.on("rtt", (ms) => {

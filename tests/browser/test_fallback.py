@@ -12,6 +12,7 @@ from playwright.async_api import Page, WebSocketRoute, expect
 
 import hub_realtime_plugins.chat
 from hub.protocol import CloseCode
+from hub.testing import wait_until
 from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -142,6 +143,37 @@ async def test_a_lost_stream_reconnects_with_recovery_and_switches_back_once_web
         room,
     )
     assert texts(await channel_log(page, room)) == ["before", "while away", "over the socket"]
+    await page.evaluate("window.hub.close()")
+
+
+async def test_on_the_fallback_a_websocket_probe_moves_the_connection_back(chat_server, new_page, py_client):
+    blocker = Blocker()
+    page = await blocked_sdk_page(new_page, chat_server, blocker, probeInterval=200, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open' && window.hub.transport === 'sse'")
+    room = f"chat:fb{uuid.uuid4().hex[:8]}"
+    await page.evaluate("(ch) => window.follow(ch)", room)
+    await wait_js(page, "(ch) => window.record.channels[ch].some((e) => e.kind === 'subscribed')", room)
+    probes = blocker.refused
+    # still blocked: probes are refused beside the stream, and the connection stays where it is
+    await wait_until(lambda: blocker.refused >= probes + 2, what="two probes refused")
+    assert await page.evaluate("window.hub.transport") == "sse"
+    stream_client = await page.evaluate("window.hub.hello.client")
+
+    blocker.blocking = False  # the network lets sockets through now: the next probe works, and the Hub moves
+    await wait_js(page, "() => window.hub.transport === 'websocket'", timeout=15_000)
+    assert await page.evaluate("window.hub.hello.client") != stream_client
+    assert await page.evaluate("window.transports.map((t) => t.transport)") == ["sse", "websocket"]
+    states = await page.evaluate("window.record.states")
+    assert states[states.index("open") :] == ["open"]  # moved, not lost: no state change since the first open
+    bob = await py_client(chat_server, user="bob")
+    await bob.pub(room, "chat.send", {"text": "after the move"})
+    await wait_js(
+        page,
+        "(ch) => window.record.channels[ch].some((e) => e.kind === 'event' && e.data.text === 'after the move')",
+        room,
+    )
+    hub = chat_server.app.state.hub
+    await wait_until(lambda: stream_client not in hub.sessions, what="the stream's session ended")
     await page.evaluate("window.hub.close()")
 
 
