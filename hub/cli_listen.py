@@ -176,5 +176,8 @@ class Listener:
     def closed(self, change: StateChange) -> None:
         if change.cause == "client":
             return
+        if change.cause == "error":
+            self.finish(1, f"cannot connect: {change.reason}")
+            return
         code = f"{change.code}: " if change.code is not None else ""
         self.finish(1, f"the hub refused the connection ({code}{change.reason})")

@@ -124,6 +124,45 @@ async def test_the_events_missed_while_away_are_recovered_once_and_in_order(hub_
         assert (sub.epoch, sub.offset) == (info.epoch, 7)
 
 
+async def test_a_closed_client_started_again_resubscribes_with_recovery(hub_server: Any) -> None:
+    server = hub_server(plugins=CHAT)
+    calls = Calls()
+    client = Client(server.ws_url, **FAST)
+    async with Client(server.ws_url, token=server.token("alice")) as alice:
+        async with client:
+            await client.subscribe("chat:room", events={"chat.posted": calls.record("posted")},
+                                   on_subscribed=calls.record("subscribed")).ready()  # fmt: skip
+            await alice.publish("chat:room", "chat.send", {"text": "m0"})
+            await calls.wait("posted")
+        assert client.state == "closed"
+        assert client.channels == ["chat:room"]  # kept for a later start()
+        await alice.publish("chat:room", "chat.send", {"text": "m1"})
+        async with client:
+            info = (await calls.wait("subscribed", 2))[1]
+            assert (info.resubscribed, info.recovered, info.missed) == (True, True, 1)
+            assert texts(await calls.wait("posted", 2)) == ["m0", "m1"]
+
+
+async def test_requests_in_flight_are_bounded(hub_server: Any, proxy_to: Any) -> None:
+    server = hub_server(plugins=CHAT)
+    proxy = await proxy_to(server)
+    calls = Calls()
+    client = Client(proxy.ws_url, max_in_flight=1, ping_interval=0, request_timeout=30)
+    client.on("rtt", calls.record("rtt"))
+    async with client:
+        await calls.wait("rtt")  # the opening ping has its reply: nothing in flight
+        proxy.lose_replies()
+        waiting = asyncio.create_task(client.presence("chat:room"))
+        await asyncio.sleep(0)  # it is sent, and waits for a reply that will not come
+        with pytest.raises(ClientError) as bounded:
+            await client.publish("chat:room", "chat.send", {"text": "one too many"})
+        assert bounded.value.code == "too_many_requests"
+        proxy.cut()
+        with pytest.raises(ClientError) as lost:
+            await waiting
+        assert lost.value.code == "disconnected"
+
+
 async def test_publishes_made_while_away_wait_in_a_bounded_queue(hub_server: Any, proxy_to: Any) -> None:
     server = hub_server(plugins=CHAT)
     proxy = await proxy_to(server)

@@ -122,6 +122,7 @@ class Client:
         self._runner: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self._ending: set[asyncio.Task[None]] = set()  # the tasks of a dropped socket, until they are gone
         self._outgoing: asyncio.Queue[str] | None = None
         self._open_waiters: list[asyncio.Future[None]] = []
         self._ended = asyncio.Event()
@@ -247,6 +248,8 @@ class Client:
                 await ws.close(1000, close_reason(reason))
         self._outbox.fail_all(ClientError("closed", "The client was closed before this publish could be sent."))
         self._settle_open_waiters(ClientError("closed", "The client was closed."))
+        if self._ending:
+            await asyncio.wait(list(self._ending))
         if running:
             self._set_state("closed", code=1000, reason=reason, cause="client")
         await self._dispatcher.drain(self._socket_options.close_timeout)
@@ -371,6 +374,8 @@ class Client:
         for task in (self._writer, self._pinger):
             if task is not None:
                 task.cancel()
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
         self._writer = self._pinger = None
         self._requests.fail_all(ConnectionLost(reason))
         for sub in self._subs.values():

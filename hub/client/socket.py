@@ -82,6 +82,9 @@ async def open_socket(url: str, token: str | None, options: SocketOptions) -> Op
                 max_size=options.max_message_bytes,
             )
             raw = await ws.recv()
+    except asyncio.CancelledError:
+        abort(ws)  # the client was closed during the attempt: no socket is left behind
+        raise
     except TimeoutError:
         abort(ws)
         return Loss(None, f"No hello from the hub within {options.connect_timeout:g} s.", "connect_timeout", url)
