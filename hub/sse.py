@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from hub.asgi_extensions import SHUTDOWN_REASON
 from hub.auth import AuthError, anonymous_identity, origin_allowed, token_from_handshake
 from hub.connection import Receive, Scope, Send, WebSocketEndpoint, _peer
 from hub.protocol import CloseCode, close_reason
@@ -188,7 +189,19 @@ class SSEEndpoint:
             }
             extra: dict[str, JSON] = {"transport": "sse", "session": key, "post_limits": post_limits}
             connection.timer = self.sockets.greet(session, extra)
-            await _until_over(receive, stream.ended)
+            try:
+                await _until_over(receive, stream.ended)
+            except asyncio.CancelledError:
+                # The server is stopping and gave up waiting for this response (uvicorn's graceful-shutdown bound:
+                # its HTTP side cannot tell a stream in progress that the node stops). End the session as a
+                # stopping node ends a socket's, with 1001 after what is queued, and the response with it, rather
+                # than leave a cancelled ASGI call (a traceback in the log) and a stream without its close.
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                session.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON, flush=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stream.ended.wait(), settings.close_timeout)
         finally:
             # Under the lock: a POST in progress finishes its frame first, and none runs on the ended session.
             async with connection.lock:

@@ -363,3 +363,18 @@ async def test_a_stream_that_does_not_drain_is_closed_with_4009(hub_server, hub_
     finally:
         writer.close()
     await wait_until(lambda: client_id not in hub.sessions, what="the session ended")
+
+
+# ---- shutdown -------------------------------------------------------------------------------------------
+
+
+async def test_a_stopping_node_ends_the_stream_with_1001(hub_server, sse_client, server_logs):
+    server = hub_server(plugins=CHAT, shutdown_timeout=0.3, close_timeout=0.3, heartbeat_timeout=60.0)
+    logs = server_logs()
+    client = await sse_client(server, "alice")
+    await asyncio.get_running_loop().run_in_executor(None, server.stop)
+    code, reason = await client.closed()
+    assert code == CloseCode.GOING_AWAY
+    assert "shutting down" in reason
+    assert "Exception in ASGI application" not in logs.text
+    assert "Traceback" not in logs.text
