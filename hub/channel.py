@@ -71,18 +71,27 @@ class Inbound:
 
 
 class PresenceChanged(BaseModel):
-    """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence (rooms of at most
-    ``presence_list_limit`` members)."""
+    """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence, and
+    ``<namespace>.presence_updated`` on those with presence metadata (rooms of at most ``presence_list_limit``
+    members): the member. ``display`` is its name as the room shows it, unique in the room ("Alice (2)");
+    ``meta`` its metadata (the JSON of the channel's ``presence_meta`` model), or None."""
 
     client: str
     user: str
     name: str
+    display: str
+    meta: Any = None
 
 
 class PresenceCount(BaseModel):
     """The core's ``<namespace>.presence`` event: a big room's member count, on every node, coalesced."""
 
     count: int
+
+
+PRESENCE_RATE_LIMIT = RateLimit(rate=5, burst=10)
+"""The default limit of a connection's presence metadata changes, per channel family: each one costs a frame
+for every member of a small room."""
 
 
 def allow_everyone(identity: Identity, room: str) -> bool:
@@ -108,6 +117,12 @@ class Channel:
     reads slowly gets the latest one instead of a backlog: an event replaces the channel's previous event while
     that one still waits in the client's send queue. Counted in ``hub_conflated_events_total``.
 
+    ``presence_meta``: a pydantic model for each member's presence metadata (a status, a device, "typing in doc
+    X"), which a client sets with its ``sub`` and changes with ``presence_set`` (protocol.md §9): it is validated
+    against the model (strictly, as a ``pub``'s data), bounded by the hub's ``presence_meta_max_bytes``, rate
+    limited per connection and channel family by ``presence_rate_limit``, and announced as
+    ``<namespace>.presence_updated``. Without it the channel refuses metadata. It needs ``presence=True``.
+
     ``can_subscribe`` / ``can_publish`` are fast synchronous policies on the identity and room. An access rule
     that needs I/O (a document's members in the store) is an async ``authorize`` (the argument, or the
     :meth:`authorize` decorator): it runs after the policies and every ``hub_authorize`` hook allowed the
@@ -124,6 +139,8 @@ class Channel:
         history_size: int = 0,
         history_ttl: float | None = None,
         presence: bool = False,
+        presence_meta: type[BaseModel] | None = None,
+        presence_rate_limit: RateLimit = PRESENCE_RATE_LIMIT,
         conflate: bool = False,
         can_subscribe: Policy = allow_everyone,
         can_publish: Policy = allow_everyone,
@@ -136,12 +153,18 @@ class Channel:
         if conflate and (recoverable or presence):
             # Conflation drops events: offsets would have gaps, and a dropped join or leave would be lost.
             raise ValueError("a conflating channel cannot be recoverable or keep presence")
+        if presence_meta is not None and not (isinstance(presence_meta, type) and issubclass(presence_meta, BaseModel)):
+            raise TypeError(f"presence_meta of '{namespace}:*' must be a pydantic model class")
+        if presence_meta is not None and not presence:
+            raise ValueError(f"presence_meta of '{namespace}:*' needs presence=True")
         self.namespace = namespace
         self.description = description
         self.recoverable = recoverable
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.presence = presence
+        self.presence_meta = presence_meta
+        self.presence_rate_limit = presence_rate_limit
         self.conflate = conflate
         self.can_subscribe = can_subscribe
         self.can_publish = can_publish
@@ -156,6 +179,8 @@ class Channel:
             self._events[f"{namespace}.joined"] = PresenceChanged
             self._events[f"{namespace}.left"] = PresenceChanged
             self._events[f"{namespace}.presence"] = PresenceCount
+        if presence_meta is not None:
+            self._events[f"{namespace}.presence_updated"] = PresenceChanged
 
     def _check_type(self, message_type: str) -> None:
         if not TYPE_RE.fullmatch(message_type) or not message_type.startswith(self.namespace + "."):

@@ -32,6 +32,7 @@ from hub.protocol import (
     PingRequest,
     PongReply,
     PresenceRequest,
+    PresenceSetRequest,
     PubRequest,
     SubRequest,
     UnsubRequest,
@@ -72,6 +73,7 @@ class WebSocketEndpoint:
             UnsubRequest: self._unsub,
             PubRequest: self._pub,
             PresenceRequest: self._presence,
+            PresenceSetRequest: self._presence_set,
             PingRequest: self._ping,
             PongReply: self._pong,
         }
@@ -358,6 +360,10 @@ class WebSocketEndpoint:
 
     async def _presence(self, session: Session, req: PresenceRequest) -> None:
         data = await operations.presence(self.hub, session, self._identity(session), req)
+        session.push(encode_ok(req.id, data))
+
+    async def _presence_set(self, session: Session, req: PresenceSetRequest) -> None:
+        data = await operations.presence_set(self.hub, session, self._identity(session), req)
         session.push(encode_ok(req.id, data))
 
     async def _ping(self, session: Session, req: PingRequest) -> None:

@@ -1,4 +1,5 @@
-"""What each client op does once a frame is decoded and the client identified: sub, unsub, pub, presence; and
+"""What each client op does once a frame is decoded and the client identified: sub, unsub, pub, presence,
+presence_set; and
 the server's own ``unsub``, which ends subscriptions whose access was withdrawn (revoke)."""
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from hub.channel import RETURN_CONTRACT, Action, Channel, describe
 from hub.context import Caller, Context
 from hub.errors import HubError
 from hub.node import Node
-from hub.protocol import ErrorCode, PresenceRequest, PubRequest, SubRequest, encode_unsub, event_fragment
+from hub.presence import presence_meta
+from hub.protocol import (
+    ErrorCode,
+    PresenceRequest,
+    PresenceSetRequest,
+    PubRequest,
+    SubRequest,
+    encode_unsub,
+    event_fragment,
+)
 from hub.session import Session
 from hub.types import JSON, Identity, PresenceMember
 
@@ -105,12 +115,18 @@ async def subscribe(
     ctx = _context(hub, session, identity, req.ch, room, spec)
     # Before anything of the channel is written or read for this client: a refused one leaves no trace.
     await _check_access(hub, spec, ctx, "subscribe", None)
-    member = PresenceMember(session.client_id, identity.user, identity.name)
+    meta = None
+    if req.meta is not None:
+        if not spec.presence:
+            raise HubError(ErrorCode.BAD_REQUEST, f"Channel {req.ch!r} keeps no presence, so no presence metadata.")
+        meta = presence_meta(spec, req.meta, hub.settings.presence_meta_max_bytes)
+    member = PresenceMember(session.client_id, identity.user, identity.name, meta=meta)
     session.begin_join(req.ch)
     try:
         count = 0
         if spec.presence:  # announced before the joiner is added, so it sees the others' joins but not its own
-            count = await hub.room_presence.join(req.ch, member)
+            joined = await hub.room_presence.join(req.ch, member)
+            count, member = joined.count, joined.member or member
         await hub.fanout.add(req.ch, session, conflate=spec.conflate)
         data: dict[str, JSON] = {}
         start_offset: int | None = None
@@ -232,18 +248,41 @@ def _returned(hub: Core, spec: Channel, function: object, result: object, what: 
 
 
 async def presence(hub: Core, session: Session, identity: Identity, req: PresenceRequest) -> JSON:
-    """One page of a presence channel's members (the first without a cursor), the room's count, the next cursor."""
+    """One page of a presence channel's members (the first without a cursor), the room's count, the next cursor;
+    or (``count_only``) the count alone."""
     channel = req.ch
     spec, room = hub.router.resolve(channel)
     if not spec.presence:
         raise HubError(ErrorCode.BAD_REQUEST, f"Channel {channel!r} keeps no presence.")
     await _check_access(hub, spec, _context(hub, session, identity, channel, room, spec), "presence", None)
+    if req.count_only:
+        return {"count": await hub.room_presence.count(channel)}
     try:
         members, cursor = await hub.room_presence.listing(channel, cursor=req.cursor or "", limit=req.limit)
     except ValueError:
         raise HubError(ErrorCode.BAD_REQUEST, "Unknown presence cursor; start again without one.") from None
     count = await hub.room_presence.count(channel)
     return {"presence": [m.as_dict() for m in members], "count": count, "cursor": cursor}
+
+
+async def presence_set(hub: Core, session: Session, identity: Identity, req: PresenceSetRequest) -> JSON:
+    """Set (or clear, with null) this connection's presence metadata on a channel it follows; the others see
+    ``<namespace>.presence_updated`` (a count in a big room). Returns the member as the room now lists it."""
+    spec, _room = hub.router.resolve(req.ch)
+    if not spec.presence:
+        raise HubError(ErrorCode.BAD_REQUEST, f"Channel {req.ch!r} keeps no presence.")
+    if spec.presence_meta is None:
+        presence_meta(spec, req.meta, hub.settings.presence_meta_max_bytes)  # raises: no metadata here
+    await hub.revocations.settled(session, req.ch)
+    if req.ch not in session.subscriptions or session.subscriptions[req.ch] is not None:
+        raise HubError(ErrorCode.NOT_SUBSCRIBED, f"Subscribe to {req.ch!r} before setting presence metadata there.")
+    if not session.limiter.allow_type(f"{spec.namespace}.presence_set", spec.presence_rate_limit, time.monotonic()):
+        raise HubError(ErrorCode.RATE_LIMITED, f"Too many presence changes on '{spec.namespace}:*'; slow down.")
+    meta = presence_meta(spec, req.meta, hub.settings.presence_meta_max_bytes)
+    change = await hub.room_presence.update(req.ch, session.client_id, meta)
+    if change.member is None:  # its entry expired (a broker outage): the next refresh brings it back
+        raise HubError(ErrorCode.UNAVAILABLE, "Your presence entry is being restored; retry shortly.")
+    return {"member": change.member.as_dict()}
 
 
 # ---- the server's unsub ----------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ While a room has at most ``presence_list_limit`` members, every join and leave i
 (``<namespace>.joined`` / ``<namespace>.left``) and a ``sub`` reply lists every member. In a bigger room that
 would cost O(n^2) frames to fill it, so joins and leaves are coalesced instead: at most once per
 ``presence_count_interval``, a node that saw some announces the room's member count (``<namespace>.presence``),
-and lists come in pages of at most ``presence_list_limit`` members (protocol.md §9).
+and lists come in pages of at most ``presence_list_limit`` members (protocol.md §9). A metadata update
+(``<namespace>.presence_updated``) follows the same rule as a join.
+
+It also validates a client's presence metadata against the channel's ``presence_meta`` model.
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+import orjson
+from pydantic import BaseModel, ValidationError
 
 from hub.broker import BrokerUnavailable
 from hub.channel import PresenceChanged, PresenceCount
+from hub.errors import HubError
+from hub.protocol import ErrorCode, validation_details
 
 if TYPE_CHECKING:
     from hub.broker import Presence
-    from hub.types import PresenceMember
+    from hub.channel import Channel
+    from hub.types import JSON, PresenceChange, PresenceMember
 
 log = logging.getLogger("hub.presence")
 
@@ -31,6 +38,34 @@ Publish = Callable[[str, str, BaseModel], Awaitable[object]]
 
 def _namespace(channel: str) -> str:
     return channel.partition(":")[0]
+
+
+def presence_meta(spec: Channel, meta: JSON, max_bytes: int) -> JSON:
+    """A client's presence metadata on a channel of ``spec``, checked: at most ``max_bytes`` of JSON, then valid
+    against the channel's ``presence_meta`` model as a ``pub``'s data is against its model (strictly); returned as
+    the model's JSON. ``None`` (no metadata, or clearing it) passes as is. HubError: ``bad_request`` when the
+    channel takes no metadata, ``invalid`` when it is too big or not valid."""
+    model = spec.presence_meta
+    if model is None:
+        raise HubError(
+            ErrorCode.BAD_REQUEST,
+            f"Channels '{spec.namespace}:*' take no presence metadata (their plugin declares no presence_meta model).",
+        )
+    if meta is None:
+        return None
+    text = orjson.dumps(meta)
+    if len(text) > max_bytes:
+        raise HubError(ErrorCode.INVALID, f"Presence metadata is at most {max_bytes} bytes of JSON, not {len(text)}.")
+    try:
+        value = model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise HubError(
+            ErrorCode.INVALID, f"Invalid presence metadata for '{spec.namespace}:*'.", validation_details(exc)
+        ) from None
+    checked = orjson.loads(value.model_dump_json())
+    if len(orjson.dumps(checked)) > max_bytes:  # the model's defaults made it bigger: still bounded
+        raise HubError(ErrorCode.INVALID, f"Presence metadata is at most {max_bytes} bytes of JSON with its defaults.")
+    return checked
 
 
 class RoomPresence:
@@ -45,19 +80,34 @@ class RoomPresence:
         self._flusher: asyncio.Task[None] | None = None
         self.counts_announced = 0
 
-    async def join(self, channel: str, member: PresenceMember) -> int:
-        """Add ``member``; announce it to the room while the room is small. Returns the room's member count."""
-        count = await self._presence.join(channel, member)
-        if count <= self.limit:
-            await self._publish(channel, f"{_namespace(channel)}.joined", PresenceChanged(**member.as_dict()))
+    async def join(self, channel: str, member: PresenceMember) -> PresenceChange:
+        """Add ``member``; announce it to the room while the room is small. Returns the room's member count and
+        the member as added (with its display)."""
+        change = await self._presence.join(channel, member)
+        if change.count <= self.limit:
+            joined = change.member or member
+            await self._publish(channel, f"{_namespace(channel)}.joined", PresenceChanged(**joined.as_dict()))
         else:
             self._count_changed(channel)
-        return count
+        return change
 
     async def leave(self, channel: str, member: PresenceMember) -> None:
         """Remove ``member``; announce it while the room was small (counted before the leave)."""
-        count = await self._presence.leave(channel, member.client)
-        await self._announce_leave(channel, member, count)
+        change = await self._presence.leave(channel, member.client)
+        await self._announce_leave(channel, change.member or member, change.count)
+
+    async def update(self, channel: str, client: str, meta: JSON) -> PresenceChange:
+        """Set the metadata of ``client``'s member (this node's); announce it while the room is small. ``member``
+        None in the result: ``client`` is not a member here (nothing announced)."""
+        change = await self._presence.update(channel, client, meta)
+        if change.member is None:
+            return change
+        if change.count <= self.limit:
+            data = PresenceChanged(**change.member.as_dict())
+            await self._publish(channel, f"{_namespace(channel)}.presence_updated", data)
+        else:
+            self._count_changed(channel)
+        return change
 
     async def expired(self, channel: str, member: PresenceMember) -> None:
         """``member``'s node died and the broker dropped it: announce it as its own node would have."""

@@ -8,7 +8,7 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from hub.errors import HubError
 from hub.types import JSON, StreamPosition
@@ -124,6 +124,7 @@ class SubRequest(_Frame):
     id: RequestId | None = None
     ch: str = Field(max_length=1024)
     since: Since | None = None
+    meta: JSON = None  # presence metadata (channels whose plugin declares a presence_meta model)
 
 
 class UnsubRequest(_Frame):
@@ -147,6 +148,16 @@ class PresenceRequest(_Frame):
     ch: str = Field(max_length=1024)
     cursor: str | None = Field(default=None, max_length=64)  # the reply's cursor: the next page
     limit: int | None = Field(default=None, ge=1, le=10_000)  # members per page (at most presence_list_limit)
+    count_only: StrictBool = False  # only the member count, no members
+
+
+class PresenceSetRequest(_Frame):
+    """Set (or, with null, clear) this connection's presence metadata on a channel it follows."""
+
+    op: Literal["presence_set"]
+    id: RequestId | None = None
+    ch: str = Field(max_length=1024)
+    meta: JSON = None
 
 
 class PingRequest(_Frame):
@@ -159,9 +170,18 @@ class PongReply(_Frame):
     id: RequestId | None = None
 
 
-ClientFrame = AuthRequest | SubRequest | UnsubRequest | PubRequest | PresenceRequest | PingRequest | PongReply
+ClientFrame = (
+    AuthRequest
+    | SubRequest
+    | UnsubRequest
+    | PubRequest
+    | PresenceRequest
+    | PresenceSetRequest
+    | PingRequest
+    | PongReply
+)
 _CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(Annotated[ClientFrame, Field(discriminator="op")])
-CLIENT_OPS = frozenset({"auth", "sub", "unsub", "pub", "presence", "ping", "pong"})
+CLIENT_OPS = frozenset({"auth", "sub", "unsub", "pub", "presence", "presence_set", "ping", "pong"})
 
 
 class FrameError(HubError):

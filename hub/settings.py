@@ -112,6 +112,8 @@ class HubSettings(BaseSettings):
     # announced one by one; above it, a coalesced member count (<namespace>.presence) instead
     presence_list_limit: int = Field(default=100, ge=1, le=10_000)
     presence_count_interval: float = Field(default=1.0, gt=0)  # big rooms: how often a node announces the count
+    # a member's presence metadata (sub's meta, presence_set), as JSON, after its channel's model filled it in
+    presence_meta_max_bytes: int = Field(default=1024, ge=64, le=65536)
     probe_interval: float = Field(default=1.0, gt=0)  # Redis: how often each node probes its pub/sub
     probe_timeout: float = Field(default=3.0, gt=0)  # Redis: not ready after this long without a probe back
     reorder_timeout: float = Field(default=0.5, gt=0)  # Redis: how long an early event waits for a missing one

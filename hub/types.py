@@ -51,11 +51,37 @@ class Recovery:
 
 @dataclass(frozen=True, slots=True)
 class PresenceMember:
-    """One connection present in a channel."""
+    """One connection present in a channel.
+
+    ``display``: the name the room shows for it, unique in the room: ``name``, or ``name`` with a suffix
+    (``"Alice (2)"``) when another user of the room already shows as ``name``. A user's connections share one
+    display; the broker's presence gives it at the join, and it stays the same until the user's last connection
+    leaves the room. ``""`` before the join (a member being built). ``meta``: the connection's presence metadata
+    (JSON of the channel's ``presence_meta`` model, already validated), or None while it has set none.
+    """
 
     client: str
     user: str
     name: str
+    display: str = ""
+    meta: JSON = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"client": self.client, "user": self.user, "name": self.name}
+    def as_dict(self) -> dict[str, JSON]:
+        return {
+            "client": self.client,
+            "user": self.user,
+            "name": self.name,
+            "display": self.display or self.name,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """What a change of a channel's presence (a join, leave or metadata update) did, read in the same step: the
+    channel's member count after it, and the member as the channel holds it (after a join or update) or held it
+    (before a leave); ``member`` is None when the client was not a member (a leave or update that changed nothing).
+    """
+
+    count: int
+    member: PresenceMember | None

@@ -20,6 +20,7 @@ from hub.protocol import (
     PingRequest,
     PongReply,
     PresenceRequest,
+    PresenceSetRequest,
     PubRequest,
     Since,
     SubRequest,
@@ -97,7 +98,7 @@ def test_ping_and_pong_frames_parse() -> None:
 
 def test_every_client_op_has_a_parsing_test() -> None:
     # When an op is added, this reminds whoever adds it to add its test above.
-    assert {"auth", "sub", "unsub", "pub", "presence", "ping", "pong"} == CLIENT_OPS
+    assert {"auth", "sub", "unsub", "pub", "presence", "presence_set", "ping", "pong"} == CLIENT_OPS
 
 
 def test_decoded_frames_are_immutable() -> None:
@@ -435,14 +436,25 @@ def test_split_channel_length_limit() -> None:
 # ---- fuzz -------------------------------------------------------------------------------------------------
 
 ERROR_CODES = {code.value for code in ErrorCode}
-FRAME_TYPES = (AuthRequest, SubRequest, UnsubRequest, PubRequest, PresenceRequest, PingRequest, PongReply)
+FRAME_TYPES = (
+    AuthRequest,
+    SubRequest,
+    UnsubRequest,
+    PubRequest,
+    PresenceRequest,
+    PresenceSetRequest,
+    PingRequest,
+    PongReply,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-field_names = st.sampled_from(["id", "ch", "type", "data", "mid", "since", "token", "epoch", "offset", "op"])
+field_names = st.sampled_from(
+    ["id", "ch", "type", "data", "mid", "since", "token", "epoch", "offset", "op", "meta", "count_only"]
+)
 frame_like_objects = st.builds(
     lambda op, fields: {**fields, "op": op},
     st.sampled_from(sorted(CLIENT_OPS)) | st.text(max_size=8) | json_values,

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from hub.types import HistoryPolicy, PresenceMember, Recovery, StreamPosition
+from hub.types import JSON, HistoryPolicy, PresenceChange, PresenceMember, Recovery, StreamPosition
 
 if TYPE_CHECKING:
     from hub.store import Store
@@ -164,14 +164,23 @@ class Presence(Protocol):
         """Stop the upkeep and remove this node's members."""
         ...
 
-    async def join(self, channel: str, member: PresenceMember) -> int:
-        """Add ``member`` to ``channel`` (joining twice keeps one entry per client). Returns the channel's member
-        count on every node after the join, read in the same step."""
+    async def join(self, channel: str, member: PresenceMember) -> PresenceChange:
+        """Add ``member`` to ``channel`` (joining twice keeps one entry per client) with its display, unique in the
+        channel (hub/broker/presence_names.py: the display of another member of the same user, else the name with
+        the first free suffix). Returns the channel's member count on every node after the join, read in the same
+        step, and the member as added (``member.display`` set)."""
         ...
 
-    async def leave(self, channel: str, client: str) -> int:
-        """Remove the member of ``client`` from ``channel`` (nothing happens if it is not there). Returns the
-        member count after the leave (the same as before when ``client`` was not a member)."""
+    async def leave(self, channel: str, client: str) -> PresenceChange:
+        """Remove the member of ``client`` from ``channel`` (nothing happens if it is not there); its user's display
+        is free again once the user has no member left there. Returns the member count after the leave (the same
+        as before when ``client`` was not a member) and the member removed (None if it was not there)."""
+        ...
+
+    async def update(self, channel: str, client: str, meta: JSON) -> PresenceChange:
+        """Replace the metadata of ``client``'s member of ``channel``, a member this node added (nothing happens
+        if there is none). From then on the member is listed, and refreshed, with it. Returns the member count and
+        the member as updated (None if ``client`` is not this node's member there)."""
         ...
 
     async def count(self, channel: str) -> int:

@@ -1,5 +1,6 @@
-"""RedisPresence: each channel's members in a hash, a sorted set of their expiry times (refreshed by their node)
-and a sorted set of their client ids (for pages in client id order).
+"""RedisPresence: each channel's members in a hash, a sorted set of their expiry times (refreshed by their node),
+a sorted set of their client ids (for pages in client id order) and the room's name index (the display of each
+user, unique in the room: hub/broker/presence_names.py), changed by the scripts of redis_presence_scripts.py.
 
 A node refreshes its own members every third of the presence TTL; a node that dies stops, and whichever
 surviving node that follows the channel finds a member past its expiry first removes it and announces it once.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -19,9 +21,9 @@ import orjson
 from hub import redis_client
 from hub.broker.protocols import BrokerUnavailable, PresenceExpired
 from hub.broker.redis import RedisConnection
-from hub.broker.redis_scripts import EXPIRE_MEMBER, JOIN, LEAVE, PAGE
+from hub.broker.redis_presence_scripts import EXPIRE_MEMBER, JOIN, LEAVE, PAGE, REFRESH, UPDATE
 from hub.redis_client import REDIS_ERRORS
-from hub.types import PresenceMember
+from hub.types import JSON, PresenceChange, PresenceMember
 
 log = logging.getLogger("hub.broker.redis")
 
@@ -39,15 +41,25 @@ class RedisPresence:
         self._leave_script = connection.client.register_script(LEAVE)
         self._expire_script = connection.client.register_script(EXPIRE_MEMBER)
         self._page_script = connection.client.register_script(PAGE)
+        self._update_script = connection.client.register_script(UPDATE)
+        self._refresh_script = connection.client.register_script(REFRESH)
         self._on_expired: PresenceExpired | None = None
         self._local: dict[str, dict[str, PresenceMember]] = {}  # this node's members, refreshed by it
         self._upkeep: asyncio.Task[None] | None = None
         self._closing = False
 
     def _keys(self, channel: str) -> list[str]:
-        """The member hash, the expiry sorted set, the client id sorted set (the order of every script's KEYS)."""
+        """The member hash, the expiry sorted set, the client id sorted set and the name index's names, displays
+        and refs hashes (the order of every script's KEYS)."""
         key = self.connection.key
-        return [key(channel, "presence"), key(channel, "presence-exp"), key(channel, "presence-ids")]
+        return [
+            key(channel, "presence"),
+            key(channel, "presence-exp"),
+            key(channel, "presence-ids"),
+            key(channel, "presence-names"),
+            key(channel, "presence-displays"),
+            key(channel, "presence-refs"),
+        ]
 
     def _expiry(self) -> int:
         return int((time.time() + self._ttl) * 1000)
@@ -64,33 +76,46 @@ class RedisPresence:
             if pending:
                 log.warning("task %s did not stop", self._upkeep.get_name())
             self._upkeep = None
-        client = self.connection.client
+        leaving = [(self._keys(channel), client) for channel, members in self._local.items() for client in members]
+
+        def leave_all(pipe: Any) -> None:  # each one released from the name index as a leave does
+            for keys, client in leaving:
+                pipe.eval(LEAVE, len(keys), *keys, client, _now())
+
         with contextlib.suppress(*REDIS_ERRORS):
-            for channel, members in self._local.items():
-                if members:
-                    hash_key, expiry_key, ids_key = self._keys(channel)
-                    await client.hdel(hash_key, *members)
-                    await client.zrem(expiry_key, *members)
-                    await client.zrem(ids_key, *members)
+            if leaving:
+                await redis_client.pipeline(self.connection.client, leave_all, transaction=False)
 
-    async def join(self, channel: str, member: PresenceMember) -> int:
-        count = await self.connection.call(
-            self._join_script(
-                keys=self._keys(channel),
-                args=[member.client, orjson.dumps(member.as_dict()), self._expiry(), int(self._ttl * 2000), _now()],
-            )
-        )
+    async def join(self, channel: str, member: PresenceMember) -> PresenceChange:
+        rest = orjson.dumps({"client": member.client, "user": member.user, "name": member.name, "meta": member.meta})
+        args = [member.client, member.user, member.name, rest[1:], self._expiry(), int(self._ttl * 2000), _now()]
+        count, display = await self.connection.call(self._join_script(keys=self._keys(channel), args=args))
+        joined = dataclasses.replace(member, display=_text(display))
         # Refreshed from now on; only once Redis has it, or a failed join would linger as a ghost member.
-        self._local.setdefault(channel, {})[member.client] = member
-        return int(count)
+        self._local.setdefault(channel, {})[member.client] = joined
+        return PresenceChange(int(count), joined)
 
-    async def leave(self, channel: str, client: str) -> int:
+    async def leave(self, channel: str, client: str) -> PresenceChange:
         members = self._local.get(channel)
         if members is not None:
             members.pop(client, None)
             if not members:
                 del self._local[channel]
-        return int(await self.connection.call(self._leave_script(keys=self._keys(channel), args=[client, _now()])))
+        count, value = await self.connection.call(self._leave_script(keys=self._keys(channel), args=[client, _now()]))
+        return PresenceChange(int(count), _member(value) if value else None)
+
+    async def update(self, channel: str, client: str, meta: JSON) -> PresenceChange:
+        """Only this node's own members change here (a client sets its own metadata through its node). The new
+        metadata is refreshed with the member from now on, so a member that Redis lost comes back with it."""
+        members = self._local.get(channel)
+        member = members.get(client) if members is not None else None
+        if member is None or members is None:
+            return PresenceChange(await self.count(channel), None)
+        member = members[client] = dataclasses.replace(member, meta=meta)
+        count = await self.connection.call(
+            self._update_script(keys=self._keys(channel), args=[client, orjson.dumps(member.as_dict()), _now()])
+        )
+        return PresenceChange(int(count), member)
 
     async def count(self, channel: str) -> int:
         """The members not past their expiry (as :meth:`members` lists them): a dead node's stop counting within
@@ -137,23 +162,18 @@ class RedisPresence:
         ttl_ms = int(self._ttl * 2000)
         for channel, members in list(self._local.items()):
             # A copy: members may leave while this refresh waits for a connection.
-            mapping = {client: orjson.dumps(member.as_dict()) for client, member in members.items()}
-            if not mapping:
+            refreshed = list(members.values())
+            if not refreshed:
                 continue
             keys = self._keys(channel)
-
-            def refresh(pipe: Any, keys: list[str] = keys, mapping: dict[str, bytes] = mapping) -> None:
-                hash_key, expiry_key, ids_key = keys
-                # The member data too: after Redis lost its data, presence comes back within one refresh.
-                pipe.hset(hash_key, mapping=mapping)
-                pipe.zadd(expiry_key, dict.fromkeys(mapping, expiry))
-                pipe.zadd(ids_key, dict.fromkeys(mapping, 0))
-                for key in keys:
-                    pipe.pexpire(key, ttl_ms)
-
-            await self.connection.call(redis_client.pipeline(self.connection.client, refresh, transaction=False))
+            # The member data too (metadata included): after Redis lost its data, presence comes back within one
+            # refresh, each member with its display.
+            args: list[Any] = [expiry, ttl_ms]
+            for member in refreshed:
+                args += (member.client, member.user, member.display, orjson.dumps(member.as_dict()))
+            await self.connection.call(self._refresh_script(keys=keys, args=args))
             # Whoever left while the refresh was on its way was written back by it: remove them again.
-            for client in mapping.keys() - self._local.get(channel, {}).keys():
+            for client in {m.client for m in refreshed} - self._local.get(channel, {}).keys():
                 await self.connection.call(self._leave_script(keys=keys, args=[client, _now()]))
 
     async def _expire(self) -> None:
@@ -171,7 +191,13 @@ class RedisPresence:
 
 def _member(value: Any) -> PresenceMember:
     fields = orjson.loads(value)
-    return PresenceMember(client=fields["client"], user=fields["user"], name=fields["name"])
+    return PresenceMember(
+        client=fields["client"],
+        user=fields["user"],
+        name=fields["name"],
+        display=fields.get("display") or fields["name"],
+        meta=fields.get("meta"),
+    )
 
 
 def _now() -> int:
