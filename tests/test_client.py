@@ -138,6 +138,14 @@ async def test_a_late_joiner_gets_the_snapshot_then_the_events_and_an_async_hand
         assert answered["text"] == "pong!"
         assert sub.offset == 5  # the ping and the bot's own pong
 
+        resumed = bot.subscribe("chat:other", since=("an-epoch-that-never-was", 3))
+        info = await resumed.ready()  # a position the hub cannot continue from: start again from the snapshot
+        assert (info.resubscribed, info.recovered, info.reset, info.has_snapshot) == (False, False, True, True)
+        assert sub.epoch is not None
+        later = alice.subscribe("chat:room", since=(sub.epoch, 2))  # resume from a position saved earlier
+        info = await later.ready()
+        assert (info.recovered, info.reset, info.missed) == (True, False, 3)
+
 
 async def test_presence_lists_joins_and_leaves_and_the_presence_op(chat_hub: Any) -> None:
     calls = Calls()

@@ -653,7 +653,7 @@ class Client:
 
         try:
             self._request(frame, None, settle)
-        except ClientError as error:  # too many requests in flight: retried like a refusal
+        except ClientError as error:  # too_many_requests: retried like a refusal
             settle(error)
 
     def _retry_sub(self, sub: Subscription) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-RETRYABLE_SUB_CODES = frozenset({"unavailable", "rate_limited", "internal", "timeout"})
-"""``err`` codes after which a refused ``sub`` is sent again (with backoff) while the socket stays open."""
+RETRYABLE_SUB_CODES = frozenset({"unavailable", "rate_limited", "internal", "timeout", "too_many_requests"})
+"""Codes after which a refused ``sub`` is sent again (with backoff) while the socket stays open: hub.js's, and the
+client's own bound on requests in flight."""
 
 
 class ClientError(Exception):

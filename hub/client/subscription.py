@@ -88,6 +88,7 @@ class Subscription:
         self._failures = 0  # retryable refusals in a row
         self._retry: asyncio.TimerHandle | None = None
         self._ever_subscribed = False
+        self._resuming = since is not None  # the first reply continues a stream the app already holds
         # dispatcher's side
         self._members: dict[str, Member] | None = None
         self._count = 0
@@ -140,6 +141,7 @@ class Subscription:
         events."""
         self._awaiting_reply = False
         resubscribed = self._ever_subscribed
+        continues = resubscribed or self._resuming
         self._ever_subscribed = True
         self._failures = 0
         epoch, offset = data.get("epoch"), data.get("offset")
@@ -157,7 +159,7 @@ class Subscription:
             channel=self.channel,
             resubscribed=resubscribed,
             recovered=recovered,
-            reset=resubscribed and not recovered,
+            reset=continues and not recovered,
             epoch=self.epoch if isinstance(epoch, str) else None,
             offset=offset if isinstance(offset, int) and not isinstance(offset, bool) else None,
             missed=len(missed),

@@ -127,8 +127,9 @@ class Event:
 class SubscriptionInfo:
     """What a successful ``sub`` reply said, given to ``on_subscribed`` and ``on_snapshot``.
 
-    ``reset`` is ``resubscribed and not recovered``: the app must rebuild this channel's state (from ``snapshot``
-    when the channel has one). ``missed`` counts the recovered events, which follow as ordinary events.
+    ``reset`` is true when a reply that should have continued the stream did not recover (a resubscribe, or the
+    first reply of a subscription made with ``since``): the app must rebuild this channel's state (from
+    ``snapshot`` when the channel has one). ``missed`` counts the recovered events, which follow as ordinary events.
     """
 
     channel: str
