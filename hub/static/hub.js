@@ -796,17 +796,21 @@ export class Hub {
 
   /**
    * Transport bookkeeping when a connection ends: a WebSocket that ended before `hello` with no code of the
-   * hub's (4xxx) is a refused upgrade; after `fallbackAfter` of them, the fallback. Returns true when the next
-   * attempt should come at once (a WebSocket tried while on the fallback did not work: back to the stream).
+   * hub's (4xxx), while the browser is online, is a refused upgrade; after `fallbackAfter` of them, the
+   * fallback. Returns true when the next attempt should come at once (a WebSocket tried while on the fallback
+   * did not work: back to the stream).
    */
   #countUpgrade(hadHello, code) {
     const { transports, fallbackAfter } = this.#options;
     if (!transports.includes("sse") || !transports.includes("websocket")) return false;
     if (this.#kind === "sse") {
-      if (hadHello) this.#probeDue = true; // a later attempt tries the WebSocket again
+      // A stream lost, or one that failed too (the hub may have been down, not the WebSocket refused): the
+      // next attempt tries the WebSocket once more.
+      this.#probeDue = true;
       return false;
     }
     if (hadHello || (code != null && code >= 4000 && code < 5000)) return false;
+    if (globalThis.navigator?.onLine === false) return false; // no network at all: not the proxy's doing
     if (this.#fallback) return true;
     this.#upgradeFailures += 1;
     if (this.#upgradeFailures >= fallbackAfter) this.#fallback = true;

@@ -177,6 +177,24 @@ async def test_on_the_fallback_a_websocket_probe_moves_the_connection_back(chat_
     await page.evaluate("window.hub.close()")
 
 
+async def test_attempts_made_while_the_browser_is_offline_do_not_count_as_refused_upgrades(chat_server, new_page):
+    blocker = Blocker()
+    blocker.blocking = False
+    page = await blocked_sdk_page(new_page, chat_server, blocker, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open'")
+    assert await page.evaluate("window.hub.transport") == "websocket"
+    await page.context.set_offline(True)
+    hub = chat_server.app.state.hub
+    client_id = await page.evaluate("window.hub.hello.client")
+    await chat_server.call(_close(hub, client_id))  # the socket goes; every attempt now fails: no network
+    await wait_js(page, "() => window.record.states.filter((s) => s === 'reconnecting').length >= 4")
+    await page.context.set_offline(False)
+    await wait_js(page, "(id) => window.hub.state === 'open' && window.hub.hello.client !== id", client_id)
+    assert await page.evaluate("window.hub.transport") == "websocket"
+    assert await page.evaluate("window.transports.map((t) => t.transport)") == ["websocket"]
+    await page.evaluate("window.hub.close()")
+
+
 async def _close(hub, client_id: str) -> None:
     hub.sessions[client_id].close(CloseCode.GOING_AWAY, "Test: the node lets this session go.")
 
