@@ -69,17 +69,20 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  */
 
 /**
- * One connection in a presence list.
- * @typedef {{client: string, user: string, name: string}} Member
+ * One connection in a presence list. `display` is its name as the room shows it, unique in the room (`"Alice (2)"`
+ * when another user of the room is also called Alice; one user's connections share it): show it rather than
+ * `name`. `meta` is its presence metadata (the channel plugin's model, docs/protocol.md §9), or null.
+ * @typedef {{client: string, user: string, name: string, display: string, meta: any}} Member
  */
 
 /**
  * What changed in a presence channel's list, given to `onPresence` with the members listed.
  * @typedef {object} PresenceChange
- * @property {"sync" | "joined" | "left" | "count"} type `sync`: a new list (a `sub` reply, or the whole list
- *   fetched when a big room became small again); `joined` / `left`: one member (rooms of at most
- *   `hello.limits.presence_list` members); `count`: a big room's new member count (`<namespace>.presence`).
- * @property {Member} [member] The member who joined or left.
+ * @property {"sync" | "joined" | "left" | "updated" | "count"} type `sync`: a new list (a `sub` reply, or the
+ *   whole list fetched when a big room became small again); `joined` / `left` / `updated`: one member joined,
+ *   left or changed its metadata (rooms of at most `hello.limits.presence_list` members); `count`: a big room's
+ *   new member count (`<namespace>.presence`), which also stands for the metadata changes there.
+ * @property {Member} [member] The member who joined, left or changed.
  * @property {number} count How many members the room has, on every node.
  * @property {boolean} partial True when the list holds fewer members than `count` (a big room: only a sample
  *   is listed; `hub.presencePage` pages through everyone).
@@ -174,6 +177,8 @@ const RETRYABLE_SUB_CODES = new Set(["unavailable", "rate_limited", "internal", 
  * @property {(members: Member[], change: PresenceChange) => void} [onPresence] The channel's presence list
  *   and member count, kept by the SDK from the reply, `joined`/`left` and `<namespace>.presence` events; in a
  *   big room the list is partial (`change.partial`) and `change.count` says how many are present.
+ * @property {any} [meta] This connection's presence metadata on the channel (channels whose plugin declares a
+ *   metadata model), sent with the `sub` and every resubscribe; change it with {@link Hub#setPresence}.
  * @property {(error: HubError) => void} [onError] The `sub` was refused. `error.retrying` says whether the SDK
  *   tries again (`unavailable`, `rate_limited`, …); otherwise the subscription is over. Also called, with
  *   `error.revoked` true, when the hub ends a subscription itself (access withdrawn, the room deleted): the
@@ -1135,6 +1140,34 @@ export class Hub {
   }
 
   /**
+   * The member count of a presence channel, on every node, without its members (need not be subscribed).
+   * @param {string} channel
+   * @returns {Promise<number>}
+   */
+  async presenceCount(channel) {
+    const data = (await this.#request({ op: "presence", ch: channel, count_only: true })).data ?? {};
+    return typeof data.count === "number" ? data.count : 0;
+  }
+
+  /**
+   * Set this connection's presence metadata on a channel it follows (`null` clears it); the others see the
+   * member change (`onPresence` with `{type: "updated"}`). Resubscribes after a reconnect carry it. Before the
+   * channel's `sub` reply it only waits for the `sub` (resolves null); refused metadata rejects with the hub's
+   * error (`invalid` with `details`, `rate_limited`, `bad_request` where the channel takes none).
+   * @param {string} channel a channel subscribed with {@link Hub#subscribe}
+   * @param {any} meta JSON of the channel's metadata model, or null
+   * @returns {Promise<Member | null>} the member as the room now lists it
+   */
+  async setPresence(channel, meta) {
+    const sub = this.#subs.get(channel);
+    if (!sub) throw new HubError("not_subscribed", `This Hub does not follow ${channel}; subscribe first.`);
+    sub.handlers = { ...sub.handlers, meta };
+    if (!this.#live || !sub.sent || sub.awaitingReply) return null; // the next sub carries it
+    const reply = await this.#request({ op: "presence_set", ch: channel, meta: meta ?? null });
+    return reply.data?.member ?? null;
+  }
+
+  /**
    * One page of a presence channel's members (need not be subscribed). Start without a cursor; pass each
    * reply's `cursor` for the next page until it is null. A member present during the whole walk is listed at
    * least once (perhaps twice: dedupe by `client`).
@@ -1225,13 +1258,18 @@ export class Hub {
   #sendSub(sub) {
     const frame = { op: "sub", ch: sub.channel };
     if (sub.epoch != null && sub.offset != null) frame.since = { epoch: sub.epoch, offset: sub.offset };
+    const meta = sub.handlers.meta;
+    if (meta != null) frame.meta = meta;
     sub.sent = true;
     sub.awaitingReply = true;
     const generation = this.#generation;
     this.#request(frame).then(
       (reply) => {
         sub.awaitingReply = false;
-        if (this.#subs.get(sub.channel) === sub) sub.subscribed(reply.data ?? {});
+        if (this.#subs.get(sub.channel) !== sub) return;
+        sub.subscribed(reply.data ?? {});
+        // metadata changed while the sub was on its way: send the latest
+        if (sub.handlers.meta !== meta) this.setPresence(sub.channel, sub.handlers.meta).catch(report);
       },
       (error) => {
         sub.awaitingReply = false;
@@ -1369,7 +1407,11 @@ class Subscription {
   #onPresenceEvent(frame) {
     const { type, data } = frame;
     const joined = type === `${this.namespace}.joined`;
-    if (type === `${this.namespace}.presence` && typeof data.count === "number") {
+    if (type === `${this.namespace}.presence_updated` && typeof data.client === "string") {
+      this.seenWhileWalking?.push(frame);
+      if (this.members.has(data.client)) this.members.set(data.client, data);
+      this.#presenceChanged({ type: "updated", member: data });
+    } else if (type === `${this.namespace}.presence` && typeof data.count === "number") {
       this.seenWhileWalking?.push(frame);
       this.count = Math.max(data.count, 0);
       // A count in a small room follows a big phase whose joins and leaves were not announced: the list may
@@ -1414,7 +1456,9 @@ class Subscription {
     const counts = [];
     for (const frame of seen) {
       if (frame.type === `${this.namespace}.presence`) counts.push(frame.data.count);
-      else this.#applyMember(frame.type === `${this.namespace}.joined`, frame.data);
+      else if (frame.type !== `${this.namespace}.presence_updated`) {
+        this.#applyMember(frame.type === `${this.namespace}.joined`, frame.data);
+      } else if (this.members.has(frame.data.client)) this.members.set(frame.data.client, frame.data);
     }
     const limit = this.source.listLimit();
     const latest = counts.at(-1) ?? walked.count;

@@ -1,0 +1,91 @@
+"""hub.js's presence metadata and names in a real Chromium (protocol.md §9, "Metadata" and "Names"): ``subscribe``
+with ``meta``, ``setPresence``, the members ``onPresence`` lists with their ``display`` and ``meta`` (a second
+Alice shown as "Alice (2)"), ``updated`` changes from another client, ``presenceCount``, a refused change, and a
+resubscribe after a reconnect that carries the latest metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import sdk_page, wait_js
+from tests.test_presence_meta import Rooms
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+# onPresence of room:doc as plain data: window.presenceLog[i] = {type, members: {user: [display, meta]}, member}
+FOLLOW = """
+(meta) => {
+  window.presenceLog = [];
+  window.hub.subscribe("room:doc", {
+    meta,
+    onPresence: (members, change) => window.presenceLog.push({
+      type: change.type,
+      members: Object.fromEntries(members.map((m) => [m.user, [m.display, m.meta]])),
+      member: change.member ? change.member.display : null,
+    }),
+  });
+}
+"""
+LAST = "(type) => { const last = window.presenceLog.at(-1); return last && last.type === type && last; }"
+
+
+@pytest.fixture
+def rooms_server(hub_server):
+    return hub_server(plugins={"rooms": Rooms()})
+
+
+def status(status: str, device: str = "web", typing_in: str | None = None) -> dict[str, Any]:
+    return {"status": status, "device": device, "typing_in": typing_in}
+
+
+async def test_metadata_and_a_suffixed_name_in_hub_js(rooms_server, new_page, py_client) -> None:
+    server = rooms_server
+    page = await sdk_page(new_page, server.url, token=server.token("alice-1", name="Alice"))
+    await wait_js(page, "() => window.hub.state === 'open'")
+    await page.evaluate(FOLLOW, {"status": "busy"})
+    synced = await wait_js(page, LAST, "sync")
+    assert synced["members"] == {"alice-1": ["Alice", status("busy")]}
+
+    # another Alice joins, with metadata of her own: shown as "Alice (2)"
+    other = await py_client(server, user="alice-2", name="Alice")
+    reply = await other.call({"op": "sub", "ch": "room:doc", "meta": {"device": "phone"}})
+    assert {m["user"]: m["display"] for m in reply["presence"]} == {"alice-2": "Alice (2)", "alice-1": "Alice"}
+    joined = await wait_js(page, LAST, "joined")
+    assert joined["member"] == "Alice (2)"
+    assert joined["members"]["alice-2"] == ["Alice (2)", status("online", "phone")]
+
+    # the page changes its own metadata: the other client sees it, and the page's list has it
+    member = await page.evaluate("window.hub.setPresence('room:doc', {status: 'away', typing_in: 'intro'})")
+    assert (member["display"], member["meta"]) == ("Alice", status("away", typing_in="intro"))
+    updated = await other.next_event("room:doc", "room.presence_updated")
+    assert updated["data"] == member
+    mine = await wait_js(page, LAST, "updated")
+    assert mine["members"]["alice-1"] == ["Alice", status("away", typing_in="intro")]
+
+    # the other one changes hers: onPresence says "updated", with her display
+    await other.call({"op": "presence_set", "ch": "room:doc", "meta": {"status": "busy", "device": "phone"}})
+    theirs = await wait_js(
+        page, "() => { const last = window.presenceLog.at(-1); return last.member === 'Alice (2)' && last; }"
+    )
+    assert theirs["type"] == "updated"
+    assert theirs["members"]["alice-2"] == ["Alice (2)", status("busy", "phone")]
+    assert await page.evaluate("window.hub.presenceCount('room:doc')") == 2
+
+    # refused metadata rejects with the hub's error; nothing changed
+    refused = await page.evaluate("window.settle(window.hub.setPresence('room:doc', {status: 'asleep'}))")
+    assert (refused["ok"], refused["code"]) == (False, "invalid")
+    plain = await page.evaluate("window.settle(window.hub.setPresence('plain:x', {status: 'away'}))")
+    assert (plain["ok"], plain["code"]) == (False, "not_subscribed")
+
+    # metadata set while disconnected rides the resubscribe: the others see it in the join
+    await page.evaluate("window.hub.close()")
+    left = await other.next_event("room:doc", "room.left")
+    assert (left["data"]["display"], left["data"]["meta"]) == ("Alice", status("away", typing_in="intro"))
+    assert await page.evaluate("window.hub.setPresence('room:doc', {status: 'online', device: 'laptop'})") is None
+    await page.evaluate("window.hub.connect()")
+    rejoined = await other.next_event("room:doc", "room.joined")
+    assert (rejoined["data"]["display"], rejoined["data"]["meta"]) == ("Alice", status("online", "laptop"))
+    resynced = await wait_js(page, LAST, "sync")
+    assert resynced["members"]["alice-1"] == ["Alice", status("online", "laptop")]
