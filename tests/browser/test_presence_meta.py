@@ -1,15 +1,18 @@
 """hub.js's presence metadata and names in a real Chromium (protocol.md §9, "Metadata" and "Names"): ``subscribe``
 with ``meta``, ``setPresence``, the members ``onPresence`` lists with their ``display`` and ``meta`` (a second
 Alice shown as "Alice (2)"), ``updated`` changes from another client, ``presenceCount``, a refused change, and a
-resubscribe after a reconnect that carries the latest metadata."""
+resubscribe after a reconnect that carries the latest metadata; and the chat panel's people list, which shows the
+room's display names."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
-from tests.browser.conftest import sdk_page, wait_js
+import hub_realtime_plugins.chat
+from tests.browser.conftest import screenshot, sdk_page, wait_js
 from tests.test_presence_meta import Rooms
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -89,3 +92,16 @@ async def test_metadata_and_a_suffixed_name_in_hub_js(rooms_server, new_page, py
     assert (rejoined["data"]["display"], rejoined["data"]["meta"]) == ("Alice", status("online", "laptop"))
     resynced = await wait_js(page, LAST, "sync")
     assert resynced["members"]["alice-1"] == ["Alice", status("online", "laptop")]
+
+
+async def test_the_chat_panel_shows_two_alices_apart(hub_server, new_page, py_client) -> None:
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
+    page = await new_page(f"{server.url}/#token={server.token('alice-1', name='Alice')}")
+    await expect(page.locator("#panels")).to_have_attribute("data-status", "ready")
+    names = page.locator(".chat-person-name")
+    await expect(names).to_have_text(["Alice"])
+    other = await py_client(server, user="alice-2", name="Alice")
+    await other.sub("chat:lobby")
+    await expect(names).to_have_text(["Alice", "Alice (2)"])
+    await expect(page.locator(".chat-person.is-me .chat-person-name")).to_have_text("Alice")
+    await screenshot(page, "chat-presence-two-alices")

@@ -426,14 +426,15 @@ export default function mount(root, hub, _ctx) {
   /**
    * "N here" (connections, on every node), one row per user listed (a user with two tabs has two
    * connections), the current user marked, and "and N others" when the room is too big to list everyone.
-   * @param {{client: string, user: string, name: string}[]} members
+   * @param {{client: string, user: string, name: string, display?: string}[]} members
    * @param {{count?: number}} [presence] the SDK's count (absent before the first reply)
    */
   function renderPeople(members, { count = members.length } = {}) {
     const byUser = new Map();
     for (const member of members) {
       const seen = byUser.get(member.user);
-      byUser.set(member.user, { name: member.name, connections: (seen?.connections ?? 0) + 1 });
+      // display: the room's unique name for the user ("Alice (2)" beside another Alice), protocol.md §9
+      byUser.set(member.user, { name: member.display ?? member.name, connections: (seen?.connections ?? 0) + 1 });
     }
     const rows = [...byUser.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
     peopleCount.textContent = count ? `${count} here` : "Here now";
