@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from hub.admin_http import admin_routes
 from hub.asgi_extensions import FRAME_LIMIT_EXTENSION
+from hub.asyncapi import asyncapi_document, asyncapi_servers, server_host
 from hub.connection import WebSocketEndpoint
 from hub.http_edge import install_http_edge
 from hub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -139,6 +141,16 @@ def create_app(settings: HubSettings | None = None, *, plugins: PluginCatalog | 
 
     static_dirs = hub.plugins.static_dirs()
     panels = {name: f"/plugins/{name}/panel.js" for name, path in static_dirs.items() if (path / "panel.js").is_file()}
+
+    asyncapi: dict[str, Any] = {}  # built at the first request: a node's channels never change
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json(request: Request) -> JSONResponse:
+        """The wire protocol of this node's channels as an AsyncAPI 3.0.0 document (hub/asyncapi.py)."""
+        if not asyncapi:  # about 0.1 s of schema generation for the bundled plugins: off the event loop
+            asyncapi.update(await asyncio.to_thread(asyncapi_document, hub.router))
+        host = server_host(request.headers.get("host"), f"{settings.host}:{settings.port}")
+        return JSONResponse({**asyncapi, "servers": asyncapi_servers(host, secure=request.url.scheme == "https")})
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:

@@ -378,16 +378,18 @@ def list_plugins(
 def schema(
     plugins: Annotated[str | None, typer.Option(metavar="A,B", help="Plugins (default: all installed).")] = None,
     output_format: Annotated[
-        Literal["json", "typescript"],
+        Literal["json", "typescript", "asyncapi"],
         typer.Option(
             "--format",
             help="json: one JSON Schema document; typescript: a .d.ts of every channel's types for "
-            "connect<HubChannels>() of the npm package (docs/client.md).",
+            "connect<HubChannels>() of the npm package (docs/client.md); asyncapi: the whole wire protocol as "
+            "an AsyncAPI 3.0.0 document (docs/protocol.md).",
         ),
     ] = "json",
 ) -> None:
     """Print the JSON Schema of every channel's messages, events and snapshot, as one JSON document (or, with
-    --format typescript, the same as TypeScript declarations)."""
+    --format typescript, the same as TypeScript declarations; with --format asyncapi, the whole protocol as an
+    AsyncAPI 3.0.0 document)."""
     from hub.plugin_manager import PluginManager
     from hub.router import Router
     from hub.schema import hub_schema
@@ -396,7 +398,13 @@ def schema(
         manager = PluginManager(PluginCatalog.from_entry_points(_plugin_list(plugins)))
     except (UnknownPlugin, BrokenPluginError) as exc:
         raise _fail(str(exc)) from None
-    document = hub_schema(Router(manager.channels(), max_channel_length=1024))
+    router = Router(manager.channels(), max_channel_length=1024)
+    if output_format == "asyncapi":
+        from hub.asyncapi import asyncapi_document
+
+        typer.echo(json.dumps(asyncapi_document(router), indent=2))
+        return
+    document = hub_schema(router)
     if output_format == "typescript":
         from hub.schema_typescript import typescript_declarations
 

@@ -4,6 +4,7 @@ client developers and code generators (``hub schema``)."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from types import NoneType
 from typing import Any
 
@@ -58,19 +59,33 @@ def outbound_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(mode="serialization", schema_generator=OutboundJsonSchema)
 
 
+def returned_models(function: Callable[..., object] | None) -> tuple[list[type[BaseModel]], bool] | None:
+    """What a snapshot provider or a handler returns, from its annotation: its models, and whether it may return
+    None (``-> Snapshot``: ([Snapshot], False); ``-> A | B | None``: ([A, B], True); ``-> None``: ([], True)).
+    None when the annotation is missing, does not resolve, or names anything else."""
+    if function is None:
+        return None
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation that does not resolve: the schema leaves the value out
+        return None
+    if "return" not in hints:
+        return None
+    returned: Any = hints["return"]
+    members = typing.get_args(returned) or (returned,)
+    models = [member for member in members if isinstance(member, type) and issubclass(member, BaseModel)]
+    if any(member not in models and member is not NoneType for member in members):
+        return None
+    return models, NoneType in members
+
+
 def _snapshot_schema(provider: SnapshotProvider | None) -> dict[str, Any] | None:
     """What a snapshot provider returns, from its annotation: ``-> ChatSnapshot``, or a union of models and None
     (``-> X | None``: a snapshot or ``null``; ``-> A | B``: either). None when the annotation says anything else."""
-    if provider is None:
+    found = returned_models(provider)
+    if found is None or not found[0]:
         return None
-    try:
-        returned: Any = typing.get_type_hints(provider).get("return")
-    except Exception:  # an annotation that does not resolve: the schema leaves the snapshot out
-        return None
-    members = typing.get_args(returned) or (returned,)
-    models = [member for member in members if isinstance(member, type) and issubclass(member, BaseModel)]
-    if not models or any(member not in models and member is not NoneType for member in members):
-        return None
+    returned: Any = typing.get_type_hints(provider).get("return")
     return TypeAdapter[Any](returned).json_schema(mode="serialization", schema_generator=OutboundJsonSchema)
 
 
