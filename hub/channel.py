@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from hub.limits import RateLimit
 from hub.protocol import NAMESPACE_RE, TYPE_RE
@@ -73,14 +73,25 @@ class Inbound:
 class PresenceChanged(BaseModel):
     """The core's ``<namespace>.joined`` / ``<namespace>.left`` event on channels with presence, and
     ``<namespace>.presence_updated`` on those with presence metadata (rooms of at most ``presence_list_limit``
-    members): the member. ``display`` is its name as the room shows it, unique in the room ("Alice (2)");
-    ``meta`` its metadata (the JSON of the channel's ``presence_meta`` model), or None."""
+    members): the member. ``display`` is its name as the room shows it, unique in the room ("Alice (2)"), sent
+    only when it is not ``name``; ``meta`` its metadata (the JSON of the channel's ``presence_meta`` model), sent
+    only when set."""
 
     client: str
     user: str
     name: str
-    display: str
+    display: str | None = None
     meta: Any = None
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``display`` and ``meta`` left out while None, as in presence lists (PresenceMember.as_dict)."""
+        data: dict[str, Any] = handler(self)
+        if data.get("display") is None:
+            data.pop("display", None)
+        if data.get("meta") is None:
+            data.pop("meta", None)
+        return data
 
 
 class PresenceCount(BaseModel):

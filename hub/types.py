@@ -67,13 +67,14 @@ class PresenceMember:
     meta: JSON = None
 
     def as_dict(self) -> dict[str, JSON]:
-        return {
-            "client": self.client,
-            "user": self.user,
-            "name": self.name,
-            "display": self.display or self.name,
-            "meta": self.meta,
-        }
+        """The entry as the wire carries it: ``display`` only when it is not ``name``, ``meta`` only when set
+        (most members of most rooms have neither, and a room's list is sent whole to every joiner)."""
+        entry: dict[str, JSON] = {"client": self.client, "user": self.user, "name": self.name}
+        if self.display and self.display != self.name:
+            entry["display"] = self.display
+        if self.meta is not None:
+            entry["meta"] = self.meta
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

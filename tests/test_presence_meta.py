@@ -83,7 +83,12 @@ async def refused(call: Any) -> ReplyError:
 
 def listed(members: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
     """user -> (display, meta) of a presence list."""
-    return {m["user"]: (m["display"], m["meta"]) for m in members}
+    return {m["user"]: (shown(m), m.get("meta")) for m in members}
+
+
+def shown(member: dict[str, Any]) -> str:
+    """A member's display: sent only when it is not its name (protocol.md §9)."""
+    return str(member.get("display", member["name"]))
 
 
 # ---- metadata ------------------------------------------------------------------------------------------------
@@ -98,18 +103,18 @@ async def test_metadata_set_at_sub_and_updated_reaches_every_node(nodes, hub_cli
         {
             "client": reply["presence"][0]["client"],
             "user": "alice",
-            "name": "Alice",
-            "display": "Alice",
+            "name": "Alice",  # no display: it is the name
             "meta": {"status": "busy", "device": "web", "typing_in": None},  # the model's JSON, defaults in
         }
     ]
     reply = await bob.call({"op": "sub", "ch": "room:one"})
+    assert "meta" not in reply["presence"][0]  # none set: left out
     assert listed(reply["presence"]) == {
         "alice": ("Alice", {"status": "busy", "device": "web", "typing_in": None}),
         "bob": ("Bob", None),  # no metadata set
     }
     joined = await alice.next_event("room:one", "room.joined")
-    assert (joined["data"]["user"], joined["data"]["meta"]) == ("bob", None)
+    assert (joined["data"]["user"], joined["data"].get("meta")) == ("bob", None)
 
     ok = await bob.call({"op": "presence_set", "ch": "room:one", "meta": {"status": "away", "typing_in": "doc-7"}})
     assert ok["member"]["meta"] == {"status": "away", "device": "web", "typing_in": "doc-7"}
@@ -125,11 +130,11 @@ async def test_metadata_set_at_sub_and_updated_reaches_every_node(nodes, hub_cli
     assert page["count"] == 2
 
     cleared = await bob.call({"op": "presence_set", "ch": "room:one", "meta": None})
-    assert cleared["member"]["meta"] is None
-    assert (await alice.next_event("room:one", "room.presence_updated"))["data"]["meta"] is None
+    assert cleared["member"] == {"client": cleared["member"]["client"], "user": "bob", "name": "Bob"}
+    assert (await alice.next_event("room:one", "room.presence_updated"))["data"] == cleared["member"]
     await bob.call({"op": "unsub", "ch": "room:one"})
     left = await alice.next_event("room:one", "room.left")
-    assert (left["data"]["user"], left["data"]["display"]) == ("bob", "Bob")
+    assert (left["data"]["user"], shown(left["data"])) == ("bob", "Bob")
 
 
 async def test_metadata_is_validated_bounded_and_refused_where_not_declared(server, hub_client) -> None:
@@ -277,26 +282,26 @@ async def test_members_who_share_a_name_are_told_apart_on_every_node(roomy_nodes
         "alice-1": ("Alice", None),
         "alice-2": ("Alice (2)", None),
     }
-    assert reply["presence"][0]["display"] == "Alice (2)"  # the joiner first, with its display
+    assert shown(reply["presence"][0]) == "Alice (2)"  # the joiner first, with its display
     tab_reply = await second_tab.sub("room:names")
-    assert tab_reply["presence"][0]["display"] == "Alice (2)"  # the same user: the same display
+    assert shown(tab_reply["presence"][0]) == "Alice (2)"  # the same user: the same display
     joined = [await watcher.next_event("room:names", "room.joined") for _ in range(2)]  # then the room is big
-    assert [(e["data"]["user"], e["data"]["display"]) for e in joined] == [
+    assert [(e["data"]["user"], shown(e["data"])) for e in joined] == [
         ("alice-1", "Alice"),
         ("alice-2", "Alice (2)"),
     ]
 
     await first.unsub("room:names")
     left = await watcher.next_event("room:names", "room.left")
-    assert left["data"]["display"] == "Alice"
+    assert shown(left["data"]) == "Alice"
     page = await watcher.call({"op": "presence", "ch": "room:names"})
-    assert sorted(m["display"] for m in page["presence"]) == ["Alice (2)", "Alice (2)", "Carol"]  # no jumps
+    assert sorted(shown(m) for m in page["presence"]) == ["Alice (2)", "Alice (2)", "Carol"]  # no jumps
     newcomer = await connect(hub_client, node_b, "alice-3", "Alice")
-    assert (await newcomer.sub("room:names"))["presence"][0]["display"] == "Alice"  # the free one
+    assert shown((await newcomer.sub("room:names"))["presence"][0]) == "Alice"  # the free one
     guests = [await hub_client(node) for node in (node_a, node_b)]  # guests have their own random names
     for guest in guests:
         await guest.sub("room:names")
     by_user: dict[str, set[str]] = {}
     for m in (await everyone(watcher, "room:names")).values():
-        by_user.setdefault(m["display"], set()).add(m["user"])
+        by_user.setdefault(shown(m), set()).add(m["user"])
     assert all(len(users) == 1 for users in by_user.values()), by_user  # never one display for two users

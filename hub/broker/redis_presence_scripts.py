@@ -36,7 +36,7 @@ JOIN = """
 local display
 local present = redis.call('HGET', KEYS[1], ARGV[1])
 if present then
-  display = cjson.decode(present)['display']
+  display = cjson.decode(present)['display'] or ARGV[3]  -- written back without it: the name
 else
   display = redis.call('HGET', KEYS[5], ARGV[2])
   if display then

@@ -407,6 +407,20 @@ class EventStreamSocket {
   }
 }
 
+/**
+ * A presence entry as the SDK hands it out: the hub sends `display` only when it is not `name`, and `meta` only
+ * when set (protocol.md §9); filled in here, in place, so every Member has both.
+ * @param {any} member
+ * @returns {Member}
+ */
+function asMember(member) {
+  if (member && typeof member === "object") {
+    if (member.display === undefined) member.display = member.name;
+    if (member.meta === undefined) member.meta = null;
+  }
+  return member;
+}
+
 /** A handler's exception must not break the SDK's frame loop; report it as an uncaught error would be. */
 function report(error) {
   if (typeof globalThis.reportError === "function") globalThis.reportError(error);
@@ -1136,7 +1150,7 @@ export class Hub {
    */
   async presence(channel) {
     const reply = await this.#request({ op: "presence", ch: channel });
-    return reply.data?.presence ?? [];
+    return (reply.data?.presence ?? []).map(asMember);
   }
 
   /**
@@ -1164,7 +1178,7 @@ export class Hub {
     sub.handlers = { ...sub.handlers, meta };
     if (!this.#live || !sub.sent || sub.awaitingReply) return null; // the next sub carries it
     const reply = await this.#request({ op: "presence_set", ch: channel, meta: meta ?? null });
-    return reply.data?.member ?? null;
+    return asMember(reply.data?.member ?? null);
   }
 
   /**
@@ -1181,7 +1195,7 @@ export class Hub {
     if (cursor != null) frame.cursor = cursor;
     if (limit != null) frame.limit = limit;
     const data = (await this.#request(frame)).data ?? {};
-    const presence = Array.isArray(data.presence) ? data.presence : [];
+    const presence = Array.isArray(data.presence) ? data.presence.map(asMember) : [];
     const count = typeof data.count === "number" ? data.count : presence.length;
     return { presence, count, cursor: typeof data.cursor === "string" ? data.cursor : null };
   }
@@ -1362,7 +1376,7 @@ class Subscription {
     const recovered = data.recovered === true;
     const missed = recovered && Array.isArray(data.missed) ? data.missed : [];
     if (Array.isArray(data.presence)) {
-      this.members = new Map(data.presence.map((m) => [m.client, m]));
+      this.members = new Map(data.presence.map((m) => [m.client, asMember(m)]));
       this.count = Math.max(typeof data.presence_count === "number" ? data.presence_count : 0, this.members.size);
       this.listGeneration += 1;
       this.seenWhileWalking = null;
@@ -1407,6 +1421,7 @@ class Subscription {
   #onPresenceEvent(frame) {
     const { type, data } = frame;
     const joined = type === `${this.namespace}.joined`;
+    if (typeof data.client === "string") asMember(data); // joined, left, presence_updated: a member
     if (type === `${this.namespace}.presence_updated` && typeof data.client === "string") {
       this.seenWhileWalking?.push(frame);
       if (this.members.has(data.client)) this.members.set(data.client, data);
