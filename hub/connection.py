@@ -68,6 +68,7 @@ class WebSocketEndpoint:
 
     def __init__(self, hub: Runtime) -> None:
         self.hub = hub
+        self._max_frame = hub.settings.max_frame_bytes
         self._ops: dict[type[ClientFrame], Callable[[Session, Any], Awaitable[None]]] = {
             SubRequest: self._sub,
             UnsubRequest: self._unsub,
@@ -262,7 +263,7 @@ class WebSocketEndpoint:
                 self._error(session, None, ErrorCode.RATE_LIMITED, "Too many frames; slow down.")
             return timer
         metrics.frames_in.observe(len(text))
-        max_frame = self.hub.settings.max_frame_bytes
+        max_frame = self._max_frame
         if len(text) > max_frame:  # uvicorn enforces this too; this covers other ASGI servers (and POSTs)
             session.close(CloseCode.FRAME_TOO_LARGE, f"Frames are limited to {max_frame} bytes.")
             return timer

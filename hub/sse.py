@@ -126,10 +126,6 @@ class SSEEndpoint:
         self.hub = sockets.hub
         self._connections: dict[str, _Connection] = {}  # POST key -> its session
 
-    @property
-    def connections(self) -> int:
-        return len(self._connections)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         if path == STREAM_PATH:
             if scope["method"] != "GET":
