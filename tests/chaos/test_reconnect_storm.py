@@ -1,5 +1,5 @@
 """A reconnect storm: 1,000 SDK clients on one `hub serve` node, spread over chat rooms, while a publisher on a
-second node keeps sending to every room. The first node is stopped with SIGTERM (every client gets 1012), stays
+second node keeps sending to every room. The first node is stopped with SIGTERM (every client gets 1001), stays
 down while the publishing goes on, and is started again: every client comes back with `since` and recovers
 exactly what it missed, all within 30 s of the node being ready.
 
