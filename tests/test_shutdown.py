@@ -194,7 +194,7 @@ async def test_a_publish_in_flight_is_answered_and_stored_then_the_socket_closes
     status = await node.exited()
     took = time.monotonic() - signalled
     assert exited_on(sig, status), (status, node.tail())
-    assert took < 5.0, f"every client left at once, yet the node took {took:.2f} s to exit"
+    assert took < 10.0, f"every client left at once, yet the node waited out its bound ({took:.2f} s)"
     assert_clean_log(node)
 
     # What was acknowledged is in the store (the SQLite group commit was flushed); the late post never ran.
@@ -268,5 +268,5 @@ async def test_a_client_that_never_reads_cannot_hold_the_exit_past_the_timeout(
     assert status == -signal.SIGTERM, node.tail()
     # The silent client's close frame could never be written: the node waited for it until the deadline, then
     # dropped the socket and went on.
-    assert shutdown_timeout - 0.2 <= took <= shutdown_timeout + close_timeout + 3.0, (took, node.tail())
+    assert shutdown_timeout - 0.2 <= took <= shutdown_timeout + close_timeout + 5.0, (took, node.tail())
     assert_clean_log(node)
