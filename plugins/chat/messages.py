@@ -33,6 +33,12 @@ class Typing(_Inbound):
     active: bool = True
 
 
+class ChatPresence(_Inbound):
+    """A member's presence metadata in a room: away while its tab is hidden (protocol.md §9, "Metadata")."""
+
+    away: bool = False
+
+
 class Author(BaseModel):
     user: str
     name: str

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hub import Channel, Context, Hub, HubError, Plugin, RateLimit, hookimpl, sortable_id
 from hub_realtime_plugins.chat.messages import (
     Author,
+    ChatPresence,
     ChatSnapshot,
     DeleteMessage,
     EditMessage,
@@ -68,6 +69,7 @@ class Chat(Plugin):
             recoverable=True,
             history_size=self.settings.history_size,
             presence=True,
+            presence_meta=ChatPresence,  # {"away": true} while the member's tab is hidden
         )
         chat.event("chat.posted", MessagePosted)
         chat.event("chat.edited", MessagePosted)

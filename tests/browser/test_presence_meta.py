@@ -6,6 +6,7 @@ room's display names."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -116,3 +117,36 @@ async def test_the_chat_panel_shows_two_alices_apart(hub_server, new_page, py_cl
     await expect(names).to_have_text(["Alice", "Alice (2)"])
     await expect(page.locator(".chat-person.is-me .chat-person-name")).to_have_text("Alice")
     await screenshot(page, "chat-presence-two-alices")
+
+
+HIDE_TAB = """
+(hidden) => {
+  const state = hidden ? "hidden" : "visible";
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+  document.dispatchEvent(new Event("visibilitychange"));
+}
+"""
+
+
+async def test_the_chat_panel_shows_who_is_away(hub_server, new_page, py_client) -> None:
+    """The chat panel's presence metadata: ``{"away": true}`` while its tab is hidden, shown to the others."""
+    server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
+    alice = await new_page(f"{server.url}/#token={server.token('alice', name='Alice')}")
+    bob = await new_page(f"{server.url}/#token={server.token('bob', name='Bob')}")
+    for page in (alice, bob):
+        await expect(page.locator(".chat-person")).to_have_count(2)
+    watcher = await py_client(server, user="carol", name="Carol")
+    await watcher.sub("chat:lobby")
+    bob_on_alices_page = alice.locator(".chat-person[data-user=bob]")
+    await expect(bob_on_alices_page).not_to_have_class(re.compile("is-away"))
+
+    await bob.evaluate(HIDE_TAB, True)
+    await expect(bob_on_alices_page).to_have_class(re.compile("is-away"))
+    await expect(bob_on_alices_page).to_have_attribute("title", "Bob is away")
+    updated = await watcher.next_event("chat:lobby", "chat.presence_updated")
+    assert (updated["data"]["user"], updated["data"]["meta"]) == ("bob", {"away": True})
+    await screenshot(alice, "chat-presence-away")
+
+    await bob.evaluate(HIDE_TAB, False)
+    await expect(bob_on_alices_page).not_to_have_class(re.compile("is-away"))
+    assert (await watcher.next_event("chat:lobby", "chat.presence_updated"))["data"]["meta"] == {"away": False}

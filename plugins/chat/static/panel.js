@@ -123,6 +123,17 @@ export default function mount(root, hub, _ctx) {
 
   const myUser = () => hub.me?.user ?? null;
 
+  // Away while this tab is hidden: presence metadata ({away}) the others see beside our name, protocol.md §9.
+  const isAway = () => document.visibilityState === "hidden";
+  let awayTimer = null;
+  function onVisibility() {
+    clearTimeout(awayTimer); // a quick switch away and back sends nothing
+    awayTimer = setTimeout(() => {
+      if (room) hub.setPresence(`chat:${room}`, { away: isAway() }).catch(() => {}); // the next sub carries it
+    }, 400);
+  }
+  document.addEventListener("visibilitychange", onVisibility);
+
   function showError(text) {
     errorLine.textContent = text;
     clearTimeout(errorTimer);
@@ -176,6 +187,7 @@ export default function mount(root, hub, _ctx) {
     renderRooms();
     renderEmpty();
     unsubscribe = hub.subscribe(`chat:${name}`, {
+      meta: { away: isAway() },
       onSubscribed(info) {
         if (info.reset) showNotice("Reconnected: messages reloaded.", "reset");
         else if (info.resubscribed) showNotice(`Reconnected: ${info.missed} missed event(s) caught up.`, "recovered");
@@ -426,7 +438,7 @@ export default function mount(root, hub, _ctx) {
   /**
    * "N here" (connections, on every node), one row per user listed (a user with two tabs has two
    * connections), the current user marked, and "and N others" when the room is too big to list everyone.
-   * @param {{client: string, user: string, name: string, display?: string}[]} members
+   * @param {{client: string, user: string, name: string, display?: string, meta?: {away?: boolean} | null}[]} members
    * @param {{count?: number}} [presence] the SDK's count (absent before the first reply)
    */
   function renderPeople(members, { count = members.length } = {}) {
@@ -434,7 +446,11 @@ export default function mount(root, hub, _ctx) {
     for (const member of members) {
       const seen = byUser.get(member.user);
       // display: the room's unique name for the user ("Alice (2)" beside another Alice), protocol.md §9
-      byUser.set(member.user, { name: member.display ?? member.name, connections: (seen?.connections ?? 0) + 1 });
+      byUser.set(member.user, {
+        name: member.display ?? member.name,
+        connections: (seen?.connections ?? 0) + 1,
+        away: (seen?.away ?? true) && member.meta?.away === true, // away when every one of its tabs is
+      });
     }
     const rows = [...byUser.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
     peopleCount.textContent = count ? `${count} here` : "Here now";
@@ -443,10 +459,14 @@ export default function mount(root, hub, _ctx) {
     const moreText = `and ${others} other${others === 1 ? "" : "s"}`;
     const more = h("li", { class: "chat-people-more", dataset: { others: String(others) } }, moreText);
     peopleList.replaceChildren(
-      ...rows.map(([user, { name, connections }]) =>
+      ...rows.map(([user, { name, connections, away }]) =>
         h(
           "li",
-          { class: user === myUser() ? "chat-person is-me" : "chat-person", dataset: { user } },
+          {
+            class: `chat-person${user === myUser() ? " is-me" : ""}${away ? " is-away" : ""}`,
+            dataset: { user },
+            title: away ? `${name} is away` : "",
+          },
           h("span", { class: "chat-presence-dot", "aria-hidden": "true" }),
           h("span", { class: "chat-person-name" }, name),
           user === myUser() ? h("span", { class: "chat-you" }, " (you)") : null,
@@ -467,6 +487,8 @@ export default function mount(root, hub, _ctx) {
   join(rooms.includes("lobby") ? "lobby" : rooms[0]);
 
   return () => {
+    document.removeEventListener("visibilitychange", onVisibility);
+    clearTimeout(awayTimer);
     stopTyping();
     offOpen();
     offState();
