@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, GetJsonSchemaHandler, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from hub.limits import RateLimit
 from hub.protocol import NAMESPACE_RE, TYPE_RE
@@ -92,6 +94,26 @@ class PresenceChanged(BaseModel):
         if data.get("meta") is None:
             data.pop("meta", None)
         return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """As sent (hub schema, the SDK's types): ``display`` and ``meta`` may be missing, never null; not the
+        serializer's bare dict."""
+        return {
+            "title": cls.__name__,
+            "type": "object",
+            "properties": {
+                "client": {"type": "string"},
+                "user": {"type": "string"},
+                "name": {"type": "string"},
+                "display": {"type": "string", "description": "the room's unique name for the user, when not name"},
+                "meta": {"description": "the member's presence metadata (the channel's presence_meta model)"},
+            },
+            "required": ["client", "user", "name"],
+            "additionalProperties": False,
+        }
 
 
 class PresenceCount(BaseModel):

@@ -13,6 +13,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub import Channel, RateLimit, hookimpl
+from hub.channel import PresenceChanged
+from hub.schema import outbound_schema
 from hub.testing import HubClient, HubServer, ReplyError
 
 LIMIT = 3  # presence_list_limit: rooms above it are big
@@ -305,3 +307,16 @@ async def test_members_who_share_a_name_are_told_apart_on_every_node(roomy_nodes
     for m in (await everyone(watcher, "room:names")).values():
         by_user.setdefault(shown(m), set()).add(m["user"])
     assert all(len(users) == 1 for users in by_user.values()), by_user  # never one display for two users
+
+
+def test_presence_events_are_described_as_sent() -> None:
+    """``hub schema`` (and the SDK's types from it) says what a presence event carries: display and meta may be
+    missing, and are left out while they carry nothing."""
+    schema = outbound_schema(PresenceChanged)
+    assert schema["required"] == ["client", "user", "name"]
+    assert set(schema["properties"]) == {"client", "user", "name", "display", "meta"}
+    assert schema["additionalProperties"] is False
+    plain = PresenceChanged(client="c1", user="u1", name="Ann")
+    assert plain.model_dump_json() == '{"client":"c1","user":"u1","name":"Ann"}'
+    full = PresenceChanged(client="c1", user="u1", name="Ann", display="Ann (2)", meta={"away": True})
+    assert full.model_dump_json() == '{"client":"c1","user":"u1","name":"Ann","display":"Ann (2)","meta":{"away":true}}'
