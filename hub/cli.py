@@ -420,7 +420,7 @@ def schema(
 def token(
     user: Annotated[str, typer.Option(metavar="ID", help="The user id (the JWT 'sub').")],
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Display name (default: the user id).")] = None,
-    ttl: Annotated[float, typer.Option(metavar="SECONDS", help="Lifetime in seconds.")] = 3600.0,
+    ttl: Annotated[float, typer.Option(min=1, metavar="SECONDS", help="Lifetime in seconds.")] = 3600.0,
     scope: Annotated[list[str] | None, typer.Option(metavar="SCOPE", help="A scope to grant; repeatable.")] = None,
     secret: Annotated[
         str | None, typer.Option(metavar="TEXT", help="HS256 secret (default: HUB_SECRET, else the data dir's).")
@@ -442,6 +442,10 @@ def token(
     from hub.auth import ALGORITHM, Authenticator
     from hub.config import load_core
 
+    if not user.strip():
+        raise _fail("--user must name a user (the token's 'sub'), not be empty")
+    if any(not granted.strip() for granted in scope or ()):
+        raise _fail("--scope must name a scope, not be empty")
     flags = _flags(config, None, secret=secret, data_dir=data_dir)
     try:
         settings, origins, _ = load_core(flags)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +20,9 @@ URL_SCHEMES = {
     "broker_url": ("memory", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
     "store_url": ("sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
 }
+
+
+_ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s?#]+/?")  # what a browser sends in Origin
 
 
 def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
@@ -148,6 +152,18 @@ class HubSettings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins", mode="after")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry not in ("*", "null") and not _ORIGIN.fullmatch(entry):
+                raise PydanticCustomError(
+                    "origin",
+                    "'{entry}' is no origin: write scheme://host[:port] with no path (https://app.example.com), or *",
+                    {"entry": entry},
+                )
         return value
 
     def resolved_loop(self) -> str:

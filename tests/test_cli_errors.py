@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,12 @@ def test_the_redis_url_in_an_error_is_masked(workdir: Path) -> None:
         (["token"], {}, 2, "error: Missing option '--user'. (see 'hub token --help')"),
         (["token", "--user", "a", "--secret", "short"], {}, 2, "error: the JWT secret must be at least 32 bytes"),
         (["token", "--user", "a", "--ttl", "soon"], {}, 2, "error: Invalid value for '--ttl'"),
+        (["token", "--user", "a", "--ttl", "0"], {}, 2, "error: Invalid value for '--ttl': Input should be greater"),
+        (["token", "--user", " "], {}, 2, "error: --user must name a user (the token's 'sub'), not be empty"),
+        (["token", "--user", "a", "--scope", ""], {}, 2, "error: --scope must name a scope, not be empty"),
+        (["serve", "--allowed-origins", "app.example"], {}, 2, "error: --allowed-origins: 'app.example' is no origin"),
+        (["serve"], {"HUB_ALLOWED_ORIGINS": "https://a.example/app"}, 2, "error: HUB_ALLOWED_ORIGINS: 'https://a."),
+        (["serve", "--data-dir", "/etc/hostname"], {}, 1, "error: cannot make or read the secret /etc/hostname/"),
         (["schema", "--plugins", "nope"], {}, 2, "error: unknown plugin 'nope'"),
         (["plugins", "--wide"], {}, 2, "error: No such option: --wide"),
         (["config", "--config", "missing.toml"], {}, 2, "error: the config file missing.toml (--config) does not"),
@@ -140,9 +147,19 @@ def test_every_user_error_is_one_line(
     code: int,
     expected: str,
 ) -> None:
-    """In this process, through the same entry as the command (``hub.cli.run``): the sweep stays fast."""
+    """In this process, through the same entry as the command (``hub.cli.run``): the sweep stays fast. The
+    server is replaced by its first step, binding the port, so a case that got past every check fails here
+    instead of serving."""
+    import hub.server
     from hub.cli import run
+    from hub.startup import bind
 
+    def bind_only(settings: Any, **options: Any) -> None:
+        for sock in bind(settings.host, settings.port):
+            sock.close()
+        raise AssertionError(f"{args} reached the server")
+
+    monkeypatch.setattr(hub.server, "serve", bind_only)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert run(args) == code

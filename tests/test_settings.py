@@ -245,3 +245,14 @@ def test_the_serve_flags_table_names_each_flag_and_its_variable() -> None:
     for setting, flag in FLAG_NAMES.items():
         [row] = [line for line in text.splitlines() if line.startswith(f"| `{flag}")]
         assert f"| `{setting}` | `HUB_{setting.upper()}` |" in row, row
+
+
+@pytest.mark.parametrize("value", ["*", "https://a.example", "http://localhost:3000/", "capacitor://localhost", "null"])
+def test_origins_that_a_browser_can_send_pass(value: str) -> None:
+    assert HubSettings(allowed_origins=value).allowed_origins == [value]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["app.example", "https://a.example/app", "https://", "https://a.example?x"])
+def test_an_entry_that_no_origin_can_match_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="is no origin: write scheme://host"):
+        HubSettings(allowed_origins=value)  # type: ignore[arg-type]
