@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from hub.broker import Presence, open_broker
+from hub.broker.presence_names import PROBES
 from hub.testing import wait_until
 from hub.types import PresenceChange, PresenceMember
 from tests.broker_backends import BACKENDS, REDIS_BACKENDS, Deliveries, backend_url, started_broker, unique_channel
@@ -375,3 +376,25 @@ async def test_a_members_metadata_and_display_survive_its_refresh(request: pytes
         assert _shown(newcomer) == "Ann (3)"
     finally:
         await broker.close()
+
+
+async def test_many_users_of_one_name_cost_a_bounded_search(presence: Presence, channel: str) -> None:
+    """Past the first PROBES suffixes a new display is looked for above the room's size: still unique, and the
+    lowest free one while one of the first suffixes is free."""
+    n = PROBES + 20
+    for i in range(n):
+        await presence.join(channel, _person(f"c{i:03d}", f"u{i}", "Same"))
+    displays = await _displays(presence, channel)
+    assert len(set(displays.values())) == n
+    first = ["Same"] + [f"Same ({k})" for k in range(2, PROBES + 2)]
+    assert [displays[f"c{i:03d}"] for i in range(PROBES + 1)] == first
+    # the next one was looked for above the room's size then (PROBES + 1 members): "Same (PROBES + 2)" on
+    assert displays[f"c{PROBES + 1:03d}"] == f"Same ({PROBES + 2})"
+    await presence.leave(channel, "c004")  # frees "Same (5)": the lowest free one, within the first suffixes
+    assert _shown(await presence.join(channel, _person("new1", "v1", "Same"))) == "Same (5)"
+    await presence.leave(channel, f"c{PROBES + 5:03d}")  # frees one above: not looked for, a fresh one instead
+    late = _shown(await presence.join(channel, _person("new2", "v2", "Same")))
+    now = await _displays(presence, channel)
+    assert len(set(now.values())) == len(now) == n  # every display unique
+    assert late.startswith("Same (")
+    assert int(late[6:-1]) > n - 1  # found above the room's size (n - 1 members before the join)

@@ -27,7 +27,7 @@ class _Room:
         if held is not None:
             self.displays[user] = (held[0], held[1] + 1)
             return held[0]
-        display = display_name(name, self.names.__contains__)
+        display = display_name(name, self.names.__contains__, len(self.members))
         self.names[display] = user
         self.displays[user] = (display, 1)
         return display

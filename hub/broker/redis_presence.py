@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from hub import redis_client
+from hub.broker.presence_names import PROBES
 from hub.broker.protocols import BrokerUnavailable, PresenceExpired
 from hub.broker.redis import RedisConnection
 from hub.broker.redis_presence_scripts import EXPIRE_MEMBER, JOIN, LEAVE, PAGE, REFRESH, UPDATE
@@ -89,6 +90,7 @@ class RedisPresence:
     async def join(self, channel: str, member: PresenceMember) -> PresenceChange:
         rest = orjson.dumps({"client": member.client, "user": member.user, "name": member.name, "meta": member.meta})
         args = [member.client, member.user, member.name, rest[1:], self._expiry(), int(self._ttl * 2000), _now()]
+        args.append(PROBES)
         count, display = await self.connection.call(self._join_script(keys=self._keys(channel), args=args))
         joined = dataclasses.replace(member, display=_text(display))
         # Refreshed from now on; only once Redis has it, or a failed join would linger as a ghost member.

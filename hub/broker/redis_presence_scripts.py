@@ -29,8 +29,8 @@ end
 """
 
 # ARGV: client id, user, name, the member's JSON without its opening brace and display ('"client":...}'),
-# expiry, key TTL (ms), now. The display (the user's own if another of its members is here, else the name with
-# the first free suffix, as presence_names.display_name) goes first in the stored JSON.
+# expiry, key TTL (ms), now, presence_names.PROBES. The display (the user's own if another of its members is
+# here, else the name with a free suffix, by presence_names.display_name's rule) goes first in the stored JSON.
 # Returns {the channel's member count after the join, read in the same round trip; the member's display}.
 JOIN = """
 local display
@@ -44,8 +44,12 @@ else
   else
     display = ARGV[3]
     local suffix = 1
+    local probes = tonumber(ARGV[8])
     while redis.call('HEXISTS', KEYS[4], display) == 1 do
       suffix = suffix + 1
+      if suffix == probes + 2 then  -- the first suffixes are taken: go above the room's size
+        suffix = math.max(redis.call('ZCARD', KEYS[3]) + 1, probes + 2)
+      end
       display = ARGV[3] .. ' (' .. suffix .. ')'
     end
     redis.call('HSET', KEYS[4], display, ARGV[2])
