@@ -281,7 +281,8 @@ export default function mount(root, hub, _ctx) {
     const byUser = new Map();
     for (const member of members) {
       const seen = byUser.get(member.user);
-      byUser.set(member.user, { name: member.name, connections: (seen?.connections ?? 0) + 1 });
+      // display: the room's unique name for the user ("Alice (2)" beside another Alice), protocol.md §9
+      byUser.set(member.user, { name: member.display ?? member.name, connections: (seen?.connections ?? 0) + 1 });
     }
     const me = hub.me?.user;
     const rows = [...byUser.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));

@@ -116,7 +116,8 @@ export class BoardSync {
   }
 
   nameOf(client) {
-    return this.members.find((member) => member.client === client)?.name ?? "Someone";
+    const member = this.members.find((m) => m.client === client);
+    return member?.display ?? member?.name ?? "Someone";
   }
 
   /** A best-effort message (a cursor, a stroke in progress): not queued while offline, errors ignored. */
