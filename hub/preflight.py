@@ -66,8 +66,10 @@ def store_problem(settings: HubSettings) -> Problem | None:
 
 
 def redis_problem(settings: HubSettings, origins: Mapping[str, tuple[Origin, str]]) -> Problem | None:
-    """Whether Redis answers a PING at the broker's and the store's URLs (when they are Redis), within
-    ``probe_timeout``; and that a plain URL does not name a Cluster node."""
+    """Whether Redis answers a PING at the store's URL and the broker's (when they are Redis), within
+    ``probe_timeout``, and that a plain URL does not name a Cluster node. A broker alone may start while its
+    Redis is down (it connects in the background, the node unready until then), so for it only an answer that
+    is wrong (a Cluster node, a refused password) is a problem; the store needs Redis at start."""
     from hub.redis_client import SCHEMES
 
     targets: dict[str, tuple[list[str], str]] = {}  # url -> (what uses it, the setting that names it)
@@ -78,38 +80,48 @@ def redis_problem(settings: HubSettings, origins: Mapping[str, tuple[Origin, str
         if urlparse(url).scheme in SCHEMES:
             targets.setdefault(url, ([], setting))[0].append(part)
     for url, (parts, setting) in targets.items():
-        reason = asyncio.run(_ping(url, settings.probe_timeout))
-        if reason is not None:
+        reason, unreachable = asyncio.run(_ping(url, settings.probe_timeout))
+        if reason is not None and (not unreachable or "store" in parts):
             source = origin_text(origins, setting)
+            advice = (
+                "Check that Redis is running there and reachable from this machine, or fix the URL"
+                if unreachable
+                else "Fix the URL or the Redis it names"
+            )
             return Problem(
-                f"cannot reach Redis at {mask_url(url)} (the {' and the '.join(parts)}; from {source}): {reason}. "
-                "Check that Redis is running there and reachable from this machine, or fix the URL",
+                f"cannot {'reach' if unreachable else 'use'} Redis at {mask_url(url)} (the {' and the '.join(parts)}; "
+                f"from {source}): {reason.rstrip('.')}. {advice}",
                 "runtime",
             )
     return None
 
 
-async def _ping(url: str, timeout: float) -> str | None:
-    """None if Redis answers at ``url``, else why not, in a few words."""
+async def _ping(url: str, timeout: float) -> tuple[str | None, bool]:
+    """(None if Redis answers at ``url`` as the hub needs, else why not in a few words; whether it was simply
+    not reached: refused, timed out, or down)."""
+    from redis.exceptions import AuthenticationError, ResponseError
+
     from hub.redis_client import REDIS_ERRORS, check_mode, connect
 
     try:
         client = connect(url, max_connections=2, timeout=timeout)
     except ValueError as exc:
-        return f"the URL is not usable ({exc})"
+        return f"the URL is not usable ({exc})", False
     try:
         async with asyncio.timeout(timeout + 1):
             await client.ping()
             await check_mode(client, url)
     except TimeoutError:
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {timeout:g} s", True
     except RuntimeError as exc:  # check_mode: a plain URL naming a Cluster node
-        return str(exc)
+        return str(exc), False
+    except (AuthenticationError, ResponseError) as exc:  # it answered: a refused password, a wrong database
+        return " ".join(str(exc).split()) or type(exc).__name__, False
     except REDIS_ERRORS as exc:
-        return " ".join(str(exc).split()) or type(exc).__name__
+        return " ".join(str(exc).split()) or type(exc).__name__, True
     except ValueError as exc:
-        return f"the URL is not usable ({exc})"
+        return f"the URL is not usable ({exc})", False
     finally:
         with contextlib.suppress(*REDIS_ERRORS):  # closing a client that never connected
             await client.aclose()
-    return None
+    return None, False

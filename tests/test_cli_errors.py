@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,46 @@ def test_the_redis_url_in_an_error_is_masked(workdir: Path) -> None:
     line = one_line(hub(workdir, "serve", "--plugins", "chat", env={"HUB_STORE_URL": store}), 1)
     assert "the-password" not in line
     assert f"cannot reach Redis at {store.replace('the-password', '***')} (the store; from HUB_STORE_URL)" in line
+
+
+def test_a_plain_url_naming_a_cluster_node_is_one_line(workdir: Path, redis_cluster_url: str) -> None:
+    plain = redis_cluster_url.replace("redis+cluster://", "redis://")
+    line = one_line(hub(workdir, "serve", "--plugins", "chat", "--redis", plain), 1)
+    assert line == (
+        f"error: cannot use Redis at {plain} (the broker and the store; from --redis): '{plain}' is a Redis Cluster "
+        "node: use redis+cluster:// instead. Fix the URL or the Redis it names"
+    )
+
+
+def test_a_broker_alone_starts_while_its_redis_is_down(workdir: Path) -> None:
+    """As documented: it connects in the background, and the node is not ready until it does."""
+    import httpx
+
+    port = free_port()
+    broker = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    process = subprocess.Popen(
+        [str(HUB), "serve", "--plugins", "chat", "--port", str(port), "--broker", broker],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        answer = None
+        for _ in range(300):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[1]
+                time.sleep(0.1)
+        assert answer is not None
+        assert answer.status_code == 503
+        assert answer.json()["broker"] == "unavailable"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize(
