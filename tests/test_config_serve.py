@@ -114,11 +114,16 @@ async def test_a_plugin_table_reaches_the_running_plugin(served: Served) -> None
 async def test_every_worker_reads_the_plugin_table_and_the_flags(served: Served, redis_url: str) -> None:
     (served.workdir / "hub.toml").write_text(f"plugins = ['chat']\nredis_prefix = 'cfg-{os.getpid()}'\n\n[chat]\n")
     await asyncio.to_thread(
-        served.start, "--config", "hub.toml", "--redis", redis_url, "--workers", "2", "--set", "chat.snapshot_size=2"
+        served.start,
+        *("--config", "hub.toml", "--redis", redis_url, "--workers", "2", "--set", "chat.snapshot_size=2"),
+        "--log-format",
+        "json",
     )
     await post(served, 3)
     assert await snapshot_sizes(served, 6) == [2] * 6  # whichever worker each connection landed on
-    await asyncio.to_thread(served.stop)
+    text = await asyncio.to_thread(served.stop)
+    entries = [json.loads(line) for line in text.splitlines()]  # the workers' lines are JSON too
+    assert sum(entry["message"].startswith("hub started") for entry in entries) == 2  # one per worker
 
 
 async def test_json_logs_are_one_object_per_line(served: Served) -> None:
