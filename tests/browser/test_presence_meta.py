@@ -1,8 +1,8 @@
 """hub.js's presence metadata and names in a real Chromium (protocol.md §9, "Metadata" and "Names"): ``subscribe``
 with ``meta``, ``setPresence``, the members ``onPresence`` lists with their ``display`` and ``meta`` (a second
 Alice shown as "Alice (2)"), ``updated`` changes from another client, ``presenceCount``, a refused change, and a
-resubscribe after a reconnect that carries the latest metadata; and the chat panel's people list, which shows the
-room's display names."""
+resubscribe after a reconnect that carries the latest metadata; and the panels: chat's and docedit's people show
+the room's display names, and chat greys those who are away (its presence metadata)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 from playwright.async_api import expect
 
 import hub_realtime_plugins.chat
+from hub_realtime_plugins.docedit import Docedit
 from tests.browser.conftest import screenshot, sdk_page, wait_js
+from tests.browser.test_docedit_panel import Person
 from tests.test_presence_meta import Rooms
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -150,3 +152,20 @@ async def test_the_chat_panel_shows_who_is_away(hub_server, new_page, py_client)
     await bob.evaluate(HIDE_TAB, False)
     await expect(bob_on_alices_page).not_to_have_class(re.compile("is-away"))
     assert (await watcher.next_event("chat:lobby", "chat.presence_updated"))["data"]["meta"] == {"away": False}
+
+
+async def test_the_docedit_panel_names_two_alices_apart(hub_server, new_page) -> None:
+    server = hub_server(plugins={"docedit": Docedit})
+    first = await Person.open(new_page, server, "alice-1", "Alice")
+    second = await Person.open(new_page, server, "alice-2", "Alice")
+    await first.page.locator(".docedit-new-title").fill("Plan")
+    await first.page.locator(".docedit-new-title").press("Enter")
+    await first.synced()
+    await second.open_doc("Plan")
+    for person in (first, second):
+        await expect(person.page.locator(".docedit-peer")).to_have_count(2)
+    peers = first.page.locator(".docedit-peer")
+    await expect(first.page.locator(".docedit-peer.is-me")).to_have_attribute("title", "Alice (you)")
+    await expect(first.page.locator(".docedit-peer[data-user=alice-2]")).to_have_attribute("title", "Alice (2)")
+    await expect(second.page.locator(".docedit-peer.is-me")).to_have_attribute("title", "Alice (2) (you)")
+    assert await peers.count() == 2

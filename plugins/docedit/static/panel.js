@@ -284,6 +284,8 @@ export default function mount(root, hub, _ctx) {
   let current = null;
   /** The open document's presence from the SDK: members on every node, and whether only a sample is listed. */
   let presence = { count: 0, partial: false };
+  /** @type {Map<string, string>} user id -> its display name in the open document's room (from presence) */
+  let displays = new Map();
   let viewing = null; // {version, text, view} while a version is shown
   let errorTimer = null;
   let noticeTimer = null;
@@ -408,6 +410,7 @@ export default function mount(root, hub, _ctx) {
     });
     const view = new EditorView({ state, parent: editorHost });
     presence = { count: 0, partial: false };
+    displays = new Map();
     const provider = new HubYProvider(hub, id, ydoc, {
       awareness,
       offline: true, // kept in this browser: edits made offline survive a closed tab (offline.js)
@@ -415,6 +418,8 @@ export default function mount(root, hub, _ctx) {
       onError: onProviderError,
       onPresence: (members, { count, partial }) => {
         presence = { count, partial };
+        // the room's unique names ("Alice (2)" beside another Alice), protocol.md §9: shown instead of awareness's
+        displays = new Map(members.map((member) => [member.user, member.display ?? member.name]));
         renderPeers();
       },
       events: {
@@ -461,6 +466,7 @@ export default function mount(root, hub, _ctx) {
     const { provider, view, ydoc, undoManager } = current;
     current = null;
     presence = { count: 0, partial: false };
+    displays = new Map();
     provider.destroy();
     view.destroy();
     undoManager.destroy();
@@ -555,7 +561,8 @@ export default function mount(root, hub, _ctx) {
         if (!user?.name) continue;
         const key = user.id ?? `client-${clientID}`;
         const mine = clientID === current.ydoc.clientID;
-        if (!people.has(key) || mine) people.set(key, { ...user, mine });
+        const name = (user.id && displays.get(user.id)) || user.name;
+        if (!people.has(key) || mine) people.set(key, { ...user, name, mine });
       }
     }
     const rows = [...people.values()].sort((a, b) => Number(b.mine) - Number(a.mine) || a.name.localeCompare(b.name));
