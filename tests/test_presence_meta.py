@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import pytest
@@ -15,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub import Channel, RateLimit, hookimpl
 from hub.channel import PresenceChanged
 from hub.schema import outbound_schema
-from hub.testing import HubClient, HubServer, ReplyError
+from hub.testing import HubClient, HubServer, HubServerFactory, ReplyError
 
+Nodes = tuple[HubServer, HubServer]
+ClientFactory = Callable[..., Awaitable[HubClient]]
 LIMIT = 3  # presence_list_limit: rooms above it are big
 SETTINGS: dict[str, Any] = {"presence_list_limit": LIMIT, "presence_count_interval": 0.05}
 
@@ -42,7 +45,9 @@ class Rooms:
         ]
 
 
-def two_nodes(request: pytest.FixtureRequest, hub_server, **settings: Any) -> tuple[HubServer, HubServer]:
+def two_nodes(
+    request: pytest.FixtureRequest, hub_server: HubServerFactory, **settings: Any
+) -> tuple[HubServer, HubServer]:
     """Two places to connect to: the same memory hub twice, or two hub nodes on one Redis."""
     if request.param == "memory":
         server = hub_server(plugins={"rooms": Rooms()}, **settings)
@@ -57,22 +62,22 @@ def two_nodes(request: pytest.FixtureRequest, hub_server, **settings: Any) -> tu
 
 
 @pytest.fixture(params=["memory", "redis"])
-def nodes(request: pytest.FixtureRequest, hub_server) -> tuple[HubServer, HubServer]:
+def nodes(request: pytest.FixtureRequest, hub_server: HubServerFactory) -> tuple[HubServer, HubServer]:
     return two_nodes(request, hub_server, **SETTINGS)
 
 
 @pytest.fixture(params=["memory", "redis"])
-def roomy_nodes(request: pytest.FixtureRequest, hub_server) -> tuple[HubServer, HubServer]:
+def roomy_nodes(request: pytest.FixtureRequest, hub_server: HubServerFactory) -> tuple[HubServer, HubServer]:
     """:func:`nodes` whose rooms stay small (every join and leave announced) up to 20 members."""
     return two_nodes(request, hub_server, presence_list_limit=20)
 
 
 @pytest.fixture
-def server(hub_server) -> HubServer:
+def server(hub_server: HubServerFactory) -> HubServer:
     return hub_server(plugins={"rooms": Rooms()}, **SETTINGS, presence_meta_max_bytes=128)
 
 
-async def connect(hub_client, server: HubServer, user: str, name: str) -> HubClient:
+async def connect(hub_client: ClientFactory, server: HubServer, user: str, name: str) -> HubClient:
     client: HubClient = await hub_client(server, token=server.token(user, name=name))
     return client
 
@@ -96,7 +101,7 @@ def shown(member: dict[str, Any]) -> str:
 # ---- metadata ------------------------------------------------------------------------------------------------
 
 
-async def test_metadata_set_at_sub_and_updated_reaches_every_node(nodes, hub_client) -> None:
+async def test_metadata_set_at_sub_and_updated_reaches_every_node(nodes: Nodes, hub_client: ClientFactory) -> None:
     node_a, node_b = nodes
     alice = await connect(hub_client, node_a, "alice", "Alice")
     bob = await connect(hub_client, node_b, "bob", "Bob")
@@ -139,7 +144,9 @@ async def test_metadata_set_at_sub_and_updated_reaches_every_node(nodes, hub_cli
     assert (left["data"]["user"], shown(left["data"])) == ("bob", "Bob")
 
 
-async def test_metadata_is_validated_bounded_and_refused_where_not_declared(server, hub_client) -> None:
+async def test_metadata_is_validated_bounded_and_refused_where_not_declared(
+    server: HubServer, hub_client: ClientFactory
+) -> None:
     alice = await connect(hub_client, server, "alice", "Alice")
     await alice.sub("room:r")
     await alice.sub("plain:r")
@@ -184,7 +191,7 @@ async def test_metadata_is_validated_bounded_and_refused_where_not_declared(serv
     }
 
 
-async def test_a_sub_with_bad_metadata_leaves_no_trace(server, hub_client) -> None:
+async def test_a_sub_with_bad_metadata_leaves_no_trace(server: HubServer, hub_client: ClientFactory) -> None:
     alice = await connect(hub_client, server, "alice", "Alice")
     bob = await connect(hub_client, server, "bob", "Bob")
     await alice.sub("room:r")
@@ -202,7 +209,9 @@ async def test_a_sub_with_bad_metadata_leaves_no_trace(server, hub_client) -> No
     assert joined["data"]["meta"] == {"status": "online", "device": "phone", "typing_in": None}
 
 
-async def test_metadata_changes_are_rate_limited_per_channel_family(server, hub_client) -> None:
+async def test_metadata_changes_are_rate_limited_per_channel_family(
+    server: HubServer, hub_client: ClientFactory
+) -> None:
     alice = await connect(hub_client, server, "alice", "Alice")
     await alice.sub("slow:a")
     await alice.sub("slow:b")
@@ -216,7 +225,7 @@ async def test_metadata_changes_are_rate_limited_per_channel_family(server, hub_
     assert page["presence"][0]["meta"]["status"] == "away"
 
 
-async def test_pages_and_counts(server, hub_client) -> None:
+async def test_pages_and_counts(server: HubServer, hub_client: ClientFactory) -> None:
     clients = [await connect(hub_client, server, f"u{n}", f"User {n}") for n in range(5)]
     for n, client in enumerate(clients):
         await client.call({"op": "sub", "ch": "room:big", "meta": {"device": f"d{n}"}})
@@ -238,7 +247,7 @@ async def test_pages_and_counts(server, hub_client) -> None:
     assert bad.code == "bad_request"
 
 
-async def test_a_big_room_coalesces_updates_into_its_count(nodes, hub_client) -> None:
+async def test_a_big_room_coalesces_updates_into_its_count(nodes: Nodes, hub_client: ClientFactory) -> None:
     node_a, node_b = nodes
     members = [await connect(hub_client, (node_a, node_b)[n % 2], f"u{n}", f"U{n}") for n in range(LIMIT + 1)]
     for member in members:
@@ -270,7 +279,9 @@ async def everyone(client: HubClient, channel: str) -> dict[str, dict[str, Any]]
 # ---- names ---------------------------------------------------------------------------------------------------
 
 
-async def test_members_who_share_a_name_are_told_apart_on_every_node(roomy_nodes, hub_client) -> None:
+async def test_members_who_share_a_name_are_told_apart_on_every_node(
+    roomy_nodes: Nodes, hub_client: ClientFactory
+) -> None:
     node_a, node_b = roomy_nodes
     first = await connect(hub_client, node_a, "alice-1", "Alice")
     second = await connect(hub_client, node_b, "alice-2", "Alice")

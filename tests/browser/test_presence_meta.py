@@ -13,10 +13,11 @@ import pytest
 from playwright.async_api import expect
 
 import hub_realtime_plugins.chat
+from hub.testing import HubServer, HubServerFactory
 from hub_realtime_plugins.docedit import Docedit
-from tests.browser.conftest import screenshot, sdk_page, wait_js
+from tests.browser.conftest import PageFactory, screenshot, sdk_page, wait_js
 from tests.browser.test_docedit_panel import Person
-from tests.test_presence_meta import Rooms
+from tests.test_presence_meta import ClientFactory, Rooms
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -38,7 +39,7 @@ LAST = "(type) => { const last = window.presenceLog.at(-1); return last && last.
 
 
 @pytest.fixture
-def rooms_server(hub_server):
+def rooms_server(hub_server: HubServerFactory) -> HubServer:
     return hub_server(plugins={"rooms": Rooms()})
 
 
@@ -46,7 +47,9 @@ def status(status: str, device: str = "web", typing_in: str | None = None) -> di
     return {"status": status, "device": device, "typing_in": typing_in}
 
 
-async def test_metadata_and_a_suffixed_name_in_hub_js(rooms_server, new_page, py_client) -> None:
+async def test_metadata_and_a_suffixed_name_in_hub_js(
+    rooms_server: HubServer, new_page: PageFactory, py_client: ClientFactory
+) -> None:
     server = rooms_server
     page = await sdk_page(new_page, server.url, token=server.token("alice-1", name="Alice"))
     await wait_js(page, "() => window.hub.state === 'open'")
@@ -108,7 +111,9 @@ async def test_metadata_and_a_suffixed_name_in_hub_js(rooms_server, new_page, py
     assert resynced["members"]["alice-1"] == ["Alice", status("online", "laptop")]
 
 
-async def test_the_chat_panel_shows_two_alices_apart(hub_server, new_page, py_client) -> None:
+async def test_the_chat_panel_shows_two_alices_apart(
+    hub_server: HubServerFactory, new_page: PageFactory, py_client: ClientFactory
+) -> None:
     server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     page = await new_page(f"{server.url}/#token={server.token('alice-1', name='Alice')}")
     await expect(page.locator("#panels")).to_have_attribute("data-status", "ready")
@@ -130,7 +135,9 @@ HIDE_TAB = """
 """
 
 
-async def test_the_chat_panel_shows_who_is_away(hub_server, new_page, py_client) -> None:
+async def test_the_chat_panel_shows_who_is_away(
+    hub_server: HubServerFactory, new_page: PageFactory, py_client: ClientFactory
+) -> None:
     """The chat panel's presence metadata: ``{"away": true}`` while its tab is hidden, shown to the others."""
     server = hub_server(plugins={"chat": hub_realtime_plugins.chat.Chat})
     alice = await new_page(f"{server.url}/#token={server.token('alice', name='Alice')}")
@@ -154,7 +161,7 @@ async def test_the_chat_panel_shows_who_is_away(hub_server, new_page, py_client)
     assert (await watcher.next_event("chat:lobby", "chat.presence_updated"))["data"]["meta"] == {"away": False}
 
 
-async def test_the_docedit_panel_names_two_alices_apart(hub_server, new_page) -> None:
+async def test_the_docedit_panel_names_two_alices_apart(hub_server: HubServerFactory, new_page: PageFactory) -> None:
     server = hub_server(plugins={"docedit": Docedit})
     first = await Person.open(new_page, server, "alice-1", "Alice")
     second = await Person.open(new_page, server, "alice-2", "Alice")
