@@ -107,7 +107,7 @@ async def test_anonymous_mode_gives_a_generated_guest(hub_server, hub_client):
     user = guest.hello["user"]
     assert user["anonymous"] is True
     assert user["user"].startswith("guest-")
-    assert len(user["name"].split()) == 2  # "Adjective Animal"
+    assert len(user["name"].split()) == 3  # "Adjective Animal 42" (hub/guest_names.py)
     other = await hub_client(server)
     assert other.hello["user"]["user"] != user["user"]
     await other.sub(LOBBY)
