@@ -567,6 +567,28 @@ class Client:
             next_cursor if isinstance(next_cursor, str) else None,
         )
 
+    async def presence_count(self, channel: str) -> int:
+        """How many members a presence channel has, without the list (need not be subscribed)."""
+        data = (await self._call({"op": "presence", "ch": channel, "count_only": True})).get("data")
+        count = data.get("count") if isinstance(data, Mapping) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+    async def set_presence(self, channel: str, meta: Any) -> Member | None:
+        """Set this connection's presence metadata on a channel it follows (None clears it); the others see the
+        member change (``on_presence`` with ``change.type == "updated"``). Resubscribes after a reconnect carry it.
+        Before the channel's ``sub`` reply, or while disconnected, it only rides the next ``sub`` (returns None);
+        refused metadata raises the hub's error (``invalid`` with ``details``, ``rate_limited``, ``bad_request``
+        where the channel takes none). Returns the member as the room now lists it."""
+        sub = self._subs.get(channel)
+        if sub is None:
+            raise ClientError("not_subscribed", f"This client does not follow {channel}; subscribe first.")
+        sub.meta = meta
+        if not self._live or not sub._sent or sub._awaiting_reply:
+            return None
+        reply = await self._call({"op": "presence_set", "ch": channel, "meta": meta})
+        data = reply.get("data")
+        return Member.parse(data.get("member")) if isinstance(data, Mapping) else None
+
     async def ping(self) -> float:
         """Measure the round trip now (seconds); updates ``rtt`` and fires ``rtt``. Done every ``ping_interval``."""
         loop = asyncio.get_running_loop()
@@ -608,18 +630,21 @@ class Client:
         on_presence: PresenceHandler | None = None,
         on_error: ErrorHandler | None = None,
         since: tuple[str, int] | None = None,
+        meta: Any = None,
     ) -> Subscription:
         """Follow a channel: the ``sub`` is sent now if open, else when the connection opens, and again after every
         reconnect with ``since`` (the epoch and the last offset seen), so a recoverable channel delivers exactly
         the missed events, or says it could not (``info.reset``) and hands ``on_snapshot`` a fresh snapshot.
-        ``since``: resume from a position known from before (``(epoch, offset)``).
+        ``since``: resume from a position known from before (``(epoch, offset)``). ``meta``: this connection's
+        presence metadata on the channel (channels whose plugin declares a metadata model), sent with the ``sub``
+        and every resubscribe; change it with :meth:`set_presence`.
 
         One subscription per channel per client: raises ``already_subscribed`` while one exists.
         """
         if channel in self._subs:
             raise ClientError("already_subscribed", f"This client already follows {channel}; unsubscribe first.")
         handlers = Handlers(dict(events or {}), on_event, on_subscribed, on_snapshot, on_presence, on_error)
-        sub = Subscription(channel, handlers, self._dispatcher, self._owner, since)
+        sub = Subscription(channel, handlers, self._dispatcher, self._owner, since, meta)
         self._subs[channel] = sub
         if self._live:
             self._send_sub(sub)
@@ -627,6 +652,8 @@ class Client:
 
     def _send_sub(self, sub: Subscription) -> None:
         frame: dict[str, Any] = {"op": "sub", "ch": sub.channel}
+        if sub.meta is not None:
+            frame["meta"] = sub.meta
         since = sub._since()
         if since is not None:
             frame["since"] = since

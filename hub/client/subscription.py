@@ -70,8 +70,11 @@ class Subscription:
         dispatcher: Dispatcher,
         owner: Owner,
         since: tuple[str, int] | None = None,
+        meta: Any = None,
     ) -> None:
         self.channel = channel
+        self.meta = meta
+        """This connection's presence metadata on the channel, sent with every ``sub`` (``Client.set_presence``)."""
         self._namespace = channel.split(":", 1)[0]
         self._handlers = handlers
         self._dispatcher = dispatcher
@@ -260,6 +263,13 @@ class Subscription:
             # be partial or stale, so fetch it whole (from then on joined/left keep it whole).
             if self._count <= self._owner.list_limit():
                 await self._fetch_members()
+        elif event.type == f"{self._namespace}.presence_updated":
+            member = Member.parse(event.data)
+            if member is None:
+                return
+            if member.client in self._members:
+                self._members[member.client] = member
+            await self._presence_changed("updated", member)
         elif event.type in (f"{self._namespace}.joined", f"{self._namespace}.left"):
             member = Member.parse(event.data)
             if member is None:

@@ -39,19 +39,32 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One connection in a presence list (a user with two connections is two members). ``entry`` is the entry as
-    the hub sent it, members this client does not know included."""
+    """One connection in a presence list (a user with two connections is two members). ``display`` is its name as
+    the room shows it, unique in the room ("Alice (2)" when another user there is also called Alice): show it
+    rather than ``name``. ``meta`` is its presence metadata (the channel plugin's model), or None. ``entry`` is the
+    entry as the hub sent it, members this client does not know included."""
 
     client: str
     user: str
     name: str
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    display: str = ""
+    meta: Any = None
 
     @classmethod
     def parse(cls, data: Any) -> Member | None:
         if not isinstance(data, Mapping) or not isinstance(data.get("client"), str):
             return None
-        return cls(data["client"], _text(data.get("user")), _text(data.get("name")), dict(data))
+        name = _text(data.get("name"))
+        display = data.get("display")  # sent only when it differs from the name (protocol.md §9)
+        return cls(
+            data["client"],
+            _text(data.get("user")),
+            name,
+            dict(data),
+            display if isinstance(display, str) and display else name,
+            data.get("meta"),
+        )
 
 
 def members_of(items: Any) -> list[Member]:
@@ -145,7 +158,7 @@ class SubscriptionInfo:
     has_snapshot: bool = False
 
 
-PresenceChangeType: TypeAlias = Literal["sync", "joined", "left", "count"]
+PresenceChangeType: TypeAlias = Literal["sync", "joined", "left", "count", "updated"]
 
 
 @dataclass(frozen=True, slots=True)
