@@ -4,6 +4,8 @@ API takes, and its error body. Pydantic models, shared by the server (hub/server
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from hub.types import JSON
@@ -40,9 +42,14 @@ class ChannelPage(BaseModel):
 
 
 class Member(BaseModel):
+    """One connection in a presence list: ``display`` is its name as the room shows it (unique in the room, e.g.
+    "Alice (2)"), ``meta`` its presence metadata or null (protocol.md §9)."""
+
     client: str
     user: str
     name: str
+    display: str
+    meta: Any = None
 
 
 class PresencePage(BaseModel):

@@ -272,7 +272,10 @@ class Control:
         count = await presence.count(channel)
         return PresencePage(
             channel=channel,
-            members=[Member(client=m.client, user=m.user, name=m.name) for m in members],
+            members=[
+                Member(client=m.client, user=m.user, name=m.name, display=m.display or m.name, meta=m.meta)
+                for m in members
+            ],
             count=count,
             cursor=next_cursor,
         )

@@ -436,3 +436,17 @@ async def test_a_socket_client_cannot_tell_an_api_publish_apart(server: HubServe
     assert api_event["offset"] == socket_event["offset"] + 1
     with pytest.raises(ReplyError):
         await alice.pub("chat:mixed", "chat.send", {"text": 1})
+
+
+async def test_presence_members_carry_their_display_name_and_metadata(
+    server: HubServer, http: httpx.AsyncClient, hub_client: Any
+) -> None:
+    first = await hub_client(server, token=server.token("a-1", name="Alice"))
+    second = await hub_client(server, token=server.token("a-2", name="Alice"))
+    await first.call({"op": "sub", "ch": "chat:named", "meta": {"away": True}})
+    await second.call({"op": "sub", "ch": "chat:named"})
+    page = (await http.get("/channels/chat:named/presence", headers=AUTH)).json()
+    members = {member["user"]: member for member in page["members"]}
+    assert (members["a-1"]["display"], members["a-1"]["meta"]) == ("Alice", {"away": True})
+    assert (members["a-2"]["display"], members["a-2"]["meta"]) == ("Alice (2)", None)
+    assert members["a-2"]["name"] == "Alice"
