@@ -47,6 +47,12 @@ class HubApp(FastAPI):
     websocket_endpoint: WebSocketEndpoint | None = None
     sse_endpoint: SSEEndpoint | None = None  # the fallback transport (hub/sse.py), also served straight from here
 
+    def going_away(self) -> None:
+        """The server began to stop (called by :class:`hub.http_protocol.HubHTTPProtocol`, whose shutdown uvicorn
+        calls first): the SSE streams end now with 1001, as the sockets do, instead of when the bound runs out."""
+        if self.sse_endpoint is not None:
+            self.sse_endpoint.going_away()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.websocket_endpoint
         if endpoint is not None and scope["type"] == "websocket":

@@ -240,6 +240,7 @@ class HubHTTPProtocol(H11Protocol):
         protocol.connection_lost = connection_lost  # type: ignore[method-assign]
 
     def shutdown(self) -> None:
+        _tell_app_going_away(self.app)  # an SSE stream in progress would not hear of it otherwise
         if self._draining:  # answered and ending already: nothing for uvicorn to finish
             self.transport.close()
             return
@@ -252,3 +253,17 @@ class HubHTTPProtocol(H11Protocol):
             self._admission.release(self._address)
             self._address = None
         super().connection_lost(exc)
+
+
+def _tell_app_going_away(app: Any) -> None:
+    """Call the hub app's ``going_away`` (:meth:`hub.app.HubApp.going_away`) through the middleware uvicorn
+    wrapped it in (each keeps the next as ``.app``). uvicorn's HTTP side tells a response in progress nothing when
+    the server stops, so an SSE stream would otherwise get its close only when the shutdown bound runs out."""
+    for _ in range(8):
+        hook = getattr(app, "going_away", None)
+        if callable(hook):
+            hook()
+            return
+        app = getattr(app, "app", None)
+        if app is None:
+            return

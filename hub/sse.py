@@ -125,6 +125,27 @@ class SSEEndpoint:
         self.sockets = sockets
         self.hub = sockets.hub
         self._connections: dict[str, _Connection] = {}  # POST key -> its session
+        self._going_away = False  # the node is stopping: streams end with 1001, no new stream or POST is taken
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def going_away(self) -> None:
+        """The node stops (its server's shutdown began; :class:`hub.http_protocol.HubHTTPProtocol` calls this
+        through :meth:`hub.app.HubApp.going_away`). Every stream ends as a stopping node ends a socket: the frames of
+        POSTs already being handled are answered first, then what is queued, then the 1001 close event. Later
+        streams and POSTs are refused with 503. Idempotent."""
+        if self._going_away:
+            return
+        self._going_away = True
+        for connection in tuple(self._connections.values()):
+            task = asyncio.get_running_loop().create_task(self._go_away(connection))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    @staticmethod
+    async def _go_away(connection: _Connection) -> None:
+        async with connection.lock:  # a POST being handled finishes its frames first
+            if not connection.ended:
+                connection.session.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON, flush=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         if path == STREAM_PATH:
@@ -143,6 +164,9 @@ class SSEEndpoint:
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.hub.settings
         headers = dict(scope.get("headers") or [])
+        if self._going_away:
+            await _respond(send, 503, SHUTDOWN_REASON)
+            return
         if not origin_allowed(headers, settings.allowed_origins):
             log.warning("refused a stream from origin %r", headers.get(b"origin", b"").decode("latin-1"))
             await _respond(send, 403, "This origin may not open a hub connection.")
@@ -223,6 +247,9 @@ class SSEEndpoint:
                 "No such session on this node: it ended, or this request reached another node than its stream "
                 "(a load balancer must send a session's POSTs to the node of its stream). Open a new stream.",
             )
+            return
+        if self._going_away:  # as a stopping socket reads no more frames
+            await _respond(send, 503, SHUTDOWN_REASON)
             return
         max_bytes = settings.sse_post_max_bytes
         length = headers.get(b"content-length")
