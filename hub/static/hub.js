@@ -258,6 +258,36 @@ function streamUrl(wsUrl) {
  * WebSocket for {@link Hub}: `send(text)`, `close()`, and the `onmessage` ({data}) and `onclose` ({code,
  * reason}) handlers. The hub's close, which SSE cannot carry, comes as a last frame `{"op":"close",…}`.
  */
+/**
+ * A promise that resolves on a later task, after every promise callback queued before it has run. The stream
+ * hands its frames over one per task, as a WebSocket does with its messages: the SDK settles a reply in a promise
+ * callback, and an event read in the same chunk must not be dispatched before that callback (a `sub`'s `ok` before
+ * its channel's first `ev`, protocol §5.2).
+ * @returns {() => Promise<void>}
+ */
+function taskYielder() {
+  if (typeof MessageChannel === "function") {
+    const channel = new MessageChannel();
+    /** @type {(() => void)[]} */
+    const waiting = [];
+    channel.port1.onmessage = () => waiting.shift()?.();
+    // Node: an open port keeps the process alive; this one must not
+    /** @type {any} */ (channel.port1).unref?.();
+    /** @type {any} */ (channel.port2).unref?.();
+    return () =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        channel.port2.postMessage(null);
+      });
+  }
+  return () => new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** @type {(() => Promise<void>) | null} */
+let yielder = null;
+/** @returns {Promise<void>} */
+const nextTask = () => (yielder ??= taskYielder())();
+
 class EventStreamSocket {
   /** @type {((event: {data: string}) => void) | null} */
   onmessage = null;
@@ -317,7 +347,10 @@ class EventStreamSocket {
           const line = buffer.slice(0, newline).replace(/\r$/, "");
           buffer = buffer.slice(newline + 1);
           if (line === "") {
-            if (data.length) this.#frame(data.join("\n"));
+            if (data.length) {
+              this.#frame(data.join("\n"));
+              await nextTask(); // one frame per task, as WebSocket messages come
+            }
             data = [];
           } else if (line.startsWith("data:")) {
             data.push(line.slice(line.startsWith("data: ") ? 6 : 5));

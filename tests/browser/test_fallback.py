@@ -4,13 +4,16 @@ publishes; once the WebSocket works again, a later reconnect switches back. The 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
+from pydantic import BaseModel
 
 import hub_realtime_plugins.chat
+from hub import Channel, Context, hookimpl
 from hub.protocol import CloseCode
 from hub.testing import wait_until
 from tests.browser.conftest import SDK_HARNESS, channel_log, sdk_page, wait_js
@@ -214,3 +217,59 @@ async def test_the_sse_only_option_and_the_demo_header(chat_server, new_page):
     await expect(state).to_have_attribute("data-transport", "sse")
     await expect(state).to_have_attribute("title", re.compile("server-sent events"))
     await demo.evaluate("window.hubShell.hub.close()")
+
+
+class Said(BaseModel):
+    text: str
+
+
+class Board(BaseModel):
+    ready: bool = True
+
+
+class Gated:
+    """``gate:*``: a recoverable channel whose snapshot takes ``SNAPSHOT_DELAY`` seconds, so the events published
+    meanwhile are held by the session (ok before ev) and leave in the same write to the stream as the reply."""
+
+    SNAPSHOT_DELAY = 1.0
+
+    def __init__(self) -> None:
+        self.channel = Channel("gate", recoverable=True, history_size=100)
+        self.channel.event("gate.said", Said)
+        self.channel.on("gate.say", Said)(self.say)
+        self.channel.snapshot(self.snapshot)
+
+    @hookimpl
+    def hub_channels(self) -> list[Channel]:
+        return [self.channel]
+
+    async def say(self, ctx: Context, msg: Said) -> None:
+        await ctx.publish("gate.said", msg)
+
+    async def snapshot(self, ctx: Context) -> Board:
+        await asyncio.sleep(self.SNAPSHOT_DELAY)
+        return Board()
+
+
+async def test_a_reply_and_the_events_after_it_in_one_chunk_reach_the_app_in_order(hub_server, new_page, py_client):
+    # A stream chunk may carry the sub's ok and the channel's first events together. hub.js settles the reply in
+    # a promise callback, so the stream hands frames over one per task, as WebSocket messages come: the app must
+    # see onSubscribed before those events (found by the reconnect storm under load: live events before the
+    # recovered ones).
+    server = hub_server(plugins={"gate": Gated()})
+    blocker = Blocker()
+    page = await blocked_sdk_page(new_page, server, blocker, **FAST_RECONNECT)
+    await wait_js(page, "() => window.hub.state === 'open'")
+    assert await page.evaluate("window.hub.transport") == "sse"
+    room = f"gate:r{uuid.uuid4().hex[:8]}"
+    speaker = await py_client(server, "speaker")
+    await page.evaluate("(ch) => window.follow(ch)", room)
+    await asyncio.sleep(Gated.SNAPSHOT_DELAY / 3)  # the sub is in its snapshot: what is published now is held
+    for n in range(3):
+        await speaker.pub(room, "gate.say", {"text": f"held {n}"})
+    events = f"(window.record.channels[{room!r}] || []).filter((e) => e.kind === 'event')"
+    await wait_js(page, f"() => {events}.length === 3")
+    log = await channel_log(page, room)
+    kinds = [entry["kind"] for entry in log]
+    assert kinds == ["subscribed", "snapshot", "event", "event", "event"], kinds
+    assert [entry["data"]["text"] for entry in log[2:]] == ["held 0", "held 1", "held 2"]
