@@ -477,7 +477,7 @@ def test_hub_token_carries_the_configured_audience_and_issuer(monkeypatch, clean
     assert result.exit_code == 0, result.output
     claims = jwt.decode(result.stdout.strip(), TEST_SECRET, algorithms=["HS256"], audience="hub-prod")
     assert (claims["sub"], claims["iss"]) == ("alice", "https://idp.example/")
-    assert not result.stderr
+    assert result.stderr == "signed with the secret from --secret\n"  # only the note of which secret (issue 18)
 
     monkeypatch.setenv("HUB_JWT_ALGORITHMS", "RS256")
     monkeypatch.setenv("HUB_JWKS_URL", "https://idp.example/jwks")
