@@ -181,7 +181,12 @@ UVICORN_INTERNALS: tuple[Internal, ...] = (
         params=("event",),
         source_mentions=("self.transport.set_protocol(",),
     ),
-    Internal(H11, "shutdown", "overridden: a connection already ending is closed at once", params=()),
+    Internal(
+        H11,
+        "shutdown",
+        "overridden: tells the app (SSE streams end with 1001); a connection already ending is closed at once",
+        params=(),
+    ),
     Internal(
         H11, "connection_lost", "overridden: the deadline, pending body and address slot are released", params=("exc",)
     ),
@@ -191,6 +196,7 @@ UVICORN_INTERNALS: tuple[Internal, ...] = (
     Internal(H11, "config", "the hub's settings carried on uvicorn's Config"),
     Internal(H11, "client", "the peer's address for the per-address cap"),
     Internal(H11, "loop", "the request deadline's timer"),
+    Internal(H11, "app", "the loaded app (in uvicorn's middleware), told at shutdown: HubApp.going_away"),
     Internal(CYCLE, "response_started", "a refusal during the body cannot replace an answer already begun"),
     Internal(CYCLE, "disconnected", "set by a refusal: the app's receive says http.disconnect"),
     Internal(CYCLE, "message_event", "set by a refusal: wakes the app's receive"),
