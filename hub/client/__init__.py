@@ -13,7 +13,8 @@ Not part of ``hub``'s plugin API (``hub.__all__``): plugins run inside a hub, th
 from __future__ import annotations
 
 from hub.client.backoff import Backoff
-from hub.client.client import Client, TokenSource
+from hub.client.client import Client
+from hub.client.core import TokenSource
 from hub.client.errors import ClientError
 from hub.client.subscription import Subscription
 from hub.client.types import (

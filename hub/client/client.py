@@ -16,45 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import random as random_module
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Mapping
+from typing import Any
 
-import orjson
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from hub.client.backoff import Backoff
-from hub.client.dispatcher import Callback, Dispatcher, cancel, logger
+from hub.client.channels import Channels
+from hub.client.dispatcher import cancel, logger
 from hub.client.errors import ClientError, ConnectionLost
-from hub.client.requests import Outbox, Queued, Reply, Requests
-from hub.client.socket import Loss, Opened, SocketOptions, abort, closed_loss, decode, open_socket, socket_url
-from hub.client.subscription import (
-    ErrorHandler,
-    EventHandler,
-    Handlers,
-    Owner,
-    PresenceHandler,
-    SnapshotHandler,
-    SubscribedHandler,
-    Subscription,
-    Walk,
-)
-from hub.client.types import Event, Hello, Member, PresencePage, State, StateChange, User, members_of
+from hub.client.requests import Queued, Reply
+from hub.client.socket import Loss, Opened, abort, closed_loss, decode, open_socket
+from hub.client.types import Hello, StateChange, User
 from hub.protocol import CloseCode, close_reason
-
-TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str | None] | None] | None
-"""A JWT, or a function (plain or async) called before every connection attempt; None: a guest."""
 
 AUTH_CLOSE_CODES = frozenset({CloseCode.AUTH_FAILED, CloseCode.AUTH_TIMEOUT, CloseCode.TOKEN_EXPIRED})
 """Close codes after which reconnecting with the same credentials cannot help (docs/protocol.md §13)."""
 
 ABANDON_CODE = 4000  # the close code this client sends when it drops a socket itself (its handlers fell behind)
-MAX_PRESENCE_PAGES = 100  # a walk of a small room's members takes one or two pages; never loop on a bad cursor
 
 
-class Client:
+class Client(Channels):
     """An asyncio client of one hub (or of several nodes of one hub: ``url`` may list them).
 
     ::
@@ -65,137 +48,6 @@ class Client:
 
     Every time is in seconds. docs/client.md ("Python client") documents every option, method and event.
     """
-
-    def __init__(
-        self,
-        url: str | Sequence[str],
-        *,
-        token: TokenSource = None,
-        resume: str | None = None,
-        min_delay: float = 0.25,
-        max_delay: float = 10.0,
-        connect_timeout: float = 10.0,
-        heartbeat_timeout: float | None = None,
-        ping_interval: float = 5.0,
-        request_timeout: float = 10.0,
-        offline_queue: float = 5.0,
-        offline_queue_max: int = 100,
-        max_events: int = 1000,
-        max_in_flight: int = 1000,
-        max_message_bytes: int = 16 * 1024 * 1024,
-        close_timeout: float = 2.0,
-        random: Callable[[], float] = random_module.random,
-    ) -> None:
-        urls = [url] if isinstance(url, str) else list(url)
-        if not urls:
-            raise ValueError("a Client needs at least one URL")
-        self._urls = tuple(socket_url(each) for each in urls)
-        self._url_index = 0
-        for name, value in (("connect_timeout", connect_timeout), ("request_timeout", request_timeout),
-                            ("close_timeout", close_timeout)):  # fmt: skip
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if heartbeat_timeout is not None and not heartbeat_timeout > 0:
-            raise ValueError(f"heartbeat_timeout must be positive (or None), got {heartbeat_timeout}")
-        self._token = token
-        self._guest_token = resume
-        self._using_guest_token = False
-        self._backoff = Backoff(min_delay, max_delay, random)
-        self._socket_options = SocketOptions(connect_timeout, close_timeout, max_message_bytes)
-        self._heartbeat_timeout = heartbeat_timeout
-        self._ping_interval = ping_interval
-        self._request_timeout = request_timeout
-        self._requests = Requests(max_in_flight)
-        self._outbox = Outbox(offline_queue, offline_queue_max)
-        self._dispatcher = Dispatcher(max_events)
-        self._listeners: dict[str, list[Callback]] = {}
-        self._subs: dict[str, Subscription] = {}
-        self._owner = Owner(self._unsubscribe, self._presence_list_limit, self._walk_presence)
-        self._state: State = "closed"
-        self._stopped = True
-        self._ws: ClientConnection | None = None
-        self._live = False  # from the current socket's hello until it is lost: requests may be sent
-        self._hello: Hello | None = None
-        self._me: User | None = None
-        self._rtt: float | None = None
-        self._attempt = 0
-        self._runner: asyncio.Task[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._pinger: asyncio.Task[None] | None = None
-        self._ending: set[asyncio.Task[None]] = set()  # the tasks of a dropped socket, until they are gone
-        self._outgoing: asyncio.Queue[str] | None = None
-        self._open_waiters: list[asyncio.Future[None]] = []
-        self._ended = asyncio.Event()
-        self._final: StateChange | None = None
-
-    # ---- state ------------------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def me(self) -> User | None:
-        """Who this connection is (from ``hello``, updated by ``auth``); None before the first ``hello``."""
-        return self._me
-
-    @property
-    def hello(self) -> Hello | None:
-        """The current (or last) connection's ``hello``."""
-        return self._hello
-
-    @property
-    def rtt(self) -> float | None:
-        """The last round trip of a ``ping`` op to its ``pong``, in seconds."""
-        return self._rtt
-
-    @property
-    def url(self) -> str:
-        """The URL of the current connection, or of the next attempt."""
-        return self._urls[self._url_index]
-
-    @property
-    def urls(self) -> tuple[str, ...]:
-        return self._urls
-
-    @property
-    def channels(self) -> list[str]:
-        """The channels this client follows (and resubscribes after a reconnect)."""
-        return list(self._subs)
-
-    @property
-    def guest_token(self) -> str | None:
-        """The hub's resume token for this guest (``hello.resume``): pass it as ``resume=`` to a later Client to
-        come back as the same guest."""
-        return self._guest_token
-
-    def on(self, event: str, callback: Callback) -> Callable[[], None]:
-        """Listen to ``connecting``, ``open``, ``reconnecting``, ``closed`` and ``state`` (a :class:`StateChange`),
-        ``rtt`` (seconds), ``auth`` (the new :class:`User`), ``error`` (a :class:`ClientError` that answers no
-        request), ``event`` (an :class:`Event` on a channel this client does not follow) and ``revoked`` (the
-        :class:`ClientError` of a subscription the hub ended). Returns a function that removes the listener."""
-        self._listeners.setdefault(event, []).append(callback)
-        return lambda: self.off(event, callback)
-
-    def off(self, event: str, callback: Callback) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.get(event, []).remove(callback)
-
-    def _emit(self, event: str, detail: Any) -> None:
-        for callback in list(self._listeners.get(event, ())):
-            self._dispatcher.post(callback, detail)
-
-    def _set_state(self, state: State, **detail: Any) -> None:
-        prev = self._state
-        if prev == state and state != "reconnecting":
-            return
-        self._state = state
-        change = StateChange(state=state, prev=prev, **detail)
-        self._emit(state, change)
-        self._emit("state", change)
-        if state == "closed":
-            self._final = change
-            self._ended.set()
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -259,15 +111,6 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def _settle_open_waiters(self, error: ClientError | None) -> None:
-        waiters, self._open_waiters = self._open_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
 
     # ---- connecting -------------------------------------------------------------------------------------
 
@@ -424,77 +267,6 @@ class Client:
             self._on_revoked(frame)
         return True  # a newer hub's frame this client does not know: ignored
 
-    def _on_event(self, frame: dict[str, Any]) -> bool:
-        event = Event.parse(frame)
-        if event is None:
-            return True
-        sub = self._subs.get(event.channel)
-        if sub is not None:
-            return sub._on_event(event)
-        return self._dispatcher.post_event(self._emit, "event", event)
-
-    def _on_revoked(self, frame: dict[str, Any]) -> None:
-        """The hub ended a subscription (access withdrawn, the room deleted): it is over, and not sent again."""
-        channel = frame.get("ch")
-        sub = self._subs.get(channel) if isinstance(channel, str) else None
-        # A `sub` still waiting for its reply is newer than the subscription the notice ends (the hub answers a
-        # `sub` it refuses with an `err`, never with an `unsub`).
-        if sub is None or sub._awaiting_reply:
-            return
-        del self._subs[sub.channel]
-        if sub._retry is not None:
-            sub._retry.cancel()
-        code, message = frame.get("code"), frame.get("msg")
-        error = ClientError(
-            code if isinstance(code, str) else "revoked",
-            message if isinstance(message, str) else f"The hub ended the subscription to {sub.channel}.",
-            frame=frame,
-        )
-        error.channel = sub.channel
-        sub._on_ended(error)
-        self._emit("revoked", error)
-
-    # ---- frames out -------------------------------------------------------------------------------------
-
-    async def _write_forever(self, ws: ClientConnection, queue: asyncio.Queue[str]) -> None:
-        """The current socket's writer: frames go out in the order they were made."""
-        with contextlib.suppress(ConnectionClosed):  # the reader sees the close and reports it
-            while True:
-                await ws.send(await queue.get())
-
-    def _write(self, encoded: bytes) -> None:
-        if self._outgoing is not None:
-            self._outgoing.put_nowait(encoded.decode())
-
-    def _request(self, frame: dict[str, Any], timeout: float | None, settle: Callable[[Reply], None]) -> None:
-        """Send a request with a fresh id now; ``settle`` gets its reply or error, in the reader."""
-        if not self._live:
-            raise ClientError("disconnected", "Not connected to the hub.")
-        request_id = self._requests.open(timeout or self._request_timeout, settle)
-        encoded = orjson.dumps({**frame, "id": request_id})
-        limit = self._hello.limits.get("max_frame_bytes") if self._hello is not None else None
-        if limit is not None and len(encoded) > limit:
-            self._requests.discard(request_id)
-            raise ClientError("frame_too_large", f"The frame has {len(encoded)} bytes; the hub takes {limit} at most.")
-        self._write(encoded)
-
-    async def _call(self, frame: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send a request; the reply frame, or its ``err`` (or the client's own error) raised."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-
-        def settle(reply: Reply) -> None:
-            if future.done():
-                return
-            if isinstance(reply, ClientError):
-                future.set_exception(reply)
-            elif reply.get("op") == "err":
-                future.set_exception(ClientError.from_frame(reply))
-            else:
-                future.set_result(reply)
-
-        self._request(frame, timeout, settle)
-        return await future
-
     # ---- public requests --------------------------------------------------------------------------------
 
     async def publish(
@@ -543,52 +315,6 @@ class Client:
         except ClientError as error:
             item.settle(error)
 
-    async def presence(self, channel: str) -> list[Member]:
-        """Who is on a presence channel now (need not be subscribed): everyone in a room of at most
-        ``hello.limits["presence_list"]`` members, else the first page of that many (``presence_page``)."""
-        return list((await self.presence_page(channel)).members)
-
-    async def presence_page(self, channel: str, *, cursor: str | None = None, limit: int | None = None) -> PresencePage:
-        """One page of a presence channel's members, the room's count, and the next page's cursor (None after the
-        last). A member present during the whole walk is listed at least once: dedupe by ``client``."""
-        frame: dict[str, Any] = {"op": "presence", "ch": channel}
-        if cursor is not None:
-            frame["cursor"] = cursor
-        if limit is not None:
-            frame["limit"] = limit
-        data = (await self._call(frame)).get("data")
-        data = data if isinstance(data, Mapping) else {}
-        members = members_of(data.get("presence"))
-        count = data.get("count")
-        next_cursor = data.get("cursor")
-        return PresencePage(
-            tuple(members),
-            count if isinstance(count, int) and not isinstance(count, bool) else len(members),
-            next_cursor if isinstance(next_cursor, str) else None,
-        )
-
-    async def presence_count(self, channel: str) -> int:
-        """How many members a presence channel has, without the list (need not be subscribed)."""
-        data = (await self._call({"op": "presence", "ch": channel, "count_only": True})).get("data")
-        count = data.get("count") if isinstance(data, Mapping) else None
-        return count if isinstance(count, int) and not isinstance(count, bool) else 0
-
-    async def set_presence(self, channel: str, meta: Any) -> Member | None:
-        """Set this connection's presence metadata on a channel it follows (None clears it); the others see the
-        member change (``on_presence`` with ``change.type == "updated"``). Resubscribes after a reconnect carry it.
-        Before the channel's ``sub`` reply, or while disconnected, it only rides the next ``sub`` (returns None);
-        refused metadata raises the hub's error (``invalid`` with ``details``, ``rate_limited``, ``bad_request``
-        where the channel takes none). Returns the member as the room now lists it."""
-        sub = self._subs.get(channel)
-        if sub is None:
-            raise ClientError("not_subscribed", f"This client does not follow {channel}; subscribe first.")
-        sub.meta = meta
-        if not self._live or not sub._sent or sub._awaiting_reply:
-            return None
-        reply = await self._call({"op": "presence_set", "ch": channel, "meta": meta})
-        data = reply.get("data")
-        return Member.parse(data.get("member")) if isinstance(data, Mapping) else None
-
     async def ping(self) -> float:
         """Measure the round trip now (seconds); updates ``rtt`` and fires ``rtt``. Done every ``ping_interval``."""
         loop = asyncio.get_running_loop()
@@ -616,106 +342,3 @@ class Client:
             if self._ping_interval <= 0:
                 return
             await asyncio.sleep(self._ping_interval)
-
-    # ---- subscriptions ----------------------------------------------------------------------------------
-
-    def subscribe(
-        self,
-        channel: str,
-        *,
-        events: Mapping[str, EventHandler] | None = None,
-        on_event: EventHandler | None = None,
-        on_subscribed: SubscribedHandler | None = None,
-        on_snapshot: SnapshotHandler | None = None,
-        on_presence: PresenceHandler | None = None,
-        on_error: ErrorHandler | None = None,
-        since: tuple[str, int] | None = None,
-        meta: Any = None,
-    ) -> Subscription:
-        """Follow a channel: the ``sub`` is sent now if open, else when the connection opens, and again after every
-        reconnect with ``since`` (the epoch and the last offset seen), so a recoverable channel delivers exactly
-        the missed events, or says it could not (``info.reset``) and hands ``on_snapshot`` a fresh snapshot.
-        ``since``: resume from a position known from before (``(epoch, offset)``). ``meta``: this connection's
-        presence metadata on the channel (channels whose plugin declares a metadata model), sent with the ``sub``
-        and every resubscribe; change it with :meth:`set_presence`.
-
-        One subscription per channel per client: raises ``already_subscribed`` while one exists.
-        """
-        if channel in self._subs:
-            raise ClientError("already_subscribed", f"This client already follows {channel}; unsubscribe first.")
-        handlers = Handlers(dict(events or {}), on_event, on_subscribed, on_snapshot, on_presence, on_error)
-        sub = Subscription(channel, handlers, self._dispatcher, self._owner, since, meta)
-        self._subs[channel] = sub
-        if self._live:
-            self._send_sub(sub)
-        return sub
-
-    def _send_sub(self, sub: Subscription) -> None:
-        frame: dict[str, Any] = {"op": "sub", "ch": sub.channel}
-        if sub.meta is not None:
-            frame["meta"] = sub.meta
-        since = sub._since()
-        if since is not None:
-            frame["since"] = since
-        sub._sent = True
-        sub._awaiting_reply = True
-
-        def settle(reply: Reply) -> None:
-            if self._subs.get(sub.channel) is not sub:
-                return
-            if isinstance(reply, ConnectionLost):
-                sub._awaiting_reply = False  # sent again on the next connection
-                return
-            if isinstance(reply, ClientError) or reply.get("op") == "err":
-                error = reply if isinstance(reply, ClientError) else ClientError.from_frame(reply)
-                error.channel = sub.channel
-                if sub._on_refused(error):
-                    del self._subs[sub.channel]
-                else:
-                    delay = self._backoff.retry_delay(sub._failures)
-                    sub._retry = asyncio.get_running_loop().call_later(delay, self._retry_sub, sub)
-                return
-            data = reply.get("data")
-            sub._on_reply(data if isinstance(data, Mapping) else {})
-
-        try:
-            self._request(frame, None, settle)
-        except ClientError as error:  # too_many_requests: retried like a refusal
-            settle(error)
-
-    def _retry_sub(self, sub: Subscription) -> None:
-        if self._subs.get(sub.channel) is sub and self._live and not sub._sent:
-            self._send_sub(sub)
-
-    async def _unsubscribe(self, sub: Subscription) -> None:
-        sub._stop()
-        if self._subs.get(sub.channel) is not sub:
-            return
-        del self._subs[sub.channel]
-        if not sub._sent or not self._live:
-            return
-        try:
-            await self._call({"op": "unsub", "ch": sub.channel})
-        except ClientError as error:
-            # not_subscribed: the sub was refused or ended meanwhile; disconnected: the hub forgot us anyway
-            if error.code not in ("not_subscribed", "disconnected"):
-                raise
-
-    def _presence_list_limit(self) -> float:
-        """The room size up to which the hub lists every member and announces joins one by one."""
-        limit = self._hello.limits.get("presence_list") if self._hello is not None else None
-        return limit if limit is not None and limit > 0 else float("inf")  # a hub without it lists everyone
-
-    async def _walk_presence(self, channel: str) -> Walk:
-        limit = self._presence_list_limit()
-        members: dict[str, Member] = {}
-        cursor: str | None = None
-        for _ in range(MAX_PRESENCE_PAGES):
-            page = await self.presence_page(channel, cursor=cursor)
-            members.update((member.client, member) for member in page.members)
-            if page.count > limit:
-                return Walk(members, page.count, whole=False)
-            cursor = page.cursor
-            if cursor is None:
-                return Walk(members, page.count, whole=True)
-        return Walk(members, len(members), whole=False)
