@@ -1,5 +1,6 @@
 """The hub's log output on stderr: uvicorn's text format, or one JSON object per line (``HUB_LOG_FORMAT=json``) for
-uvicorn's loggers and the hub's alike; and the redaction of query strings and bearer tokens both go through."""
+uvicorn's loggers and the hub's alike; and the redaction of query strings and bearer tokens both go through; and the
+limit on the warnings a client can make uvicorn log."""
 
 from __future__ import annotations
 
@@ -69,3 +70,71 @@ def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any] | None:
         config["formatters"][name] = {"()": "hub.logging_config.JsonFormatter"}
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # every line on one stream, like the hub's
     return config
+
+
+class RedactQueryFilter(logging.Filter):
+    """uvicorn logs '"WebSocket /ws?token=..." [accepted]', and at debug level the websockets library logs
+    every handshake header; strip query strings and bearer tokens from every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: redact(v) if isinstance(v, str) else v for key, v in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+class ClientWarningLimit(logging.Filter):
+    """uvicorn logs one warning per malformed request ("Invalid HTTP request received.", "Unsupported upgrade
+    request."), so any client could flood the log with them. At most one of each per ``interval`` seconds goes
+    through; the next one that does says how many were left out."""
+
+    MESSAGES = ("Invalid HTTP request received.", "Unsupported upgrade request.")
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}  # message -> when one last went through
+        self._dropped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if message not in self.MESSAGES:
+            return True
+        now = time.monotonic()
+        last = self._last.get(message)
+        if last is not None and now - last < self.interval:
+            self._dropped[message] = self._dropped.get(message, 0) + 1
+            return False
+        self._last[message] = now
+        dropped = self._dropped.pop(message, 0)
+        if dropped:
+            record.msg = f"{message} ({dropped} more left out of the log since the last one)"
+        return True
+
+
+def configure_hub_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Send the hub's own loggers (hub, hub.access, ...) to stderr in uvicorn's format, or as JSON lines."""
+    logger = logging.getLogger("hub")
+    handler = next((handler for handler in logger.handlers if getattr(handler, "_hub", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler._hub = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    handler.setFormatter(formatter(log_format, "%(levelprefix)s %(name)s: %(message)s"))
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def install_log_redaction() -> None:
+    """On the loggers (records they create) and on their handlers (records their children pass up)."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "hub"):
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, RedactQueryFilter) for f in target.filters):
+                target.addFilter(RedactQueryFilter())
+    errors = logging.getLogger("uvicorn.error")  # where uvicorn's protocols log a client's malformed request
+    if not any(isinstance(f, ClientWarningLimit) for f in errors.filters):
+        errors.addFilter(ClientWarningLimit())

@@ -43,9 +43,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Origin, Subprotocol
 
 from hub.auth import Authenticator
+from hub.logging_config import install_log_redaction
 from hub.plugin_catalog import PluginCatalog
 from hub.protocol import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
-from hub.server import install_log_redaction, uvicorn_config
+from hub.server import uvicorn_config
 from hub.settings import HubSettings
 
 T = TypeVar("T")
