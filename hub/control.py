@@ -35,10 +35,10 @@ import os
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hub import operations
 from hub.api_models import (
@@ -55,6 +55,16 @@ from hub.api_models import (
     PublishResult,
     Reply,
 )
+from hub.control_messages import (
+    ASK,
+    AskChannels,
+    AskClients,
+    AskDisconnect,
+    AskNode,
+    ChannelCounts,
+    Clients,
+    Closed,
+)
 from hub.errors import HubError
 from hub.protocol import CloseCode, ErrorCode, PubRequest, close_reason
 from hub.types import JSON, Identity
@@ -69,52 +79,6 @@ _M = TypeVar("_M", bound=BaseModel)
 DISCONNECT_CODE = int(CloseCode.DISCONNECTED)
 MAX_PAGE = 1000  # the most channels, clients, members or events one call returns
 MAX_REPLIES = 100  # events a handler sends its API caller with ctx.reply, kept for the answer
-
-
-# ---- what nodes ask each other ------------------------------------------------------------------------
-
-
-class _AskNode(BaseModel):
-    op: Literal["node"] = "node"
-
-
-class _AskChannels(BaseModel):
-    op: Literal["channels"] = "channels"
-    prefix: str
-    after: str | None
-    limit: int
-
-
-class _AskClients(BaseModel):
-    op: Literal["clients"] = "clients"
-    user: str | None
-    limit: int
-
-
-class _AskDisconnect(BaseModel):
-    op: Literal["disconnect"] = "disconnect"
-    user: str | None
-    client: str | None
-    code: int
-    reason: str
-
-
-_Ask = Annotated[_AskNode | _AskChannels | _AskClients | _AskDisconnect, Field(discriminator="op")]
-_ASK: TypeAdapter[_AskNode | _AskChannels | _AskClients | _AskDisconnect] = TypeAdapter(_Ask)
-
-
-class _ChannelCounts(BaseModel):
-    channels: list[tuple[str, int]]
-    more: bool
-
-
-class _Clients(BaseModel):
-    clients: list[ClientInfo]
-    total: int
-
-
-class _Closed(BaseModel):
-    closed: int
 
 
 # ---- the API caller of a publish -----------------------------------------------------------------------
@@ -173,7 +137,7 @@ class Control:
 
     async def nodes(self) -> list[NodeInfo]:
         records = await self._node.broker.nodes.live()
-        survey = await self._node.broker.nodes.survey(_ASK.dump_json(_AskNode()), self._timeout)
+        survey = await self._node.broker.nodes.survey(ASK.dump_json(AskNode()), self._timeout)
         found: dict[str, NodeInfo] = {}
         for node_id, answer in survey.answers.items():
             info = self._parse(NodeInfo, node_id, answer)
@@ -190,13 +154,13 @@ class Control:
 
     async def channels(self, prefix: str = "", limit: int = 100, cursor: str | None = None) -> ChannelPage:
         limit = _bounded(limit)
-        ask = _AskChannels(prefix=prefix, after=cursor, limit=limit)
-        survey = await self._node.broker.nodes.survey(_ASK.dump_json(ask), self._timeout)
+        ask = AskChannels(prefix=prefix, after=cursor, limit=limit)
+        survey = await self._node.broker.nodes.survey(ASK.dump_json(ask), self._timeout)
         totals: dict[str, list[int]] = {}
         more = False
         missing = list(survey.missing)
         for node_id, answer in survey.answers.items():
-            counts = self._parse(_ChannelCounts, node_id, answer)
+            counts = self._parse(ChannelCounts, node_id, answer)
             if counts is None:
                 missing.append(node_id)
                 continue
@@ -217,14 +181,12 @@ class Control:
 
     async def clients(self, limit: int = 100, user: str | None = None) -> ClientPage:
         limit = _bounded(limit)
-        survey = await self._node.broker.nodes.survey(
-            _ASK.dump_json(_AskClients(user=user, limit=limit)), self._timeout
-        )
+        survey = await self._node.broker.nodes.survey(ASK.dump_json(AskClients(user=user, limit=limit)), self._timeout)
         found: list[ClientInfo] = []
         total = 0
         missing = list(survey.missing)
         for node_id, answer in survey.answers.items():
-            clients = self._parse(_Clients, node_id, answer)
+            clients = self._parse(Clients, node_id, answer)
             if clients is None:
                 missing.append(node_id)
                 continue
@@ -247,12 +209,12 @@ class Control:
             raise HubError(ErrorCode.BAD_REQUEST, "Name a user or a client to disconnect.")
         if not 4000 <= code <= 4999:
             raise HubError(ErrorCode.BAD_REQUEST, f"A close code is 4000-4999, not {code}.")
-        ask = _AskDisconnect(user=user, client=client, code=code, reason=close_reason(reason))
-        survey = await self._node.broker.nodes.survey(_ASK.dump_json(ask), self._timeout)
+        ask = AskDisconnect(user=user, client=client, code=code, reason=close_reason(reason))
+        survey = await self._node.broker.nodes.survey(ASK.dump_json(ask), self._timeout)
         closed = 0
         missing = list(survey.missing)
         for node_id, answer in survey.answers.items():
-            result = self._parse(_Closed, node_id, answer)
+            result = self._parse(Closed, node_id, answer)
             if result is None:
                 missing.append(node_id)
             else:
@@ -342,27 +304,27 @@ class Control:
         return self._this_node().model_dump_json().encode()
 
     async def _answer(self, request: bytes) -> bytes:
-        ask = _ASK.validate_json(request)
-        if isinstance(ask, _AskNode):
+        ask = ASK.validate_json(request)
+        if isinstance(ask, AskNode):
             return self._describe()
-        if isinstance(ask, _AskChannels):
+        if isinstance(ask, AskChannels):
             return self._local_channels(ask).model_dump_json().encode()
-        if isinstance(ask, _AskClients):
+        if isinstance(ask, AskClients):
             return self._local_clients(ask).model_dump_json().encode()
-        return _Closed(closed=self._close_local(ask)).model_dump_json().encode()
+        return Closed(closed=self._close_local(ask)).model_dump_json().encode()
 
-    def _local_channels(self, ask: _AskChannels) -> _ChannelCounts:
+    def _local_channels(self, ask: AskChannels) -> ChannelCounts:
         counts: dict[str, int] = {}
         for session in self._node.sessions.values():
             for channel in session.subscriptions:
                 if channel.startswith(ask.prefix) and (ask.after is None or channel > ask.after):
                     counts[channel] = counts.get(channel, 0) + 1
         names = sorted(counts)
-        return _ChannelCounts(
+        return ChannelCounts(
             channels=[(name, counts[name]) for name in names[: ask.limit]], more=len(names) > ask.limit
         )
 
-    def _local_clients(self, ask: _AskClients) -> _Clients:
+    def _local_clients(self, ask: AskClients) -> Clients:
         matching = [
             session
             for session in self._node.sessions.values()
@@ -384,9 +346,9 @@ class Control:
                     address=session.address,
                 )
             )
-        return _Clients(clients=clients, total=len(matching))
+        return Clients(clients=clients, total=len(matching))
 
-    def _close_local(self, ask: _AskDisconnect) -> int:
+    def _close_local(self, ask: AskDisconnect) -> int:
         closed = 0
         for session in tuple(self._node.sessions.values()):
             if ask.client is not None and session.client_id != ask.client:
