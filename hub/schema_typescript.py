@@ -14,11 +14,11 @@ because pydantic emits a small, known part of JSON Schema. Each part of it maps 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hub.schema import WIRE_INT_MAX, WIRE_INT_MIN
+from hub.typescript_text import comment, grouped, identifier, key, literal, pascal, table, union
 
 Schema = Mapping[str, Any] | bool
 
@@ -30,8 +30,6 @@ RESERVED = frozenset(
     }
 )
 TOP_LEVEL_RESERVED = frozenset({"HubChannels"})
-IDENTIFIER_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-SIMPLE_TYPE_RE = re.compile(r"[\w.$]+(\[\])*|\"(?:[^\"\\]|\\.)*\"")
 # What only the hub can check, named in the field's comment as JSON Schema names it (the wire's own integer range,
 # which every integer field has, is left unsaid).
 CHECKS = [
@@ -66,11 +64,11 @@ def typescript_declarations(document: Mapping[str, Any]) -> str:
     names = _Names(TOP_LEVEL_RESERVED)
     entries: list[str] = []
     for namespace, channel in sorted(document["channels"].items()):
-        ident = names.claim(_pascal(namespace), key=namespace)
+        ident = names.claim(pascal(namespace), key=namespace)
         out += _Namespace(namespace, ident, channel).render()
         out.append("")
         parts = (f"{part}: {ident}.{part.title()}" for part in ("messages", "events", "snapshot"))
-        entries.append(f"  {_key(namespace)}: {{ {'; '.join(parts)} }};")
+        entries.append(f"  {key(namespace)}: {{ {'; '.join(parts)} }};")
     out += [
         "/** Every channel family, by namespace: the type argument of `connect<HubChannels>()`. */",
         "export interface HubChannels {",
@@ -126,11 +124,11 @@ class _Namespace:
             about[0] += f" ({', '.join(traits)})"
         if channel.get("description"):
             about.append(str(channel["description"]))
-        lines = [*_comment(about, ""), f"export namespace {self.ident} {{"]
+        lines = [*comment(about, ""), f"export namespace {self.ident} {{"]
         for declaration in self.declarations:
             lines += ["  " + line if line else "" for line in declaration.splitlines()] + [""]
-        lines += _table("Messages", "The inbound message types (`publish`) and their data.", messages)
-        lines += _table("Events", "The event types (`subscribe` handlers) and their data.", events)
+        lines += table("Messages", "The inbound message types (`publish`) and their data.", messages)
+        lines += table("Events", "The event types (`subscribe` handlers) and their data.", events)
         lines += [
             "  /** The `sub` reply's snapshot (`onSnapshot`); never when the channel has none. */",
             f"  export type Snapshot = {snapshot_type};",
@@ -168,12 +166,12 @@ class _Translator:
 
     def declare(self, schema: Mapping[str, Any], title: str, key: str) -> str:
         def render(name: str) -> str:
-            head = _comment([schema.get("description", "")], "")
+            head = comment([schema.get("description", "")], "")
             if _is_declarable(schema) and _is_object(schema):
                 return "\n".join([*head, f"export interface {name} {self.object_body(schema, '')}"])
             return "\n".join([*head, f"export type {name} = {self.render(schema, '')};"])
 
-        return self.space.declare(_identifier(title), key, render)
+        return self.space.declare(identifier(title), key, render)
 
     def ref(self, ref: str) -> str:
         prefix = "#/$defs/"
@@ -191,17 +189,17 @@ class _Translator:
         if "$ref" in schema:
             return self.ref(str(schema["$ref"]))
         if "const" in schema:
-            return _literal(schema["const"])
+            return literal(schema["const"])
         if "enum" in schema:
-            return _union(_literal(value) for value in schema["enum"])
+            return union(literal(value) for value in schema["enum"])
         for combinator in ("anyOf", "oneOf"):
             if combinator in schema:
-                return _union(self.render(part, indent) for part in schema[combinator])
+                return union(self.render(part, indent) for part in schema[combinator])
         if "allOf" in schema:
-            return " & ".join(_grouped(self.render(part, indent)) for part in schema["allOf"]) or "unknown"
+            return " & ".join(grouped(self.render(part, indent)) for part in schema["allOf"]) or "unknown"
         kind = schema.get("type")
         if isinstance(kind, list):
-            return _union(self.render({**schema, "type": one}, indent) for one in kind)
+            return union(self.render({**schema, "type": one}, indent) for one in kind)
         if kind == "string":
             return "string"
         if kind in ("number", "integer"):
@@ -220,12 +218,12 @@ class _Translator:
         items = schema.get("items", True)
         prefix = schema.get("prefixItems")
         if not prefix:
-            return f"{_grouped(self.render(items, indent))}[]"
+            return f"{grouped(self.render(items, indent))}[]"
         at_least = int(schema.get("minItems", 0))
         at_most = schema.get("maxItems")
         elements = [self.render(part, indent) + ("" if i < at_least else "?") for i, part in enumerate(prefix)]
         if items is not False and (at_most is None or at_most > len(prefix)):
-            elements.append(f"...{_grouped(self.render(items, indent))}[]")
+            elements.append(f"...{grouped(self.render(items, indent))}[]")
         return f"[{', '.join(elements)}]"
 
     def object_body(self, schema: Mapping[str, Any], indent: str) -> str:
@@ -238,18 +236,18 @@ class _Translator:
             optional = name not in required
             rendered = self.render(prop, inner)
             value_types.append(rendered + (" | undefined" if optional else ""))
-            lines += _comment(_property_notes(prop), inner)
-            lines.append(f"{inner}{_key(name)}{'?' if optional else ''}: {rendered};")
+            lines += comment(_property_notes(prop), inner)
+            lines.append(f"{inner}{key(name)}{'?' if optional else ''}: {rendered};")
         extra = self.extra_values(schema, inner)
         if extra is None and not properties:
             extra = "never"  # a model without fields: `{}` alone would take any object
         if extra is not None:
             names = schema.get("propertyNames")
             if isinstance(names, Mapping) and "enum" in names and not properties:
-                keys = _union(_literal(k) for k in names["enum"])
+                keys = union(literal(k) for k in names["enum"])
                 lines.append(f"{inner}[key in {keys}]?: {extra};")
             else:
-                lines.append(f"{inner}[key: string]: {_union([extra, *value_types]) if value_types else extra};")
+                lines.append(f"{inner}[key: string]: {union([extra, *value_types]) if value_types else extra};")
         if not lines:
             return "{}"
         return "{\n" + "\n".join(lines) + f"\n{indent}}}"
@@ -263,7 +261,7 @@ class _Translator:
             parts.append(self.render(extra, indent))
         elif extra is True or (extra is None and "properties" not in schema and not patterns):
             parts.append("unknown")  # a free-form object (``dict``)
-        return _union(parts) if parts else None
+        return union(parts) if parts else None
 
 
 def _is_object(schema: Mapping[str, Any]) -> bool:
@@ -332,75 +330,3 @@ def _checks(schema: Mapping[str, Any]) -> list[str]:
         shown = f"/{value}/" if keyword == "pattern" else value
         found.append(keyword if value is True else f"{keyword} {shown}")
     return found
-
-
-def _comment(paragraphs: Iterable[str], indent: str) -> list[str]:
-    text = "\n".join(p.replace("``", "`").replace("*/", "*\\/").strip() for p in paragraphs if p and p.strip())
-    if not text:
-        return []
-    lines = text.splitlines()
-    if len(lines) == 1:
-        return [f"{indent}/** {lines[0]} */"]
-    return [f"{indent}/**", *(f"{indent} * {line}".rstrip() for line in lines), f"{indent} */"]
-
-
-def _table(name: str, about: str, rows: list[tuple[str, str]]) -> list[str]:
-    if not rows:
-        return [f"  /** {about} None. */", f"  export interface {name} {{}}", ""]
-    lines = [f"  /** {about} */", f"  export interface {name} {{"]
-    lines += [f"    {_key(message_type)}: {type_};" for message_type, type_ in rows]
-    return [*lines, "  }", ""]
-
-
-def _union(types: Iterable[str]) -> str:
-    unique = list(dict.fromkeys(types))
-    if "unknown" in unique:
-        return "unknown"
-    return " | ".join(unique) or "never"
-
-
-def _grouped(type_: str) -> str:
-    """A type to put before ``[]`` or beside ``&``: parenthesized unless it is one name, literal, object or tuple."""
-    return type_ if SIMPLE_TYPE_RE.fullmatch(type_) or _is_bracketed(type_) else f"({type_})"
-
-
-def _is_bracketed(type_: str) -> bool:
-    """``{...}`` or ``[...]`` whose first bracket closes at the very end (so not ``{a: 1} | {b: 2}``)."""
-    if not type_ or type_[0] not in "{[":
-        return False
-    depth, quoted, escaped = 0, False, False
-    for i, char in enumerate(type_):
-        if quoted:
-            quoted, escaped = (char != '"' or escaped), (char == "\\" and not escaped)
-        elif char == '"':
-            quoted = True
-        elif char in "{[(":
-            depth += 1
-        elif char in "}])":
-            depth -= 1
-            if depth == 0:
-                return i == len(type_) - 1
-    return False
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{ " + " ".join(f"{_key(str(k))}: {_literal(v)};" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _key(name: str) -> str:
-    return name if IDENTIFIER_RE.fullmatch(name) else json.dumps(name, ensure_ascii=False)
-
-
-def _identifier(title: str) -> str:
-    """A declaration name from a model's title: ``SendMessage`` stays, ``Scale X`` becomes ``ScaleX``."""
-    words = re.findall(r"[A-Za-z0-9_$]+", title)
-    name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
-    return name if not name[0].isdigit() else f"_{name}"
-
-
-def _pascal(namespace: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in namespace.split("_") if part) or "Channel"
